@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every quality gate and every test: ruff, mypy --strict, import-linter layer contracts, pytest
+# (tests/netns needs root and creates its own network namespaces; CI runs it as root).
+# Extra arguments go to pytest.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/bootstrap.sh" --dev
+cd "$root"
+bin=.venv/bin
+echo "== ruff"; "$bin/ruff" check src tests tools benchmarks; "$bin/ruff" format --check src tests tools benchmarks
+echo "== mypy --strict"; "$bin/mypy" src
+echo "== import-linter"; "$bin/lint-imports"
+echo "== pytest"; "$bin/pytest" "$@"

@@ -1,0 +1,1 @@
+"""The ``vpccni`` command: argument parsing, rendering and error reporting around the core."""

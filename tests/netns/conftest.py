@@ -1,0 +1,52 @@
+"""Fixtures for tests that need root and real network namespaces.
+
+These tests only create namespaces and links of their own (names start with ``vt-``), never touch
+the root namespace's routes, rules, iptables or sysctls, and remove everything they create. In CI
+(``CI=true``) missing root or a missing ``ip`` command fails loudly; elsewhere such tests skip.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+
+import pytest
+
+_counter = itertools.count()
+
+
+def _require(condition: bool, reason: str) -> None:
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the netns tests, but {reason}")
+    pytest.skip(reason)
+
+
+def ip(*args: str) -> str:
+    """Run `ip ARGS`, raising with its stderr on failure."""
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"ip {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@pytest.fixture
+def netns_factory() -> Iterator[Callable[[], str]]:
+    """Create uniquely named network namespaces; all are deleted afterwards."""
+    _require(os.geteuid() == 0, "they need root")
+    _require(shutil.which("ip") is not None, "the 'ip' command (iproute2) is missing")
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"vt-{os.getpid()}-{next(_counter)}"
+        ip("netns", "add", name)
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
