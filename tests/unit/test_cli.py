@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,64 @@ def test_installed_command_never_prints_a_traceback() -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_explain_reads_a_file_and_prints_the_decision(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    snapshot = tmp_path / "pool.json"
+    snapshot.write_text(
+        json.dumps(
+            {
+                "limits": {"instance_type": "m5.large"},
+                "enis": [{"id": "eni-1", "primary": True, "ips": 9, "assigned": 1}],
+            }
+        )
+    )
+    code, out, _ = run(capsys, "explain", str(snapshot))
+    assert code == 0
+    body = json.loads(out)
+    assert (body["total"], body["assigned"], body["available"], body["max_pods"]) == (9, 1, 8, 29)
+    assert body["actions"][0]["action"] == "create-eni"
+
+
+def test_explain_reads_stdin() -> None:
+    bin_dir = sys.executable.rsplit("/", 1)[0]
+    done = subprocess.run(
+        [f"{bin_dir}/vpccni", "explain", "-"],
+        input='{"mode": "prefix", "limits": {"max_enis": 2, "ipv4_per_eni": 4}, "enis": []}',
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["actions"][0] == {
+        "action": "create-eni",
+        "eni": None,
+        "count": 1,
+        "reason": "pool too low and no ENI has a free slot: create an ENI with 1 prefixes",
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "snapshot is not valid JSON"),
+        ('{"limits": {"instance_type": "m5.larg"}}', "did you mean m5.large"),
+        ('{"limits": {"max_enis": 0, "ipv4_per_eni": 4}}', "limits.max_enis"),
+    ],
+)
+def test_explain_bad_snapshot_exits_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: str, message: str
+) -> None:
+    snapshot = tmp_path / "bad.json"
+    snapshot.write_text(content)
+    code, out, err = run(capsys, "explain", str(snapshot))
+    assert (code, out) == (2, "")
+    assert message in err
+
+
+def test_explain_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "explain", str(tmp_path / "nope.json"))
+    assert code == 2
+    assert "cannot read snapshot" in err

@@ -1,0 +1,295 @@
+"""Warm-pool arithmetic, exactly as upstream ipamd computes it.
+
+Works on read-only views of the pool (:class:`EniView`, :class:`CidrView`) so that the same code
+judges the live datastore, an ``explain`` snapshot and the simulator. Notation as in upstream:
+``T`` total, ``A`` assigned, ``C`` cooling, ``F = T - A`` available (cooling addresses count as
+available), ``W``/``M``/``E``/``WP`` the WARM_IP / MINIMUM_IP / WARM_ENI / WARM_PREFIX targets,
+``N`` addresses per ENI (``NP`` prefixes per ENI in prefix mode, ``N = NP * 16``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from vpccni.core.config import IpamConfig
+from vpccni.core.model import ADDRESSES_PER_PREFIX, EniInfo, Mode
+
+MIN_ENI_LIFETIME_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class NodeLimits:
+    """What the instance allows: ENIs (default card), IPv4 per ENI incl. primary, max pods."""
+
+    max_enis: int
+    ipv4_per_eni: int
+    max_pods: int
+    trunking: bool = True
+
+    def eni_cap(self, config: IpamConfig) -> int:
+        """``min(MAX_ENI, instance limit)``."""
+        if config.max_eni is None:
+            return self.max_enis
+        return min(config.max_eni, self.max_enis)
+
+    @property
+    def slots_per_eni(self) -> int:
+        """CIDRs an ENI can hold beside its primary address: N in SIP, NP in prefix mode."""
+        return self.ipv4_per_eni - 1
+
+    def addresses_per_eni(self, mode: Mode) -> int:
+        """N: pod addresses a full ENI provides."""
+        if mode.uses_prefixes:
+            return self.slots_per_eni * ADDRESSES_PER_PREFIX
+        return self.slots_per_eni
+
+
+@dataclass(frozen=True)
+class CidrView:
+    """One /32 or /28 on an ENI, with how many of its addresses are assigned or cooling."""
+
+    cidr: str
+    prefix: bool
+    assigned: int = 0
+    cooling: int = 0
+
+    @property
+    def size(self) -> int:
+        return ADDRESSES_PER_PREFIX if self.prefix else 1
+
+
+@dataclass(frozen=True)
+class EniView:
+    """An ENI and its CIDRs as the decision logic sees them."""
+
+    info: EniInfo
+    cidrs: tuple[CidrView, ...] = ()
+
+    @property
+    def eni_id(self) -> str:
+        return self.info.eni_id
+
+    @property
+    def assigned(self) -> int:
+        return sum(cidr.assigned for cidr in self.cidrs)
+
+    @property
+    def cooling(self) -> int:
+        return sum(cidr.cooling for cidr in self.cidrs)
+
+    def active(self, mode: Mode) -> list[CidrView]:
+        """CIDRs of the kind the mode hands out."""
+        return [cidr for cidr in self.cidrs if cidr.prefix == mode.uses_prefixes]
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """Upstream's ``GetIPStats`` plus the prefix counters."""
+
+    total: int
+    assigned: int
+    cooldown: int
+    total_prefixes: int
+    free_prefixes: int
+
+    @property
+    def available(self) -> int:
+        return self.total - self.assigned
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """How far the pool is from the warm IP targets (prefixes in prefix mode)."""
+
+    short: int
+    over: int
+    defined: bool
+
+
+def pool_stats(enis: Iterable[EniView], mode: Mode) -> PoolStats:
+    """Totals over non-excluded ENIs and active-kind CIDRs; prefix counters over all ENIs."""
+    total = assigned = cooling = prefixes = free_prefixes = 0
+    for eni in enis:
+        for cidr in eni.cidrs:
+            if cidr.prefix:
+                prefixes += 1
+                free_prefixes += cidr.assigned == 0
+        if eni.info.excluded:
+            continue
+        for cidr in eni.active(mode):
+            total += cidr.size
+            assigned += cidr.assigned
+            cooling += cidr.cooling
+    return PoolStats(total, assigned, cooling, prefixes, free_prefixes)
+
+
+def target_state(stats: PoolStats, config: IpamConfig) -> TargetState:
+    """Upstream's ``datastoreTargetState``: short and over for W and M."""
+    if not config.warm_ip_targets_defined:
+        return TargetState(0, 0, False)
+    warm, minimum = config.warm_ip_target, config.minimum_ip_target
+    free, total = stats.available, stats.total
+    short = max(warm - free, 0, minimum - total)
+    over = max(min(max(free - warm, 0), total - minimum), 0)
+    if not config.prefix_delegation:
+        return TargetState(short, over, True)
+    short_prefixes = math.ceil(short / ADDRESSES_PER_PREFIX)
+    need_warm = math.ceil((stats.assigned + warm) / ADDRESSES_PER_PREFIX)
+    need_minimum = math.ceil(minimum / ADDRESSES_PER_PREFIX)
+    prefixes = stats.total_prefixes
+    over_prefixes = max(min(stats.free_prefixes, prefixes - need_warm, prefixes - need_minimum), 0)
+    return TargetState(short_prefixes, over_prefixes, True)
+
+
+def prefixes_needed(stats: PoolStats, config: IpamConfig) -> int:
+    """Upstream's ``getPrefixesNeeded``: at least one prefix per increase."""
+    targets = target_state(stats, config)
+    if targets.defined:
+        return max(1, targets.short)
+    return max(1, config.warm_prefix_target - stats.free_prefixes)
+
+
+def pool_too_low(stats: PoolStats, config: IpamConfig, limits: NodeLimits) -> tuple[bool, str]:
+    """Upstream's ``isDatastorePoolTooLow``, with the reason in words."""
+    if stats.total >= limits.max_pods:
+        return False, f"total {stats.total} >= max pods {limits.max_pods}: no growth"
+    targets = target_state(stats, config)
+    unit = "prefixes" if config.prefix_delegation else "IPs"
+    if targets.defined:
+        low = targets.short > 0
+        return low, (
+            f"warm IP targets (WARM_IP_TARGET={config.warm_ip_target}, MINIMUM_IP_TARGET="
+            f"{config.minimum_ip_target}): short {targets.short} {unit}"
+        )
+    free = stats.available
+    if config.prefix_delegation:
+        wanted = config.warm_prefix_target * ADDRESSES_PER_PREFIX
+        low = free < wanted or (config.warm_prefix_target == 0 and free == 0)
+        return low, f"WARM_PREFIX_TARGET={config.warm_prefix_target}: {free} free, want {wanted}"
+    wanted = config.warm_eni_target * limits.addresses_per_eni(config.mode)
+    low = free < wanted or (config.warm_eni_target == 0 and free == 0)
+    return low, f"WARM_ENI_TARGET={config.warm_eni_target}: {free} free, want {wanted}"
+
+
+def pool_too_high(stats: PoolStats, config: IpamConfig) -> tuple[bool, str]:
+    """Upstream's ``isDatastorePoolTooHigh``."""
+    targets = target_state(stats, config)
+    if targets.defined:
+        unit = "prefixes" if config.prefix_delegation else "IPs"
+        return targets.over > 0, f"over the warm IP targets by {targets.over} {unit}"
+    if config.prefix_delegation:
+        return stats.free_prefixes > config.warm_prefix_target, (
+            f"{stats.free_prefixes} free prefixes, WARM_PREFIX_TARGET={config.warm_prefix_target}"
+        )
+    return False, "WARM_ENI_TARGET alone never releases single IPs, only whole ENIs"
+
+
+def release_count(stats: PoolStats, config: IpamConfig) -> int:
+    """How many CIDRs a decrease gives back (IPs, or prefixes in prefix mode)."""
+    targets = target_state(stats, config)
+    if targets.defined:
+        return targets.over
+    if config.prefix_delegation:
+        return max(stats.free_prefixes - config.warm_prefix_target, 0)
+    return 0
+
+
+def should_remove_extra_enis(
+    stats: PoolStats, config: IpamConfig, limits: NodeLimits, enis: Sequence[EniView]
+) -> bool:
+    """Upstream's ``shouldRemoveExtraENIs`` gate before looking for a deletable ENI."""
+    if config.warm_ip_targets_defined:
+        return True
+    per_eni = limits.addresses_per_eni(config.mode)
+    if config.prefix_delegation:
+        return stats.available >= (config.warm_prefix_target + 1) * per_eni or any(
+            not eni.info.primary and not eni.info.trunk and not eni.info.efa and eni.assigned == 0
+            for eni in enis
+        )
+    return stats.available >= (config.warm_eni_target + 1) * per_eni
+
+
+def deletable_eni(
+    enis: Sequence[EniView], config: IpamConfig, now: float
+) -> tuple[EniView | None, str]:
+    """Upstream's ``getDeletableENI`` rules; the newest (highest device index) qualifying ENI."""
+    for eni in sorted(enis, key=lambda e: (-e.info.device_index, e.eni_id)):
+        if _deletion_blocker(eni, enis, config, now) is None:
+            return eni, f"{eni.eni_id} has no assigned or cooling address and the rest suffices"
+    return None, "no ENI can be freed"
+
+
+def _deletion_blocker(
+    eni: EniView, enis: Sequence[EniView], config: IpamConfig, now: float
+) -> str | None:
+    """The first rule that keeps ``eni`` (upstream's rules 1-9), or None if it may go."""
+    info = eni.info
+    own_rules = (
+        (info.primary, "primary"),
+        (now - info.created_at < MIN_ENI_LIFETIME_SECONDS, "younger than 60 s"),
+        (eni.cooling > 0, "has cooling addresses"),
+        (eni.assigned > 0, "has assigned addresses"),
+        (info.trunk or info.efa, "trunk or EFA"),
+    )
+    for broken, why in own_rules:
+        if broken:
+            return why
+    mode = config.mode
+    others = [other for other in enis if other.eni_id != eni.eni_id and not other.info.excluded]
+    active = [cidr for other in others for cidr in other.active(mode)]
+    free_prefixes = sum(
+        1 for other in others for cidr in other.cidrs if cidr.prefix and cidr.assigned == 0
+    )
+    rest_rules = (
+        (
+            config.warm_ip_target > 0
+            and sum(c.size - c.assigned for c in active) < _round_up(config.warm_ip_target, mode),
+            "the other ENIs would not meet WARM_IP_TARGET",
+        ),
+        (
+            config.minimum_ip_target > 0
+            and sum(c.size for c in active) < _round_up(config.minimum_ip_target, mode),
+            "the other ENIs would not meet MINIMUM_IP_TARGET",
+        ),
+        (
+            mode.uses_prefixes
+            and config.warm_prefix_target > 0
+            and free_prefixes < config.warm_prefix_target,
+            "the other ENIs would not meet WARM_PREFIX_TARGET",
+        ),
+    )
+    for broken, why in rest_rules:
+        if broken:
+            return why
+    return None
+
+
+def _round_up(addresses: int, mode: Mode) -> int:
+    if not mode.uses_prefixes:
+        return addresses
+    return math.ceil(addresses / ADDRESSES_PER_PREFIX) * ADDRESSES_PER_PREFIX
+
+
+def has_room_for_eni(enis: Sequence[EniView], config: IpamConfig, limits: NodeLimits) -> bool:
+    """Upstream's ``hasRoomForEni`` (unmanaged ENIs are not in the pool and count as 0 here)."""
+    trunk_reserve = int(
+        limits.trunking and config.pod_eni and not any(eni.info.trunk for eni in enis)
+    )
+    return len(enis) < limits.eni_cap(config) - trunk_reserve
+
+
+def allocatable_enis(
+    enis: Sequence[EniView], config: IpamConfig, limits: NodeLimits
+) -> list[EniView]:
+    """ENIs that can take more CIDRs, lowest device index first (upstream: map order)."""
+    found = [
+        eni
+        for eni in enis
+        if not eni.info.trunk
+        and not eni.info.excluded
+        and not (config.custom_networking and eni.info.primary)
+        and len(eni.cidrs) < limits.slots_per_eni
+    ]
+    return sorted(found, key=lambda e: (e.info.device_index, e.eni_id))
