@@ -234,3 +234,11 @@ def test_a_truncated_snapshot_is_corruption() -> None:
     data = encode_snapshot(Snapshot(3, fold(assign("a", "10.0.0.1"))))
     with pytest.raises(CheckpointCorrupt, match=r"IPAM checkpoint /s/ipam.snapshot is unreadable"):
         decode_snapshot(data[: len(data) // 2], source="/s/ipam.snapshot")
+
+
+def test_a_damaged_separator_merging_two_records_is_corruption_not_a_torn_tail() -> None:
+    data = bytearray(journal_bytes(0, assign("a", "10.0.0.1"), assign("b", "10.0.0.2")))
+    first_end = data.index(b"\n", data.index(b"\n") + 1)
+    data[first_end] ^= 1  # the newline after record "a" becomes \x0b
+    with pytest.raises(CheckpointCorrupt, match="more than one record"):
+        decode_journal(bytes(data))

@@ -264,14 +264,23 @@ def decode_journal(data: bytes, *, source: str = "") -> Journal:
     """Parse a journal file, tolerating exactly one torn final line; raises CheckpointCorrupt.
 
     The final line is torn when it has no newline (the append never finished) or fails its
-    checksum or parse (the crash left garbage where it was being written). Any other bad line
-    is corruption.
+    checksum or parse (the crash left garbage where it was being written), and holds at most
+    one frame start. Any other bad line is corruption.
     """
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     torn = len(tail)
     if not tail and len(lines) > 1 and not _is_sound_record(lines[-1]):
-        torn = len(lines.pop()) + 1
+        tail = lines.pop()
+        torn = len(tail) + 1
+    if tail.count(_FRAME_OPEN) > 1:
+        # One append writes one frame, so a torn write holds at most one frame start; more
+        # means a damaged newline merged acknowledged records into this line.
+        raise CheckpointCorrupt(
+            "the last line holds more than one record (a damaged line separator)",
+            source=source,
+            line=len(lines) + 1,
+        )
     if not lines:
         raise CheckpointCorrupt("the journal has no complete header line", source=source)
     try:
