@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from vpccni import __version__
-from vpccni.cli import explain_cmd, limits_cmd, maxpods_cmd
+from vpccni.cli import emulator_cmd, explain_cmd, limits_cmd, maxpods_cmd
 from vpccni.errors import InvalidInput, VpccniError
 
 EXIT_INTERNAL = 70
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits_cmd.register(subparsers)
     maxpods_cmd.register(subparsers)
     explain_cmd.register(subparsers)
+    emulator_cmd.register(subparsers)
     return parser
 
 

@@ -159,6 +159,21 @@ class Datastore:
                 return self.release(assignment.key, now)
         return None
 
+    def undo_assign(self, assignment: Assignment) -> None:
+        """Take back an assignment that could not be made durable (the address is free again)."""
+        if self._by_key.get(assignment.key) != assignment:
+            raise DatastoreError(f"{assignment.key} does not hold {assignment.address}")
+        del self._by_key[assignment.key]
+        del self._cidr_of(assignment.address).assigned[assignment.address]
+
+    def undo_release(self, assignment: Assignment) -> None:
+        """Give back a released address whose release could not be made durable."""
+        if assignment.key in self._by_key or self._is_assigned(assignment.address):
+            raise DatastoreError(f"cannot give {assignment.address} back to {assignment.key}")
+        self._cidr_of(assignment.address).assigned[assignment.address] = assignment
+        self._by_key[assignment.key] = assignment
+        self._released.pop(assignment.address, None)
+
     def lookup(self, key: PodKey) -> Assignment | None:
         """The assignment of ``key``, if any."""
         return self._by_key.get(key)

@@ -57,16 +57,16 @@ def explain(document: Any, resolve_instance: ResolveInstance) -> dict[str, Any]:
     """The decision for a snapshot document, as a JSON-ready dict."""
     snapshot = parse_snapshot(document, resolve_instance)
     decision = plan_scaling(snapshot.enis, snapshot.config, snapshot.limits, 0.0, snapshot.timing)
-    return decision_json(decision, snapshot)
+    return decision_json(decision, snapshot.config, snapshot.limits)
 
 
-def decision_json(decision: Decision, snapshot: Snapshot) -> dict[str, Any]:
-    """A decision in explain's output shape."""
+def decision_json(decision: Decision, config: IpamConfig, limits: NodeLimits) -> dict[str, Any]:
+    """A decision in explain's output shape (also served by ipamd at ``/v1/explain``)."""
     stats = decision.stats
     return {
-        "mode": snapshot.config.mode.value,
-        "max_pods": snapshot.limits.max_pods,
-        "max_enis": snapshot.limits.eni_cap(snapshot.config),
+        "mode": config.mode.value,
+        "max_pods": limits.max_pods,
+        "max_enis": limits.eni_cap(config),
         "total": stats.total,
         "assigned": stats.assigned,
         "cooldown": stats.cooldown,

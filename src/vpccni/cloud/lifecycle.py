@@ -1,0 +1,241 @@
+"""The ENI lifecycle of upstream ipamd over the EC2 port, with no leak on any failed step.
+
+Allocate = create (tagged with this instance and its creation time) -> attach at the lowest free
+device index -> DeleteOnTermination. If attach fails the new ENI is deleted; if the last step
+fails the ENI is detached and deleted. Free = detach -> wait until EC2 reports it available ->
+delete, each retried with backoff; an ENI already gone counts as freed. Leaked-ENI cleanup
+deletes ENIs that carry our instance tag and description, are unattached (``available``) and
+older than five minutes - what a daemon killed between create and attach leaves behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from vpccni.cloud.retry import Backoff, retry
+from vpccni.core.cloud import (
+    ENI_DESCRIPTION_PREFIX,
+    ENI_OWNER_VALUE,
+    LEAKED_ENI_MIN_AGE_SECONDS,
+    TAG_CLUSTER_NAME,
+    TAG_CREATED_AT,
+    TAG_ENI_OWNER,
+    TAG_INSTANCE_ID,
+    CloudError,
+    EniDescription,
+    LimitExceeded,
+    NotFound,
+    SubnetExhausted,
+    Unauthorized,
+)
+from vpccni.ports import Clock, Ec2
+
+DETACH = Backoff(attempts=12, base=0.2, cap=60.0)
+DELETE = Backoff(attempts=12, base=0.5, cap=60.0)
+WAIT_AVAILABLE = Backoff(attempts=12, base=0.1, cap=5.0)
+TAG = Backoff(attempts=5, base=0.5, cap=60.0, jitter=0.3)
+_PERMANENT = (NotFound, LimitExceeded, SubnetExhausted, Unauthorized)
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """Where this node's ENIs go and how they are tagged."""
+
+    instance_id: str
+    vpc_id: str
+    subnet_id: str
+    security_groups: tuple[str, ...]
+    cluster_name: str = ""
+    extra_tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def description(self) -> str:
+        return f"{ENI_DESCRIPTION_PREFIX}{self.instance_id}"
+
+    def tags(self) -> dict[str, str]:
+        """The tags every managed ENI should carry (creation time aside)."""
+        tags = {k: v for k, v in self.extra_tags.items() if "k8s.amazonaws.com" not in k}
+        tags[TAG_INSTANCE_ID] = self.instance_id
+        if self.cluster_name:
+            tags[TAG_CLUSTER_NAME] = self.cluster_name
+            tags[TAG_ENI_OWNER] = ENI_OWNER_VALUE
+        return tags
+
+
+class EniLifecycle:
+    """Create, attach, free and clean up ENIs for one node."""
+
+    def __init__(
+        self, ec2: Ec2, clock: Clock, node: NodeContext, rng: random.Random | None = None
+    ) -> None:
+        self.ec2 = ec2
+        self.clock = clock
+        self.node = node
+        self.rng = rng or random.Random()
+
+    def allocate_eni(
+        self, secondary_ips: int = 0, prefixes: int = 0, network_card: int = 0
+    ) -> EniDescription:
+        """A new ENI attached to this node with the requested addresses or prefixes."""
+        tags = {**self.node.tags(), TAG_CREATED_AT: rfc3339(self.clock.now())}
+        eni = self.ec2.create_eni(
+            self.node.subnet_id,
+            self.node.security_groups,
+            self.node.description,
+            tags,
+            secondary_ips=secondary_ips,
+            prefixes=prefixes,
+        )
+        try:
+            instance = self.ec2.describe_instance(self.node.instance_id)
+            index = instance.free_device_index(network_card)
+            if index is None:
+                raise LimitExceeded(
+                    f"no free device index on network card {network_card} of "
+                    f"{self.node.instance_id}; it holds its maximum number of ENIs"
+                )
+            attachment_id = self.ec2.attach_eni(
+                eni.eni_id, self.node.instance_id, index, network_card
+            )
+        except Exception:
+            self._delete_quietly(eni.eni_id)
+            raise
+        try:
+            self.ec2.set_delete_on_termination(eni.eni_id, attachment_id)
+        except Exception:
+            self._free_quietly(eni.eni_id)
+            raise
+        return self.describe(eni.eni_id)
+
+    def free_eni(self, eni_id: str) -> None:
+        """Detach (if attached) and delete ``eni_id``; an ENI that is already gone is fine."""
+        try:
+            eni = self.describe(eni_id)
+        except NotFound:
+            return
+        if eni.attachment is not None and eni.attachment.status != "detached":
+            attachment_id = eni.attachment.attachment_id
+            with contextlib.suppress(NotFound):
+                self._retry(lambda: self.ec2.detach_eni(attachment_id), DETACH)
+            self._wait_available(eni_id)
+        self._delete(eni_id)
+
+    def describe(self, eni_id: str) -> EniDescription:
+        """EC2's current view of one ENI (NotFound when it is gone)."""
+        found = self.ec2.describe_enis([eni_id])
+        if not found:
+            raise NotFound(f"ENI {eni_id} not found", code="InvalidNetworkInterfaceID.NotFound")
+        return found[0]
+
+    def tag_eni(self, eni: EniDescription) -> None:
+        """Add the tags this node's ENIs carry, writing only missing or different ones."""
+        wanted = self.node.tags()
+        missing = {k: v for k, v in wanted.items() if eni.tags.get(k) != v}
+        if missing:
+            self._retry(lambda: self.ec2.create_tags(eni.eni_id, missing), TAG)
+
+    def cleanup_leaked_enis(self) -> list[str]:
+        """Delete ENIs tagged by any node of ours, unattached and older than 5 minutes.
+
+        An ENI without a creation tag gets one now and is kept for the next pass. Upstream also
+        re-tags an unparsable creation time but deletes the ENI in the same pass; we keep it.
+        """
+        filters: dict[str, list[str]] = {
+            "tag-key": [TAG_INSTANCE_ID],
+            "status": ["available"],
+            "vpc-id": [self.node.vpc_id],
+        }
+        if self.node.cluster_name:
+            filters[f"tag:{TAG_CLUSTER_NAME}"] = [self.node.cluster_name]
+        now = self.clock.now()
+        deleted: list[str] = []
+        for eni in self.ec2.describe_enis(filters=filters):
+            if not eni.description.startswith(ENI_DESCRIPTION_PREFIX):
+                continue
+            created = parse_rfc3339(eni.tags.get(TAG_CREATED_AT, ""))
+            if created is None:
+                self.ec2.create_tags(eni.eni_id, {TAG_CREATED_AT: rfc3339(now)})
+                continue
+            if now - created < LEAKED_ENI_MIN_AGE_SECONDS:
+                continue
+            self._delete(eni.eni_id)
+            deleted.append(eni.eni_id)
+        return deleted
+
+    def _wait_available(self, eni_id: str) -> None:
+        def available() -> None:
+            status = self.describe(eni_id).status
+            if status != "available":
+                raise _NotYet(f"ENI {eni_id} is still {status}")
+
+        try:
+            self._retry(available, WAIT_AVAILABLE)
+        except (NotFound, _NotYet):
+            return  # gone already, or still detaching: the delete below retries while in use
+
+    def _retry(self, action: Callable[[], None], backoff: Backoff) -> None:
+        """Run ``action`` with backoff; transient cloud errors retry, permanent ones do not."""
+
+        def call() -> None:
+            try:
+                action()
+            except _PERMANENT:
+                raise
+            except CloudError as error:
+                raise _Transient(error) from error
+
+        try:
+            retry(
+                call,
+                backoff=backoff,
+                clock=self.clock,
+                rng=self.rng,
+                retry_on=(_Transient, _NotYet),
+            )
+        except _Transient as transient:
+            raise transient.error from None
+
+    def _delete(self, eni_id: str) -> None:
+        try:
+            self._retry(lambda: self.ec2.delete_eni(eni_id), DELETE)
+        except NotFound:
+            return
+
+    def _delete_quietly(self, eni_id: str) -> None:
+        # On failure the ENI is left for the leaked-ENI cleanup: tagged, unattached, 5 min old.
+        with contextlib.suppress(CloudError):
+            self._delete(eni_id)
+
+    def _free_quietly(self, eni_id: str) -> None:
+        with contextlib.suppress(CloudError):
+            self.free_eni(eni_id)
+
+
+class _NotYet(Exception):
+    """The awaited state has not been reached yet."""
+
+
+class _Transient(Exception):
+    """Wraps a cloud error worth retrying (throttling, internal errors, ENI still in use)."""
+
+    def __init__(self, error: CloudError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def rfc3339(seconds: float) -> str:
+    """UTC time as upstream writes the createdAt tag."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def parse_rfc3339(text: str) -> float | None:
+    """Seconds since the epoch, or None when ``text`` is not an RFC 3339 time."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -1,0 +1,242 @@
+"""VPCs, subnets, security groups, instances and tags, with EC2's validation.
+
+Functions over a :class:`~vpccni.emulator.store.Store`. A VPC gets a ``default`` security group;
+a subnet must lie inside its VPC's CIDR, be /16../28 and not overlap a sibling; an instance is
+launched with a primary ENI (device index 0, DeleteOnTermination true) in its subnet and any
+ImageId is accepted. Terminating an instance deletes its ENIs marked DeleteOnTermination and
+detaches the others; the instance stays visible as ``terminated``, as in EC2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Network
+
+from vpccni.emulator.addressing import SubnetPool, insufficient_addresses
+from vpccni.emulator.errors import Ec2Error, invalid_parameter, not_found
+from vpccni.emulator.interfaces import AddressRequest, create_eni
+from vpccni.emulator.records import (
+    MAX_TAGS,
+    Attachment,
+    Instance,
+    SecurityGroup,
+    Subnet,
+    Tags,
+    Vpc,
+    merge_tags,
+    remove_tags,
+)
+from vpccni.emulator.store import Store
+
+MIN_PREFIX_LENGTH = 16
+MAX_PREFIX_LENGTH = 28
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """What RunInstances needs: type, subnet, count, and optional groups, tags, address."""
+
+    instance_type: str
+    subnet_id: str
+    count: int = 1
+    min_count: int | None = None
+    image_id: str = "ami-00000000000000000"
+    group_ids: tuple[str, ...] = ()
+    tags: Tags = ()
+    eni_tags: Tags = ()
+    private_ip: str | None = None
+
+
+def _cidr(text: str, kind: str) -> IPv4Network:
+    try:
+        network = IPv4Network(text)
+    except ValueError as error:
+        raise invalid_parameter(f"Value ({text}) for parameter cidrBlock is invalid.") from error
+    if not MIN_PREFIX_LENGTH <= network.prefixlen <= MAX_PREFIX_LENGTH:
+        raise Ec2Error(
+            f"Invalid{kind}.Range",
+            f"The CIDR '{text}' is invalid: the block size must be between /16 and /28.",
+        )
+    return network
+
+
+def create_vpc(store: Store, now: float, cidr: str, tags: Tags = ()) -> Vpc:
+    network = _cidr(cidr, "Vpc")
+    vpc_id = store.mint("vpc")
+    group = SecurityGroup(store.mint("group"), "default", vpc_id, "default VPC security group")
+    store.groups[group.group_id] = group
+    vpc = Vpc(vpc_id, str(network), group.group_id, tags)
+    store.vpcs[vpc_id] = vpc
+    return vpc
+
+
+def create_subnet(
+    store: Store,
+    now: float,
+    vpc_id: str,
+    cidr: str,
+    *,
+    availability_zone: str | None = None,
+    tags: Tags = (),
+) -> Subnet:
+    vpc = store.vpc(vpc_id)
+    network = _cidr(cidr, "Subnet")
+    if not network.subnet_of(IPv4Network(vpc.cidr)):
+        raise Ec2Error("InvalidSubnet.Range", f"The CIDR '{cidr}' is invalid.")
+    for sibling in store.subnets.values():
+        if sibling.vpc_id == vpc_id and network.overlaps(IPv4Network(sibling.cidr)):
+            raise Ec2Error(
+                "InvalidSubnet.Conflict", f"The CIDR '{cidr}' conflicts with another subnet"
+            )
+    zone = availability_zone or f"{store.region}a"
+    if not zone.startswith(store.region):
+        raise invalid_parameter(f"Value ({zone}) for parameter availabilityZone is invalid.")
+    subnet = Subnet(store.mint("subnet"), vpc_id, str(network), zone, tags)
+    store.subnets[subnet.subnet_id] = subnet
+    store.pools[subnet.subnet_id] = SubnetPool(network)
+    return subnet
+
+
+def create_security_group(
+    store: Store, vpc_id: str, name: str, description: str, tags: Tags = ()
+) -> SecurityGroup:
+    store.vpc(vpc_id)
+    if any(g.vpc_id == vpc_id and g.name == name for g in store.groups.values()):
+        raise Ec2Error(
+            "InvalidGroup.Duplicate",
+            f"The security group '{name}' already exists for VPC '{vpc_id}'",
+        )
+    group = SecurityGroup(store.mint("group"), name, vpc_id, description, tags)
+    store.groups[group.group_id] = group
+    return group
+
+
+def run_instances(store: Store, now: float, request: LaunchRequest) -> tuple[str, list[Instance]]:
+    """Launch up to ``count`` (at least ``min_count``) instances; returns (reservation, them)."""
+    limits = store.instance_limits(request.instance_type)
+    subnet = store.subnet(request.subnet_id)
+    minimum = request.count if request.min_count is None else request.min_count
+    if not 1 <= minimum <= request.count:
+        raise invalid_parameter("MinCount must be at least 1 and at most MaxCount.")
+    if request.private_ip and request.count > 1:
+        raise invalid_parameter("A private IP address can only be given for a single instance.")
+    available = store.pool(subnet.subnet_id).available
+    if available < minimum:
+        raise insufficient_addresses()
+    reservation = store.mint("reservation")
+    launched = []
+    for _ in range(min(request.count, available)):
+        eni = create_eni(
+            store,
+            now,
+            subnet.subnet_id,
+            AddressRequest(),
+            primary_ip=request.private_ip,
+            group_ids=request.group_ids,
+            tags=request.eni_tags,
+        )
+        instance = Instance(
+            instance_id=store.mint("instance"),
+            instance_type=limits.instance_type,
+            image_id=request.image_id,
+            subnet_id=subnet.subnet_id,
+            vpc_id=subnet.vpc_id,
+            availability_zone=subnet.availability_zone,
+            reservation_id=reservation,
+            primary_eni_id=eni.eni_id,
+            group_ids=eni.group_ids,
+            launch_time=now,
+            tags=request.tags,
+        )
+        attachment = Attachment(
+            attachment_id=store.mint("attachment"),
+            instance_id=instance.instance_id,
+            device_index=0,
+            network_card_index=limits.default_network_card_index,
+            delete_on_termination=True,
+            attach_time=now,
+            status="attached",
+        )
+        store.put_instance(instance, now)
+        store.put_eni(replace(eni, attachment=attachment), now)
+        launched.append(instance)
+    return reservation, launched
+
+
+def terminate_instances(
+    store: Store, now: float, instance_ids: Sequence[str]
+) -> list[tuple[Instance, str]]:
+    """Terminate; returns each instance with its previous state name."""
+    instances = [store.instance(instance_id) for instance_id in instance_ids]
+    changes = []
+    for instance in instances:
+        for eni in store.enis_of(instance.instance_id):
+            assert eni.attachment is not None
+            if eni.attachment.delete_on_termination:
+                store.put_eni(replace(eni, attachment=None), now)
+                store.drop_eni(eni.eni_id, now)
+            else:
+                store.put_eni(replace(eni, attachment=None), now)
+        store.put_instance(replace(instance, state="terminated"), now)
+        changes.append((store.instances[instance.instance_id], instance.state))
+    return changes
+
+
+# -- tags -------------------------------------------------------------------------------------
+
+
+def _tag_target(store: Store, resource_id: str) -> tuple[str, Tags]:
+    kinds = (
+        ("eni-", "eni", store.enis),
+        ("i-", "instance", store.instances),
+        ("subnet-", "subnet", store.subnets),
+        ("vpc-", "vpc", store.vpcs),
+        ("sg-", "group", store.groups),
+    )
+    for prefix, kind, table in kinds:
+        if resource_id.startswith(prefix):
+            found = table.get(resource_id)
+            if found is None:
+                raise not_found(kind, resource_id)
+            return kind, found.tags
+    raise Ec2Error("InvalidID", f"The ID '{resource_id}' is not valid")
+
+
+def _set_tags(store: Store, now: float, resource_id: str, tags: Tags) -> None:
+    if resource_id in store.enis:
+        store.put_eni(replace(store.enis[resource_id], tags=tags), now)
+    elif resource_id in store.instances:
+        store.put_instance(replace(store.instances[resource_id], tags=tags), now)
+    elif resource_id in store.subnets:
+        store.subnets[resource_id] = replace(store.subnets[resource_id], tags=tags)
+    elif resource_id in store.vpcs:
+        store.vpcs[resource_id] = replace(store.vpcs[resource_id], tags=tags)
+    else:
+        store.groups[resource_id] = replace(store.groups[resource_id], tags=tags)
+
+
+def create_tags(
+    store: Store, now: float, resource_ids: Sequence[str], tags: Iterable[tuple[str, str]]
+) -> None:
+    new = tuple(tags)
+    merged = {rid: merge_tags(_tag_target(store, rid)[1], new) for rid in resource_ids}
+    for result in merged.values():
+        if len(result) > MAX_TAGS:
+            raise Ec2Error(
+                "TagLimitExceeded", f"The maximum number of tags ({MAX_TAGS}) would be exceeded."
+            )
+    for resource_id, result in merged.items():
+        _set_tags(store, now, resource_id, result)
+
+
+def delete_tags(
+    store: Store,
+    now: float,
+    resource_ids: Sequence[str],
+    doomed: Iterable[tuple[str, str | None]],
+) -> None:
+    doomed_list = list(doomed)
+    targets = {rid: _tag_target(store, rid)[1] for rid in resource_ids}
+    for resource_id, tags in targets.items():
+        _set_tags(store, now, resource_id, remove_tags(tags, doomed_list) if doomed_list else ())

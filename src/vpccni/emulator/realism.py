@@ -1,0 +1,249 @@
+"""How real the emulator feels: AWS's API rate limits, latency, IMDS lag and injected faults.
+
+Owns :class:`Knobs` (every setting, with defaults: rate limits on at AWS's figures, no added
+latency, no IMDS lag, no faults), its JSON form (scenario files, the admin API, ``--state``),
+:class:`RateLimiter` (one token bucket per API, as EC2 throttles each API on its own, sized by the
+API's category) and :class:`FaultInjector` (seeded, so a run can be replayed). Pure: time comes
+in as ``now`` on the emulator clock, randomness from a seeded ``random.Random``.
+
+Bucket sizes and refill rates are those AWS publishes ("Request throttling for the Amazon EC2
+API"; see shared reference users-and-peers.md §2.3): non-mutating 100 / 20 per s; unfiltered and
+unpaginated non-mutating (DescribeInstances, DescribeNetworkInterfaces, DescribeSecurityGroups
+with no filter, id list or pagination) 50 / 10; mutating 50 / 5 (attach, detach, CreateVpc, ...);
+uncategorized APIs their own figures (Assign/Unassign/Create/Delete/ModifyNetworkInterface... 100
+/ 5, CreateTags/DeleteTags 100 / 10); RunInstances/TerminateInstances 50 / 5 (their extra
+resource-token buckets are not modelled).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vpccni.core.ec2_rate_limits import BucketSpec, bucket_for
+from vpccni.emulator.errors import Ec2Error, EmulatorSetupError
+
+UNFILTERED_CATEGORY = {"DescribeInstances", "DescribeNetworkInterfaces", "DescribeSecurityGroups"}
+UNFILTERED_SUFFIX = "/unfiltered"
+FAULT_CODES = ("InternalError", "Unavailable", "RequestLimitExceeded")
+
+
+def bucket_key(action: str, params: Mapping[str, Any]) -> str:
+    """The bucket a request draws from: its API, or the API's unfiltered bucket."""
+    if action in UNFILTERED_CATEGORY:
+        narrowing = (
+            "Filters",
+            "MaxResults",
+            "NextToken",
+            "NetworkInterfaceIds",
+            "InstanceIds",
+            "GroupIds",
+            "GroupNames",
+        )
+        if not any(params.get(name) for name in narrowing):
+            return action + UNFILTERED_SUFFIX
+    return action
+
+
+def default_bucket(key: str) -> BucketSpec:
+    return bucket_for(key.removesuffix(UNFILTERED_SUFFIX), key.endswith(UNFILTERED_SUFFIX))
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """Fail ``rate`` of the calls with ``code``, before (no change made) or after acting."""
+
+    rate: float
+    code: str = "InternalError"
+    after: bool = False
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Every realism setting; the defaults behave like AWS on a good day."""
+
+    rate_limits: bool = True
+    buckets: Mapping[str, BucketSpec] = field(default_factory=dict)
+    latency: Mapping[str, float] = field(default_factory=dict)
+    attach_delay: float = 0.0
+    detach_delay: float = 0.0
+    imds_lag: float = 0.0
+    faults: Mapping[str, FaultSpec] = field(default_factory=dict)
+    seed: int = 0
+    random_addresses: bool = False
+
+    def latency_for(self, action: str) -> float:
+        """Seconds the HTTP front waits before answering ``action`` ("*" is the default)."""
+        return self.latency.get(action, self.latency.get("*", 0.0))
+
+
+class RateLimiter:
+    """One token bucket per bucket key, refilled continuously on the emulator clock."""
+
+    def __init__(self, knobs: Knobs) -> None:
+        self._knobs = knobs
+        self._tokens: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, now: float) -> None:
+        """Spend one token of ``key`` or raise RequestLimitExceeded (HTTP 503)."""
+        if not self._knobs.rate_limits:
+            return
+        spec = self._knobs.buckets.get(key) or default_bucket(key)
+        tokens, last = self._tokens.get(key, (spec.size, now))
+        tokens = min(spec.size, tokens + max(now - last, 0.0) * spec.refill)
+        if tokens < 1:
+            self._tokens[key] = (tokens, now)
+            raise Ec2Error("RequestLimitExceeded", "Request limit exceeded.")
+        self._tokens[key] = (tokens - 1, now)
+
+    def levels(self, now: float) -> dict[str, float]:
+        """Tokens left per bucket used so far (for the admin API)."""
+        result = {}
+        for key, (tokens, last) in sorted(self._tokens.items()):
+            spec = self._knobs.buckets.get(key) or default_bucket(key)
+            result[key] = round(min(spec.size, tokens + (now - last) * spec.refill), 3)
+        return result
+
+
+class FaultInjector:
+    """Decides, reproducibly from the seed, which calls fail on purpose."""
+
+    def __init__(self, knobs: Knobs) -> None:
+        self._faults = knobs.faults
+        self._rng = random.Random(f"faults/{knobs.seed}")
+
+    def roll(self, action: str) -> FaultSpec | None:
+        spec = self._faults.get(action) or self._faults.get("*")
+        if spec is None or spec.rate <= 0:
+            return None
+        return spec if self._rng.random() < spec.rate else None
+
+
+def fault_error(spec: FaultSpec) -> Ec2Error:
+    if spec.code == "RequestLimitExceeded":
+        return Ec2Error("RequestLimitExceeded", "Request limit exceeded.")
+    if spec.code == "Unavailable":
+        return Ec2Error("Unavailable", "The service is unavailable. Please try again shortly.")
+    return Ec2Error(spec.code, "An internal error has occurred.")
+
+
+# -- JSON form --------------------------------------------------------------------------------
+
+KNOB_FIELDS = (
+    "rate_limits",
+    "buckets",
+    "latency",
+    "attach_delay",
+    "detach_delay",
+    "imds_lag",
+    "faults",
+    "seed",
+    "random_addresses",
+)
+
+
+def knobs_to_json(knobs: Knobs) -> dict[str, Any]:
+    return {
+        "rate_limits": knobs.rate_limits,
+        "buckets": {
+            key: {"size": spec.size, "refill": spec.refill} for key, spec in knobs.buckets.items()
+        },
+        "latency": dict(knobs.latency),
+        "attach_delay": knobs.attach_delay,
+        "detach_delay": knobs.detach_delay,
+        "imds_lag": knobs.imds_lag,
+        "faults": {
+            key: {"rate": spec.rate, "code": spec.code, "after": spec.after}
+            for key, spec in knobs.faults.items()
+        },
+        "seed": knobs.seed,
+        "random_addresses": knobs.random_addresses,
+    }
+
+
+def knobs_from_json(
+    document: Mapping[str, Any], base: Knobs = Knobs(), where: str = "knobs"
+) -> Knobs:
+    """``base`` with the fields of ``document`` applied; unknown or bad fields are refused."""
+    if not isinstance(document, Mapping):
+        raise EmulatorSetupError(f"{where} must be a JSON object, got {type(document).__name__}")
+    unknown = sorted(set(document) - set(KNOB_FIELDS))
+    if unknown:
+        raise EmulatorSetupError(
+            f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(KNOB_FIELDS)}"
+        )
+    values: dict[str, Any] = {}
+    for name in ("rate_limits", "random_addresses"):
+        if name in document:
+            values[name] = _boolean(document[name], f"{where}.{name}")
+    for name in ("attach_delay", "detach_delay", "imds_lag"):
+        if name in document:
+            values[name] = _seconds(document[name], f"{where}.{name}")
+    if "seed" in document:
+        if not isinstance(document["seed"], int) or isinstance(document["seed"], bool):
+            raise EmulatorSetupError(f"{where}.seed must be an integer")
+        values["seed"] = document["seed"]
+    if "latency" in document:
+        values["latency"] = {
+            str(k): _seconds(v, f"{where}.latency.{k}")
+            for k, v in _mapping(document["latency"], f"{where}.latency").items()
+        }
+    if "buckets" in document:
+        values["buckets"] = {
+            str(k): _bucket(v, f"{where}.buckets.{k}")
+            for k, v in _mapping(document["buckets"], f"{where}.buckets").items()
+        }
+    if "faults" in document:
+        values["faults"] = {
+            str(k): _fault(v, f"{where}.faults.{k}")
+            for k, v in _mapping(document["faults"], f"{where}.faults").items()
+        }
+    return Knobs(**{**{name: getattr(base, name) for name in KNOB_FIELDS}, **values})
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise EmulatorSetupError(f"{where} must be a JSON object")
+    return value
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise EmulatorSetupError(f"{where} must be true or false, got {value!r}")
+    return value
+
+
+def _seconds(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EmulatorSetupError(f"{where} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise EmulatorSetupError(f"{where} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _bucket(value: Any, where: str) -> BucketSpec:
+    body = _mapping(value, where)
+    if set(body) != {"size", "refill"}:
+        raise EmulatorSetupError(f'{where} must be {{"size": N, "refill": R}}')
+    size, refill = (
+        _seconds(body["size"], f"{where}.size"),
+        _seconds(body["refill"], f"{where}.refill"),
+    )
+    return BucketSpec(size, refill)
+
+
+def _fault(value: Any, where: str) -> FaultSpec:
+    body = _mapping(value, where)
+    unknown = set(body) - {"rate", "code", "after"}
+    if unknown or "rate" not in body:
+        raise EmulatorSetupError(f'{where} must be {{"rate": 0..1, "code": ..., "after": bool}}')
+    rate = _seconds(body["rate"], f"{where}.rate")
+    if rate > 1:
+        raise EmulatorSetupError(f"{where}.rate must be between 0 and 1, got {rate}")
+    code = body.get("code", "InternalError")
+    if code not in FAULT_CODES:
+        raise EmulatorSetupError(f"{where}.code must be one of {', '.join(FAULT_CODES)}")
+    return FaultSpec(rate, code, _boolean(body.get("after", False), f"{where}.after"))

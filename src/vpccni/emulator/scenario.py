@@ -1,0 +1,227 @@
+"""Scenario files: the VPCs, subnets, security groups, instances and knobs to start with.
+
+Owns :class:`Scenario`, :func:`parse_scenario` (a decoded JSON document -> a validated scenario,
+or one clear error naming the bad field) and :func:`apply_scenario` (create it all in an
+emulator; EC2 refusals such as an overlapping subnet come back naming the scenario entry). The
+format, documented in docs/emulator.md::
+
+    {"region": "us-west-2", "knobs": {...},
+     "vpcs": [{"name": "main", "cidr": "10.0.0.0/16", "tags": {"k": "v"},
+               "subnets": [{"name": "a", "cidr": "10.0.0.0/24", "availability_zone":
+                            "us-west-2a", "tags": {}}],
+               "security_groups": [{"name": "nodes", "description": "..."}]}],
+     "instances": [{"name": "node", "type": "m5.large", "subnet": "a", "count": 1,
+                    "security_groups": ["nodes"], "tags": {}}]}
+
+Instances get a ``Name`` tag (``name``, or ``name-1``, ``name-2``... when ``count`` > 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from vpccni.emulator.errors import Ec2Error, EmulatorSetupError
+from vpccni.emulator.network import LaunchRequest
+from vpccni.emulator.realism import Knobs, knobs_from_json
+from vpccni.emulator.records import Tags
+from vpccni.emulator.service import Emulator
+
+
+@dataclass(frozen=True)
+class SubnetSpec:
+    name: str
+    cidr: str
+    availability_zone: str | None
+    tags: Tags
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class VpcSpec:
+    name: str
+    cidr: str
+    tags: Tags
+    subnets: tuple[SubnetSpec, ...]
+    groups: tuple[GroupSpec, ...]
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    name: str
+    instance_type: str
+    subnet: str
+    count: int
+    groups: tuple[str, ...]
+    tags: Tags
+
+
+@dataclass(frozen=True)
+class Scenario:
+    region: str | None
+    knobs: Mapping[str, Any]
+    vpcs: tuple[VpcSpec, ...]
+    instances: tuple[InstanceSpec, ...]
+
+    def knobs_over(self, base: Knobs) -> Knobs:
+        return knobs_from_json(self.knobs, base, "scenario knobs")
+
+
+class _Reader:
+    """Typed access to one JSON object, with errors that name the field."""
+
+    def __init__(self, value: Any, where: str, fields: tuple[str, ...]) -> None:
+        if not isinstance(value, Mapping):
+            raise EmulatorSetupError(f"{where} must be a JSON object")
+        unknown = sorted(set(value) - set(fields))
+        if unknown:
+            raise EmulatorSetupError(
+                f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(fields)}"
+            )
+        self.value = value
+        self.where = where
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self.value.get(name, default)
+        if not isinstance(value, str) or not value:
+            raise EmulatorSetupError(f"{self.where}.{name} must be a non-empty string")
+        return value
+
+    def optional_text(self, name: str) -> str | None:
+        return self.text(name) if name in self.value else None
+
+    def items(self, name: str) -> list[tuple[str, Any]]:
+        value = self.value.get(name, [])
+        if not isinstance(value, list):
+            raise EmulatorSetupError(f"{self.where}.{name} must be a JSON list")
+        return [(f"{self.where}.{name}[{index}]", item) for index, item in enumerate(value)]
+
+    def tags(self) -> Tags:
+        value = self.value.get("tags", {})
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise EmulatorSetupError(f"{self.where}.tags must map strings to strings")
+        return tuple(value.items())
+
+
+def parse_scenario(document: Any, where: str = "scenario") -> Scenario:
+    """A validated scenario, or EmulatorSetupError naming the first bad field."""
+    top = _Reader(document, where, ("region", "knobs", "vpcs", "instances"))
+    knobs = top.value.get("knobs", {})
+    knobs_from_json(knobs, Knobs(), f"{where}.knobs")
+    vpcs = []
+    for vpc_where, raw in top.items("vpcs"):
+        vpc = _Reader(raw, vpc_where, ("name", "cidr", "tags", "subnets", "security_groups"))
+        subnets = tuple(
+            _subnet(_Reader(s, w, ("name", "cidr", "availability_zone", "tags")))
+            for w, s in vpc.items("subnets")
+        )
+        groups = tuple(
+            GroupSpec(g.text("name"), g.text("description", "created by a vpccni scenario"))
+            for g in (
+                _Reader(s, w, ("name", "description")) for w, s in vpc.items("security_groups")
+            )
+        )
+        vpcs.append(VpcSpec(vpc.text("name"), vpc.text("cidr"), vpc.tags(), subnets, groups))
+    instances = []
+    for inst_where, raw in top.items("instances"):
+        inst = _Reader(
+            raw, inst_where, ("name", "type", "subnet", "count", "security_groups", "tags")
+        )
+        count = inst.value.get("count", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise EmulatorSetupError(f"{inst_where}.count must be a whole number >= 1")
+        groups = inst.value.get("security_groups", [])
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise EmulatorSetupError(f"{inst_where}.security_groups must be a list of names")
+        instances.append(
+            InstanceSpec(
+                inst.text("name"),
+                inst.text("type"),
+                inst.text("subnet"),
+                count,
+                tuple(groups),
+                inst.tags(),
+            )
+        )
+    return Scenario(top.optional_text("region"), knobs, tuple(vpcs), tuple(instances))
+
+
+def _subnet(reader: _Reader) -> SubnetSpec:
+    return SubnetSpec(
+        reader.text("name"),
+        reader.text("cidr"),
+        reader.optional_text("availability_zone"),
+        reader.tags(),
+    )
+
+
+def apply_scenario(emulator: Emulator, scenario: Scenario, now: float) -> dict[str, str]:
+    """Create the scenario's resources; returns {name: id} for VPCs, subnets, groups, nodes."""
+    model = emulator.model
+    ids: dict[str, str] = {}
+    groups: dict[str, str] = {}
+    for index, vpc_spec in enumerate(scenario.vpcs):
+        where = f"scenario vpcs[{index}] ({vpc_spec.name})"
+        with _naming(where):
+            vpc = model.create_vpc(now, vpc_spec.cidr, vpc_spec.tags)
+        ids[vpc_spec.name] = vpc.vpc_id
+        groups[f"{vpc.vpc_id}/default"] = vpc.default_group_id
+        for subnet_spec in vpc_spec.subnets:
+            with _naming(f"{where} subnet {subnet_spec.name}"):
+                subnet = model.create_subnet(
+                    now,
+                    vpc.vpc_id,
+                    subnet_spec.cidr,
+                    availability_zone=subnet_spec.availability_zone,
+                    tags=subnet_spec.tags,
+                )
+            ids[subnet_spec.name] = subnet.subnet_id
+        for group_spec in vpc_spec.groups:
+            with _naming(f"{where} security group {group_spec.name}"):
+                group = model.create_security_group(
+                    now, vpc.vpc_id, group_spec.name, group_spec.description
+                )
+            groups[f"{vpc.vpc_id}/{group_spec.name}"] = group.group_id
+            ids[group_spec.name] = group.group_id
+    for spec in scenario.instances:
+        where = f"scenario instance {spec.name}"
+        subnet_id = ids.get(spec.subnet, spec.subnet)
+        home = model.store.subnets.get(subnet_id)
+        if home is None:
+            raise EmulatorSetupError(f"{where}: no subnet named or with id {spec.subnet!r}")
+        group_ids = []
+        for name in spec.groups:
+            group_id = groups.get(f"{home.vpc_id}/{name}", name)
+            if group_id not in model.store.groups:
+                raise EmulatorSetupError(f"{where}: no security group {name!r} in its VPC")
+            group_ids.append(group_id)
+        for number in range(1, spec.count + 1):
+            name = spec.name if spec.count == 1 else f"{spec.name}-{number}"
+            request = LaunchRequest(
+                instance_type=spec.instance_type,
+                subnet_id=subnet_id,
+                group_ids=tuple(group_ids),
+                tags=(("Name", name), *spec.tags),
+            )
+            with _naming(where):
+                _, launched = model.run_instances(now, request)
+            ids[name] = launched[0].instance_id
+    return ids
+
+
+@contextmanager
+def _naming(where: str) -> Iterator[None]:
+    """Turn an EC2 refusal while applying a scenario into a setup error naming the entry."""
+    try:
+        yield
+    except Ec2Error as error:
+        raise EmulatorSetupError(f"{where}: {error}") from error

@@ -1,0 +1,147 @@
+"""The emulator as one object: the EC2 model plus realism, answering EC2 actions and IMDS.
+
+Owns :class:`Emulator`. ``call(action, params, now)`` is one EC2 API request as boto3 would make
+it (parameters and result shaped like boto3's): it draws a token from the API's rate-limit
+bucket, may fail on purpose (injected faults), then runs the action on the model.
+``imds_token`` / ``imds_get`` are IMDSv2 for one node: a token is bound to its node and expires
+on the emulator clock; answers show the node's ENIs as they were ``imds_lag`` seconds ago (never
+before the instance launched, so a new node sees its primary ENI at once). Pure: the caller
+passes ``now``; the HTTP front in ``server`` adds the real clock, threads and sockets.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from vpccni.emulator import actions, interface_actions
+from vpccni.emulator.errors import Ec2Error
+from vpccni.emulator.imds import NOT_FOUND, ImdsAnswer, lookup, node_tree
+from vpccni.emulator.model import DEFAULT_REGION, Ec2Model
+from vpccni.emulator.realism import (
+    FaultInjector,
+    Knobs,
+    RateLimiter,
+    bucket_key,
+    fault_error,
+)
+from vpccni.emulator.store import Delays, LimitsSource
+
+TOKEN_TTL_MAX = 21600
+HANDLERS = {**actions.HANDLERS, **interface_actions.HANDLERS}
+PRUNE_EVERY = 256
+
+
+class Emulator:
+    """EC2 + IMDS for many nodes, with AWS's limits, rate limits, delays and faults."""
+
+    def __init__(
+        self, limits: LimitsSource, knobs: Knobs | None = None, region: str = DEFAULT_REGION
+    ) -> None:
+        self.limits = limits
+        self.region = region
+        self._knobs = knobs or Knobs()
+        self.model = self._new_model()
+        self._limiter = RateLimiter(self._knobs)
+        self._faults = FaultInjector(self._knobs)
+        self._token_rng = random.Random(f"imds/{self._knobs.seed}")
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self.stats: Counter[str] = Counter()
+
+    # -- knobs --------------------------------------------------------------------------------
+
+    @property
+    def knobs(self) -> Knobs:
+        return self._knobs
+
+    def set_knobs(self, knobs: Knobs) -> None:
+        """Apply new knobs; rate-limit buckets restart full, the model keeps its state."""
+        self._knobs = knobs
+        self.model.delays = Delays(knobs.attach_delay, knobs.detach_delay)
+        self._limiter = RateLimiter(knobs)
+        self._faults = FaultInjector(knobs)
+
+    def reset(self) -> None:
+        """Forget every resource, token and statistic; keep the knobs."""
+        self.model = self._new_model()
+        self._limiter = RateLimiter(self._knobs)
+        self._faults = FaultInjector(self._knobs)
+        self._tokens.clear()
+        self.stats.clear()
+
+    def _new_model(self) -> Ec2Model:
+        knobs = self._knobs
+        rng = random.Random(f"addresses/{knobs.seed}") if knobs.random_addresses else None
+        model = Ec2Model(self.limits, self.region, rng)
+        model.delays = Delays(knobs.attach_delay, knobs.detach_delay)
+        return model
+
+    # -- EC2 ----------------------------------------------------------------------------------
+
+    def call(self, action: str, params: Mapping[str, Any], now: float) -> dict[str, Any]:
+        """One EC2 request; raises Ec2Error exactly where EC2 would answer with an error."""
+        handler = HANDLERS.get(action)
+        if handler is None:
+            raise Ec2Error(
+                "InvalidAction",
+                f"The action {action} is not valid for this web service (the emulator "
+                f"supports: {', '.join(sorted(HANDLERS))}).",
+            )
+        now = self.model.advance(now)
+        self.stats["requests"] += 1
+        self.stats[f"requests.{action}"] += 1
+        try:
+            self._limiter.take(bucket_key(action, params), now)
+        except Ec2Error:
+            self.stats["throttled"] += 1
+            self.stats[f"throttled.{action}"] += 1
+            raise
+        fault = self._faults.roll(action)
+        if fault is not None and not fault.after:
+            self.stats["faults"] += 1
+            raise fault_error(fault)
+        result = handler(self.model, params, now)
+        if fault is not None:
+            self.stats["faults"] += 1
+            raise fault_error(fault)
+        if self.stats["requests"] % PRUNE_EVERY == 0:
+            self.model.forget_before(now - self._knobs.imds_lag - 1.0)
+        return result
+
+    def bucket_levels(self, now: float) -> dict[str, float]:
+        return self._limiter.levels(now)
+
+    # -- IMDS ---------------------------------------------------------------------------------
+
+    def imds_token(self, instance_id: str, ttl_header: str | None, now: float) -> ImdsAnswer:
+        """PUT /latest/api/token: a token for this node valid ``ttl`` seconds."""
+        if ttl_header is None:
+            return ImdsAnswer(400, "Missing X-aws-ec2-metadata-token-ttl-seconds header")
+        try:
+            ttl = int(ttl_header)
+        except ValueError:
+            ttl = 0
+        if not 1 <= ttl <= TOKEN_TTL_MAX:
+            return ImdsAnswer(400, f"TTL must be between 1 and {TOKEN_TTL_MAX} seconds")
+        now = self.model.advance(now)
+        self._tokens = {t: v for t, v in self._tokens.items() if v[1] > now}
+        token = "AQAE" + "".join(f"{self._token_rng.getrandbits(8):02x}" for _ in range(24))
+        self._tokens[token] = (instance_id, now + ttl)
+        return ImdsAnswer(200, token)
+
+    def imds_get(self, instance_id: str, path: str, token: str | None, now: float) -> ImdsAnswer:
+        """GET /latest/<path> for one node; 401 without a valid token for that node."""
+        now = self.model.advance(now)
+        held = self._tokens.get(token or "")
+        if held is None or held[0] != instance_id or held[1] <= now:
+            return ImdsAnswer(401, "Unauthorized")
+        current = self.model.store.instances.get(instance_id)
+        if current is None or not current.running:
+            return NOT_FOUND
+        at = max(now - self._knobs.imds_lag, current.launch_time)
+        instance, enis = self.model.node_view(instance_id, at)
+        if instance is None:
+            return NOT_FOUND
+        return lookup(node_tree(self.model, instance, enis), path)

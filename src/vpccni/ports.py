@@ -1,0 +1,148 @@
+"""Ports: the small interfaces through which the daemon touches the world.
+
+Adapters in ``vpccni.adapters`` implement them (boto3 EC2, IMDSv2 over HTTP, the system clock);
+tests and the simulator use honest fakes (the emulator model, a virtual clock). Each method is
+named by intent and returns values from ``vpccni.core.cloud``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from ipaddress import IPv4Address, IPv4Network
+from typing import Protocol
+
+from vpccni.core.checkpoint import CheckpointState, Record
+from vpccni.core.cloud import EniDescription, ImdsInterface, InstanceDescription, InstanceIdentity
+
+
+class Clock(Protocol):
+    """Wall-clock seconds (for tags and ages) and a way to wait."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class Ec2(Protocol):
+    """The EC2 calls the CNI makes, and no others."""
+
+    def describe_instance(self, instance_id: str) -> InstanceDescription: ...
+
+    def describe_enis(
+        self,
+        eni_ids: Sequence[str] = (),
+        filters: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[EniDescription]: ...
+
+    def create_eni(
+        self,
+        subnet_id: str,
+        security_groups: Sequence[str],
+        description: str,
+        tags: Mapping[str, str],
+        *,
+        secondary_ips: int = 0,
+        prefixes: int = 0,
+    ) -> EniDescription: ...
+
+    def attach_eni(
+        self, eni_id: str, instance_id: str, device_index: int, network_card: int = 0
+    ) -> str: ...
+
+    def set_delete_on_termination(self, eni_id: str, attachment_id: str) -> None: ...
+
+    def detach_eni(self, attachment_id: str, force: bool = False) -> None: ...
+
+    def delete_eni(self, eni_id: str) -> None: ...
+
+    def assign_ips(self, eni_id: str, count: int) -> list[IPv4Address]: ...
+
+    def assign_prefixes(self, eni_id: str, count: int) -> list[IPv4Network]: ...
+
+    def unassign_ips(self, eni_id: str, addresses: Sequence[IPv4Address]) -> None: ...
+
+    def unassign_prefixes(self, eni_id: str, prefixes: Sequence[IPv4Network]) -> None: ...
+
+    def create_tags(self, resource_id: str, tags: Mapping[str, str]) -> None: ...
+
+    def subnet_free_addresses(self, subnet_id: str) -> int: ...
+
+
+class Imds(Protocol):
+    """The instance metadata the CNI reads (IMDSv2)."""
+
+    def identity(self) -> InstanceIdentity: ...
+
+    def interfaces(self) -> list[ImdsInterface]: ...
+
+
+class CheckpointStore(Protocol):
+    """Durable assignments: ``append`` returns only once the record survives a crash."""
+
+    def load(self) -> CheckpointState: ...
+
+    def append(self, record: Record) -> None: ...
+
+    def prune_cooldowns(self, cutoff: float) -> None: ...
+
+
+class Metrics(Protocol):
+    """What the daemon reports; the Prometheus adapter names the series (docs/metrics.md)."""
+
+    def ec2_call(self, api: str, seconds: float, error_code: str) -> None: ...
+
+    def add_request(self, seconds: float, ok: bool) -> None: ...
+
+    def del_request(self) -> None: ...
+
+    def no_address(self) -> None: ...
+
+    def pods_waiting(self, count: int) -> None: ...
+
+    def pool(
+        self, enis: int, total: int, assigned: int, prefixes: int, per_eni: dict[str, int]
+    ) -> None: ...
+
+    def limits(self, max_enis: int, max_ips: int) -> None: ...
+
+    def error(self, fn: str) -> None: ...
+
+    def force_removed(self, enis: int, ips: int) -> None: ...
+
+    def subnet_free(self, subnet_id: str, free: int) -> None: ...
+
+
+class NullMetrics:
+    """Metrics that go nowhere (tests, DISABLE_METRICS)."""
+
+    def ec2_call(self, api: str, seconds: float, error_code: str) -> None:
+        pass
+
+    def add_request(self, seconds: float, ok: bool) -> None:
+        pass
+
+    def del_request(self) -> None:
+        pass
+
+    def no_address(self) -> None:
+        pass
+
+    def pods_waiting(self, count: int) -> None:
+        pass
+
+    def pool(
+        self, enis: int, total: int, assigned: int, prefixes: int, per_eni: dict[str, int]
+    ) -> None:
+        pass
+
+    def limits(self, max_enis: int, max_ips: int) -> None:
+        pass
+
+    def error(self, fn: str) -> None:
+        pass
+
+    def force_removed(self, enis: int, ips: int) -> None:
+        pass
+
+    def subnet_free(self, subnet_id: str, free: int) -> None:
+        pass
