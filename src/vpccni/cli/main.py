@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from vpccni import __version__
-from vpccni.cli import emulator_cmd, explain_cmd, limits_cmd, maxpods_cmd
+from vpccni.cli import (
+    emulator_cmd,
+    explain_cmd,
+    ipamd_cmd,
+    limits_cmd,
+    maxpods_cmd,
+    status_cmd,
+)
 from vpccni.errors import InvalidInput, VpccniError
 
 EXIT_INTERNAL = 70
@@ -42,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     maxpods_cmd.register(subparsers)
     explain_cmd.register(subparsers)
     emulator_cmd.register(subparsers)
+    ipamd_cmd.register(subparsers)
+    status_cmd.register(subparsers)
     return parser
 
 

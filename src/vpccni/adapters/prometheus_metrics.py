@@ -1,0 +1,137 @@
+"""The metrics port over prometheus_client: upstream's ``awscni_*`` series plus ours.
+
+Upstream names and labels are kept where the behaviour applies (see docs/metrics.md). Ours:
+``vpccni_time_to_ip_seconds`` (histogram of ADD latency), ``vpccni_pods_waiting_for_ip``,
+``vpccni_ec2_throttles_total{api}`` and ``vpccni_subnet_free_addresses{subnet}``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    start_http_server,
+)
+
+from vpccni import __version__
+
+THROTTLE_CODES = {"RequestLimitExceeded", "Throttling", "Throttled"}
+
+
+class PrometheusMetrics:
+    """Implements ``vpccni.ports.Metrics``; one registry per daemon."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.add_reqs = Counter("awscni_add_ip_req_count", "AddNetwork calls", registry=r)
+        self.del_reqs = Counter(
+            "awscni_del_ip_req_count", "DelNetwork calls", ["reason"], registry=r
+        )
+        self.no_ip = Counter(
+            "awscni_no_available_ip_addresses", "ADDs that found the pool empty", registry=r
+        )
+        self.eni_allocated = Gauge("awscni_eni_allocated", "ENIs in the datastore", registry=r)
+        self.total_ips = Gauge("awscni_total_ip_addresses", "Addresses in the pool", registry=r)
+        self.assigned_ips = Gauge(
+            "awscni_assigned_ip_addresses", "Addresses assigned to pods", registry=r
+        )
+        self.prefixes = Gauge("awscni_total_ipv4_prefixes", "IPv4 /28 prefixes", registry=r)
+        self.per_eni = Gauge(
+            "awscni_assigned_ip_per_eni", "Assigned addresses per ENI", ["eni"], registry=r
+        )
+        self.eni_max = Gauge("awscni_eni_max", "ENIs the node may use", registry=r)
+        self.ip_max = Gauge("awscni_ip_max", "Addresses the node may hold", registry=r)
+        self.errors = Counter("awscni_ipamd_error_count", "ipamd failures", ["fn"], registry=r)
+        self.forced_enis = Counter(
+            "awscni_force_removed_enis", "ENIs removed with pods on them", registry=r
+        )
+        self.forced_ips = Counter(
+            "awscni_force_removed_ips", "Addresses removed from pods", registry=r
+        )
+        self.ec2_reqs = Counter("awscni_ec2api_req_count", "EC2 requests", ["fn"], registry=r)
+        self.ec2_errors = Counter(
+            "awscni_ec2api_error_count", "Failed EC2 requests", ["fn"], registry=r
+        )
+        self.api_latency = Summary(
+            "awscni_aws_api_latency_ms", "EC2 call latency", ["api", "error", "status"], registry=r
+        )
+        self.api_errors = Counter(
+            "awscni_aws_api_error_count", "EC2 failures by code", ["api", "error"], registry=r
+        )
+        Gauge("awscni_build_info", "Build", ["version"], registry=r).labels(__version__).set(1)
+        self.time_to_ip = Histogram(
+            "vpccni_time_to_ip_seconds",
+            "Time from ADD request to an address (successful ADDs)",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.waiting = Gauge(
+            "vpccni_pods_waiting_for_ip", "Pods whose last ADD found no address", registry=r
+        )
+        self.throttles = Counter(
+            "vpccni_ec2_throttles_total", "EC2 throttling errors", ["api"], registry=r
+        )
+        self.subnet = Gauge(
+            "vpccni_subnet_free_addresses", "Free addresses per subnet", ["subnet"], registry=r
+        )
+        self._enis: set[str] = set()
+
+    def serve(self, host: str, port: int) -> None:
+        """Serve /metrics in a background thread."""
+        start_http_server(port, addr=host, registry=self.registry)
+
+    def ec2_call(self, api: str, seconds: float, error_code: str) -> None:
+        self.ec2_reqs.labels(api).inc()
+        failed = bool(error_code)
+        self.api_latency.labels(api, str(failed).lower(), error_code or "200").observe(
+            seconds * 1000
+        )
+        if failed:
+            self.ec2_errors.labels(api).inc()
+            self.api_errors.labels(api, error_code).inc()
+            if error_code in THROTTLE_CODES:
+                self.throttles.labels(api).inc()
+
+    def add_request(self, seconds: float, ok: bool) -> None:
+        self.add_reqs.inc()
+        if ok:
+            self.time_to_ip.observe(seconds)
+
+    def del_request(self) -> None:
+        self.del_reqs.labels("PodDeleted").inc()
+
+    def no_address(self) -> None:
+        self.no_ip.inc()
+
+    def pods_waiting(self, count: int) -> None:
+        self.waiting.set(count)
+
+    def pool(
+        self, enis: int, total: int, assigned: int, prefixes: int, per_eni: dict[str, int]
+    ) -> None:
+        self.eni_allocated.set(enis)
+        self.total_ips.set(total)
+        self.assigned_ips.set(assigned)
+        self.prefixes.set(prefixes)
+        for gone in self._enis - set(per_eni):
+            self.per_eni.remove(gone)
+        for eni, count in per_eni.items():
+            self.per_eni.labels(eni).set(count)
+        self._enis = set(per_eni)
+
+    def limits(self, max_enis: int, max_ips: int) -> None:
+        self.eni_max.set(max_enis)
+        self.ip_max.set(max_ips)
+
+    def error(self, fn: str) -> None:
+        self.errors.labels(fn).inc()
+
+    def force_removed(self, enis: int, ips: int) -> None:
+        self.forced_enis.inc(enis)
+        self.forced_ips.inc(ips)
+
+    def subnet_free(self, subnet_id: str, free: int) -> None:
+        self.subnet.labels(subnet_id).set(free)

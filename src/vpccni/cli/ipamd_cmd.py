@@ -1,0 +1,73 @@
+"""``vpccni ipamd``: the node daemon (see docs/ipamd.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from vpccni.daemon.runner import DaemonOptions, run_daemon
+
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``ipamd`` subcommand."""
+    defaults = DaemonOptions()
+    parser = subparsers.add_parser(
+        "ipamd",
+        help="run the node daemon (IPAM, warm pool, plugin API, introspection, metrics)",
+        description="Run the node daemon. Configuration comes from upstream's environment "
+        "variables (WARM_ENI_TARGET, WARM_IP_TARGET, MINIMUM_IP_TARGET, WARM_PREFIX_TARGET, "
+        "ENABLE_PREFIX_DELEGATION, MAX_ENI, IP_COOLDOWN_PERIOD, ...) and AWS_ENDPOINT_URL_EC2 / "
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT for the cloud; invalid values are refused.",
+    )
+    parser.add_argument("--socket", type=Path, default=defaults.socket_path)
+    parser.add_argument("--checkpoint-dir", type=Path, default=defaults.checkpoint_dir)
+    parser.add_argument("--spool-dir", type=Path, default=defaults.spool_dir)
+    parser.add_argument(
+        "--introspection-bind",
+        default=defaults.introspection_bind,
+        help="host:port or unix:PATH (INTROSPECTION_BIND_ADDRESS overrides)",
+    )
+    parser.add_argument(
+        "--metrics-bind",
+        default=defaults.metrics_bind,
+        help="host:port for /metrics, or 'none' (default :61678, all interfaces, as upstream)",
+    )
+    parser.add_argument("--tick-seconds", type=float, default=defaults.tick_seconds)
+    parser.add_argument("--reconcile-seconds", type=float, default=defaults.reconcile_seconds)
+    parser.add_argument("--cleanup-seconds", type=float, default=defaults.cleanup_seconds)
+    parser.add_argument("--max-pods", type=int, help="kubelet's max pods (default: the table's)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> str:
+    """Run the daemon until it is signalled."""
+    level = os.environ.get("AWS_VPC_K8S_CNI_LOGLEVEL", "info").lower()
+    logging.basicConfig(
+        level=LOG_LEVELS.get(level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    options = DaemonOptions(
+        socket_path=args.socket,
+        checkpoint_dir=args.checkpoint_dir,
+        spool_dir=args.spool_dir,
+        introspection_bind=args.introspection_bind,
+        metrics_bind=None if args.metrics_bind == "none" else args.metrics_bind,
+        tick_seconds=args.tick_seconds,
+        reconcile_seconds=args.reconcile_seconds,
+        cleanup_seconds=args.cleanup_seconds,
+        max_pods=args.max_pods,
+        emulator_clock=os.environ.get("VPCCNI_CLOCK", "system") == "emulator",
+    )
+    run_daemon(dict(os.environ), options)
+    return "ipamd stopped"

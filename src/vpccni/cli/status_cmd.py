@@ -1,0 +1,134 @@
+"""``vpccni status``: the node's pool as a table, read from ipamd's introspection endpoint.
+
+The endpoint is ``host:port`` (default ``127.0.0.1:61679``) or ``unix:PATH``; ``--netns NAME``
+enters that network namespace first (root only), for a daemon running inside one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import http.client
+import json
+import os
+import socket
+from typing import Any
+
+from vpccni.cli.render import FORMATS, columns, to_json
+from vpccni.errors import InvalidInput, VpccniError
+
+CLONE_NEWNET = 0x40000000
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``status`` subcommand."""
+    parser = subparsers.add_parser(
+        "status",
+        help="show the node's warm pool (from ipamd's introspection endpoint)",
+        description="Show ENIs, addresses assigned / free / cooling, pods, and why the pool is "
+        "or is not growing.",
+    )
+    parser.add_argument(
+        "--introspection", default="127.0.0.1:61679", metavar="ADDR", help="host:port or unix:PATH"
+    )
+    parser.add_argument("--netns", help="network namespace to enter first (root)")
+    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.set_defaults(run=run)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def fetch(address: str, path: str, timeout: float = 5.0) -> Any:
+    """GET ``path`` from the introspection endpoint and decode the JSON."""
+    connection: http.client.HTTPConnection
+    if address.startswith("unix:"):
+        connection = _UnixConnection(address[len("unix:") :], timeout)
+    else:
+        host, _, port = address.rpartition(":")
+        connection = http.client.HTTPConnection(host or "127.0.0.1", int(port), timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as error:
+        raise VpccniError(
+            f"cannot reach ipamd's introspection endpoint at {address}: {error}; is "
+            "`vpccni ipamd` running (and in this network namespace)?"
+        ) from None
+    finally:
+        connection.close()
+    return json.loads(body)
+
+
+def enter_netns(name: str) -> None:
+    """Move this process into network namespace ``name`` (by name or path)."""
+    path = name if "/" in name else f"/var/run/netns/{name}"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as error:
+        raise InvalidInput(f"cannot open network namespace {path}: {error}") from None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise InvalidInput(
+                f"cannot enter network namespace {path}: {os.strerror(ctypes.get_errno())} "
+                "(needs root)"
+            )
+    finally:
+        os.close(fd)
+
+
+def run(args: argparse.Namespace) -> str:
+    if args.netns:
+        enter_netns(args.netns)
+    explain = fetch(args.introspection, "/v1/explain")
+    pods = fetch(args.introspection, "/v1/pods")
+    if args.format == "json":
+        return to_json({"pool": explain, "pods": pods})
+    return render(explain, pods)
+
+
+def render(explain: dict[str, Any], pods: list[dict[str, Any]]) -> str:
+    """The pool as a person reads it."""
+    rows = [
+        [
+            e["id"],
+            e["device_index"],
+            "yes" if e["primary"] else "",
+            e["cidrs"],
+            e["total"],
+            e["assigned"],
+            e["total"] - e["assigned"] - e["cooling"],
+            e["cooling"],
+            sum(1 for p in pods if p["eni"] == e["id"]),
+        ]
+        for e in explain["enis"]
+    ]
+    table = columns(
+        ["ENI", "device", "primary", "CIDRs", "addresses", "assigned", "free", "cooling", "pods"],
+        rows,
+    )
+    growing = "growing" if explain["pool_too_low"] else "not growing"
+    lines = [
+        f"mode {explain['mode']}: {explain['total']} addresses, {explain['assigned']} assigned, "
+        f"{explain['available']} available ({explain['cooldown']} cooling); max pods "
+        f"{explain['max_pods']}, max ENIs {explain['max_enis']}",
+        "",
+        table,
+        "",
+        f"pool {growing}: " + "; ".join(explain["reasons"][1:] or explain["reasons"]),
+    ]
+    if explain["actions"]:
+        lines.append("next: " + "; ".join(a["reason"] for a in explain["actions"]))
+    if explain.get("last_error"):
+        lines.append(f"last error: {explain['last_error']}")
+    return "\n".join(lines)

@@ -1,0 +1,138 @@
+"""The EC2 port wrapped with the daemon's own rate limits and per-call metrics.
+
+Every call first takes a token from a process-wide bucket for its API (AWS's published sizes and
+refill rates, ``vpccni.core.ec2_rate_limits``), waiting on the clock when the bucket is empty, so
+the node never provokes throttling by itself; then it is timed and reported (API, seconds, EC2
+error code) to the metrics port.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from ipaddress import IPv4Address, IPv4Network
+from typing import TypeVar
+
+from vpccni.core.cloud import CloudError, EniDescription, InstanceDescription
+from vpccni.core.ec2_rate_limits import TokenBucket, bucket_for
+from vpccni.ports import Clock, Ec2, Metrics
+
+T = TypeVar("T")
+
+
+class GuardedEc2:
+    """Implements ``vpccni.ports.Ec2`` around another implementation."""
+
+    def __init__(self, inner: Ec2, clock: Clock, metrics: Metrics) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.metrics = metrics
+        self._buckets: dict[str, TokenBucket] = {}
+        self._lock = threading.Lock()
+        self.calls: dict[str, int] = {}
+
+    def _take(self, api: str) -> None:
+        while True:
+            with self._lock:
+                bucket = self._buckets.setdefault(api, TokenBucket(bucket_for(api)))
+                now = self.clock.now()
+                if bucket.try_take(now):
+                    self.calls[api] = self.calls.get(api, 0) + 1
+                    return
+                wait = bucket.wait_time(now)
+            self.clock.sleep(wait)
+
+    def _call(self, api: str, action: Callable[[], T]) -> T:
+        self._take(api)
+        started = time.monotonic()
+        code = ""
+        try:
+            return action()
+        except CloudError as error:
+            code = error.code or type(error).__name__
+            raise
+        finally:
+            self.metrics.ec2_call(api, time.monotonic() - started, code)
+
+    def describe_instance(self, instance_id: str) -> InstanceDescription:
+        return self._call("DescribeInstances", lambda: self.inner.describe_instance(instance_id))
+
+    def describe_enis(
+        self,
+        eni_ids: Sequence[str] = (),
+        filters: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[EniDescription]:
+        return self._call(
+            "DescribeNetworkInterfaces", lambda: self.inner.describe_enis(eni_ids, filters)
+        )
+
+    def create_eni(
+        self,
+        subnet_id: str,
+        security_groups: Sequence[str],
+        description: str,
+        tags: Mapping[str, str],
+        *,
+        secondary_ips: int = 0,
+        prefixes: int = 0,
+    ) -> EniDescription:
+        return self._call(
+            "CreateNetworkInterface",
+            lambda: self.inner.create_eni(
+                subnet_id,
+                security_groups,
+                description,
+                tags,
+                secondary_ips=secondary_ips,
+                prefixes=prefixes,
+            ),
+        )
+
+    def attach_eni(
+        self, eni_id: str, instance_id: str, device_index: int, network_card: int = 0
+    ) -> str:
+        return self._call(
+            "AttachNetworkInterface",
+            lambda: self.inner.attach_eni(eni_id, instance_id, device_index, network_card),
+        )
+
+    def set_delete_on_termination(self, eni_id: str, attachment_id: str) -> None:
+        self._call(
+            "ModifyNetworkInterfaceAttribute",
+            lambda: self.inner.set_delete_on_termination(eni_id, attachment_id),
+        )
+
+    def detach_eni(self, attachment_id: str, force: bool = False) -> None:
+        self._call("DetachNetworkInterface", lambda: self.inner.detach_eni(attachment_id, force))
+
+    def delete_eni(self, eni_id: str) -> None:
+        self._call("DeleteNetworkInterface", lambda: self.inner.delete_eni(eni_id))
+
+    def assign_ips(self, eni_id: str, count: int) -> list[IPv4Address]:
+        return self._call("AssignPrivateIpAddresses", lambda: self.inner.assign_ips(eni_id, count))
+
+    def assign_prefixes(self, eni_id: str, count: int) -> list[IPv4Network]:
+        return self._call(
+            "AssignPrivateIpAddresses", lambda: self.inner.assign_prefixes(eni_id, count)
+        )
+
+    def unassign_ips(self, eni_id: str, addresses: Sequence[IPv4Address]) -> None:
+        if addresses:
+            self._call(
+                "UnassignPrivateIpAddresses", lambda: self.inner.unassign_ips(eni_id, addresses)
+            )
+
+    def unassign_prefixes(self, eni_id: str, prefixes: Sequence[IPv4Network]) -> None:
+        if prefixes:
+            self._call(
+                "UnassignPrivateIpAddresses",
+                lambda: self.inner.unassign_prefixes(eni_id, prefixes),
+            )
+
+    def create_tags(self, resource_id: str, tags: Mapping[str, str]) -> None:
+        if tags:
+            self._call("CreateTags", lambda: self.inner.create_tags(resource_id, tags))
+
+    def subnet_free_addresses(self, subnet_id: str) -> int:
+        return self._call("DescribeSubnets", lambda: self.inner.subnet_free_addresses(subnet_id))

@@ -1,0 +1,1 @@
+"""The node daemon ``vpccni ipamd``: IPAM service, pool manager, plugin API, introspection."""

@@ -1,0 +1,167 @@
+"""Node start-up: facts from IMDS, truth from EC2, assignments from the checkpoint.
+
+Order: IMDS identity and primary interface (subnet, VPC CIDRs, security groups) -> EC2's view
+of the instance -> limits from the shipped table -> reconcile the (empty) datastore with EC2,
+adopting and tagging every managed ENI attached to this instance -> restore the checkpoint
+(entries whose address is on no attached ENI are stale and released durably) -> release unused
+CIDRs of the inactive kind (after a prefix-delegation switch) -> replay spooled DELs -> delete
+leaked ENIs. Only then does the daemon serve.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from pathlib import Path
+
+from vpccni.cloud.lifecycle import EniLifecycle, NodeContext
+from vpccni.core.checkpoint import ReleaseRecord
+from vpccni.core.cloud import CloudError, InstanceIdentity
+from vpccni.core.config import ConfigError, IpamConfig
+from vpccni.core.datastore import Datastore
+from vpccni.core.limits import InstanceTable
+from vpccni.core.maxpods import HOST_NETWORK_PODS
+from vpccni.core.model import cidr_kind_matches
+from vpccni.core.pool import NodeLimits
+from vpccni.daemon.pool import PoolManager
+from vpccni.daemon.service import IpamService
+from vpccni.daemon.spool import SpoolReplay, replay_spool
+from vpccni.ports import CheckpointStore, Clock, Ec2, Imds
+
+log = logging.getLogger("vpccni.ipamd")
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    """Start-up choices that are not upstream environment variables."""
+
+    spool_dir: Path
+    cluster_name: str = ""
+    max_pods: int | None = None
+
+
+@dataclass
+class Node:
+    """Everything a running daemon is made of."""
+
+    identity: InstanceIdentity
+    vpc_cidrs: tuple[IPv4Network, ...]
+    config: IpamConfig
+    limits: NodeLimits
+    service: IpamService
+    pool: PoolManager
+    spool: SpoolReplay
+    stale_entries: int
+
+
+@dataclass(frozen=True)
+class NodePorts:
+    """The world as the daemon sees it."""
+
+    ec2: Ec2
+    imds: Imds
+    clock: Clock
+    store: CheckpointStore
+    table: InstanceTable
+
+
+def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Node:
+    """Bring the node's IPAM up to date and return it, ready to serve."""
+    ec2, imds, clock, store = ports.ec2, ports.imds, ports.clock, ports.store
+    refusals = list(config.warnings())
+    if config.ipv6:
+        refusals.append("ENABLE_IPv6=true: IPv6 is not supported by this vpccni yet")
+    if config.custom_networking:
+        refusals.append("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true: not supported by this vpccni yet")
+    if config.pod_eni:
+        refusals.append("ENABLE_POD_ENI=true: security groups for pods are not supported")
+    identity = imds.identity()
+    limits_entry = ports.table.get(identity.instance_type)
+    if config.prefix_delegation and not (limits_entry.nitro or limits_entry.bare_metal):
+        refusals.append(
+            f"ENABLE_PREFIX_DELEGATION=true on {identity.instance_type}, which is "
+            f"{limits_entry.hypervisor_label}: prefixes need Nitro (upstream silently falls back)"
+        )
+    if refusals:
+        raise ConfigError(refusals)
+    primary = next((i for i in imds.interfaces() if i.mac == identity.primary_mac), None)
+    if primary is None:
+        raise CloudError(f"IMDS lists no interface for the primary MAC {identity.primary_mac}")
+    instance = ec2.describe_instance(identity.instance_id)
+    default_max_pods = limits_entry.enis * (limits_entry.ipv4_per_eni - 1) + HOST_NETWORK_PODS
+    limits = NodeLimits(
+        max_enis=limits_entry.enis,
+        ipv4_per_eni=limits_entry.ipv4_per_eni,
+        max_pods=options.max_pods or default_max_pods,
+        trunking=limits_entry.trunking,
+    )
+    context = NodeContext(
+        instance_id=identity.instance_id,
+        vpc_id=instance.vpc_id or primary.vpc_id,
+        subnet_id=instance.subnet_id or primary.subnet_id,
+        security_groups=tuple(sorted(primary.security_group_ids or instance.security_groups)),
+        cluster_name=options.cluster_name,
+    )
+    datastore = Datastore(config.mode, config.ip_cooldown_seconds)
+    service = IpamService(datastore, store, clock)
+    lifecycle = EniLifecycle(ec2, clock, context, random.Random())
+    pool = PoolManager(service, lifecycle, config, limits)
+    pool.reconcile_or_raise()
+    stale = _restore(service, store)
+    _release_inactive_kind(pool)
+    spool = replay_spool(options.spool_dir, service)
+    try:
+        leaked = lifecycle.cleanup_leaked_enis()
+    except CloudError as error:
+        log.warning("leaked-ENI cleanup failed: %s", error)
+        leaked = []
+    log.info(
+        "node %s (%s) ready: %d ENIs, %d pods restored, %d stale, %d spooled DELs, %d leaked ENIs",
+        identity.instance_id,
+        identity.instance_type,
+        len(datastore.enis()),
+        len(datastore.assignments()),
+        stale,
+        spool.released,
+        len(leaked),
+    )
+    return Node(identity, primary.vpc_cidrs, config, limits, service, pool, spool, stale)
+
+
+def _restore(service: IpamService, store: CheckpointStore) -> int:
+    state = store.load()
+    with service.lock:
+        stale = service.datastore.restore(state)
+        now = service.clock.now()
+        for assignment in stale:
+            store.append(ReleaseRecord(assignment.key, assignment.address, now))
+    for assignment in stale:
+        log.warning(
+            "checkpoint: %s held %s, which is on no attached ENI; released",
+            assignment.key,
+            assignment.address,
+        )
+    return len(stale)
+
+
+def _release_inactive_kind(pool: PoolManager) -> None:
+    """Give back unused CIDRs of the kind the current mode does not hand out."""
+    mode = pool.config.mode
+    for view in pool.service.views():
+        unused = [
+            IPv4Network(c.cidr)
+            for c in view.cidrs
+            if c.assigned == 0 and not cidr_kind_matches(IPv4Network(c.cidr), mode)
+        ]
+        if not unused:
+            continue
+        removed = pool.service.remove_unused_cidrs(view.eni_id, unused)
+        try:
+            pool.ec2.unassign_ips(
+                view.eni_id, [c.network_address for c in removed if c.prefixlen == 32]
+            )
+            pool.ec2.unassign_prefixes(view.eni_id, [c for c in removed if c.prefixlen != 32])
+        except CloudError as error:
+            log.warning("releasing inactive-kind CIDRs of %s failed: %s", view.eni_id, error)

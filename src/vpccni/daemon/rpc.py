@@ -1,0 +1,293 @@
+"""The plugin API server: version-1 JSON over a Unix socket (``docs/plugin-api.md``).
+
+``handle_request`` turns one decoded request into one reply (pure apart from the service it
+calls and the netns existence check); ``RpcServer`` frames requests on a ``0600`` Unix socket,
+one per connection, and always answers - malformed, oversized or slow requests get a structured
+error before the connection closes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import socketserver
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+from vpccni.core.datastore import NoAvailableAddress
+from vpccni.core.model import PodKey, PodMeta
+from vpccni.daemon.service import IpamService
+from vpccni.errors import VpccniError
+
+log = logging.getLogger("vpccni.ipamd")
+
+PROTOCOL_VERSION = 1
+MAX_REQUEST_BYTES = 1024 * 1024
+READ_TIMEOUT_SECONDS = 10.0
+GATEWAY = "169.254.1.1"
+OPS = ("add", "del", "check", "gc", "status")
+
+CODE_INVALID_ENV = 4
+CODE_INVALID_CONFIG = 7
+CODE_TRY_AGAIN = 11
+CODE_NOT_READY = 50
+CODE_BAD_VERSION = 100
+CODE_MALFORMED = 101
+CODE_CHECK_FAILED = 102
+CODE_INTERNAL = 103
+
+
+class RpcError(Exception):
+    """An error reply: a CNI error code, a message and details."""
+
+    def __init__(self, code: int, msg: str, details: str = "") -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.details = details
+
+
+@dataclass
+class RpcHooks:
+    """Observers of the pod path (metrics), and whether the daemon is ready."""
+
+    ready: Callable[[], bool] = lambda: True
+    on_add: Callable[[float, bool], None] = lambda seconds, ok: None
+    on_del: Callable[[], None] = lambda: None
+    on_no_address: Callable[[], None] = lambda: None
+    waiting: set[PodKey] = field(default_factory=set)
+
+
+def error_reply(error: RpcError) -> dict[str, Any]:
+    body = {"code": error.code, "msg": error.msg}
+    if error.details:
+        body["details"] = error.details
+    return {"version": PROTOCOL_VERSION, "ok": False, "error": body}
+
+
+def handle_request(request: Any, service: IpamService, hooks: RpcHooks) -> dict[str, Any]:
+    """One reply for one decoded request; never raises."""
+    try:
+        if not isinstance(request, dict):
+            raise RpcError(CODE_MALFORMED, "request is not a JSON object")
+        version = request.get("version")
+        if version != PROTOCOL_VERSION:
+            raise RpcError(
+                CODE_BAD_VERSION,
+                f"unsupported plugin API version {version!r}",
+                f"this daemon speaks version {PROTOCOL_VERSION}; install the matching vpccni-cni",
+            )
+        op = request.get("op")
+        if op not in OPS:
+            raise RpcError(CODE_MALFORMED, f"unknown op {op!r}; expected one of {', '.join(OPS)}")
+        result = _dispatch(str(op), request, service, hooks)
+        return {"version": PROTOCOL_VERSION, "ok": True, "result": result}
+    except RpcError as error:
+        return error_reply(error)
+    except VpccniError as error:
+        return error_reply(RpcError(CODE_INTERNAL, str(error)))
+    except Exception as error:
+        log.exception("plugin API request failed")
+        return error_reply(
+            RpcError(CODE_INTERNAL, f"internal error: {type(error).__name__}: {error}")
+        )
+
+
+def _dispatch(op: str, request: dict[str, Any], service: IpamService, hooks: RpcHooks) -> Any:
+    if op == "status":
+        if not hooks.ready():
+            raise RpcError(CODE_NOT_READY, "ipamd is not ready yet")
+        stats = [v for v in service.views() if not v.info.excluded]
+        mode_prefix = service.datastore.mode.uses_prefixes
+        ready_addresses = sum(
+            c.size - c.assigned - c.cooling
+            for v in stats
+            for c in v.cidrs
+            if c.prefix == mode_prefix
+        )
+        return {"ready": True, "available": ready_addresses}
+    cni = _object(request.get("cni"), "cni")
+    config = _object(request.get("config"), "config")
+    network = config.get("name")
+    if not isinstance(network, str) or not network:
+        raise RpcError(CODE_INVALID_CONFIG, "network configuration has no name")
+    if op == "gc":
+        return _gc(network, config, service)
+    key = PodKey(network, _text(cni, "container_id"), _text(cni, "ifname"))
+    if op == "del":
+        hooks.on_del()
+        hooks.waiting.discard(key)
+        service.delete(key, _prev_addresses(config))
+        return {}
+    if not hooks.ready():
+        raise RpcError(CODE_TRY_AGAIN, "ipamd is starting; try again shortly")
+    netns = cni.get("netns")
+    if not isinstance(netns, str) or not netns or not os.path.exists(netns):
+        raise RpcError(CODE_INVALID_ENV, f"network namespace {netns!r} does not exist")
+    if op == "check":
+        return _check(key, config, service)
+    return _add(key, _meta(cni.get("args")), service, hooks)
+
+
+def _add(key: PodKey, meta: PodMeta, service: IpamService, hooks: RpcHooks) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        outcome = service.add(key, meta)
+    except NoAvailableAddress as error:
+        hooks.waiting.add(key)
+        hooks.on_no_address()
+        hooks.on_add(time.monotonic() - started, False)
+        raise RpcError(CODE_TRY_AGAIN, "no IP address available yet", str(error)) from None
+    hooks.waiting.discard(key)
+    hooks.on_add(time.monotonic() - started, True)
+    address = outcome.assignment.address
+    return {
+        "interfaces": [],
+        "ips": [{"address": f"{address}/32", "gateway": GATEWAY}],
+        "routes": [{"dst": "0.0.0.0/0", "gw": GATEWAY}],
+        "dns": {},
+    }
+
+
+def _check(key: PodKey, config: dict[str, Any], service: IpamService) -> dict[str, Any]:
+    held = service.lookup(key)
+    if held is None:
+        raise RpcError(CODE_CHECK_FAILED, f"{key} holds no address in ipamd")
+    expected = _prev_addresses(config)
+    if expected and held.address not in expected:
+        raise RpcError(
+            CODE_CHECK_FAILED,
+            f"{key} holds {held.address}, but prevResult says {', '.join(map(str, expected))}",
+        )
+    return {}
+
+
+def _gc(network: str, config: dict[str, Any], service: IpamService) -> dict[str, Any]:
+    raw = config.get("cni.dev/valid-attachments", [])
+    if not isinstance(raw, list):
+        raise RpcError(CODE_INVALID_CONFIG, "cni.dev/valid-attachments must be a list")
+    valid = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise RpcError(CODE_INVALID_CONFIG, "each valid attachment must be an object")
+        valid.append((str(item.get("containerID", "")), str(item.get("ifname", ""))))
+    released = service.gc(network, valid)
+    return {
+        "released": [
+            {"container_id": a.key.container_id, "ifname": a.key.ifname, "address": str(a.address)}
+            for a in released
+        ]
+    }
+
+
+def _prev_addresses(config: dict[str, Any]) -> list[IPv4Address]:
+    prev = config.get("prevResult")
+    if not isinstance(prev, dict) or not isinstance(prev.get("ips"), list):
+        return []
+    found = []
+    for ip in prev["ips"]:
+        try:
+            found.append(IPv4Address(str(ip.get("address", "")).split("/")[0]))
+        except (ValueError, AttributeError):
+            continue
+    return found
+
+
+def _meta(args: Any) -> PodMeta:
+    values: dict[str, str] = {}
+    if isinstance(args, str):
+        for pair in args.split(";"):
+            name, _, value = pair.partition("=")
+            values[name.strip()] = value.strip()
+    return PodMeta(values.get("K8S_POD_NAMESPACE", ""), values.get("K8S_POD_NAME", ""))
+
+
+def _object(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RpcError(CODE_MALFORMED, f"request field {name!r} must be an object")
+    return value
+
+
+def _text(cni: dict[str, Any], name: str) -> str:
+    value = cni.get(name)
+    if not isinstance(value, str) or not value:
+        raise RpcError(CODE_INVALID_ENV, f"CNI argument {name} is missing or empty")
+    return value
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: RpcServer
+
+    def handle(self) -> None:
+        self.connection.settimeout(READ_TIMEOUT_SECONDS)
+        try:
+            line = self.rfile.readline(MAX_REQUEST_BYTES + 1)
+        except TimeoutError:
+            self._reply(error_reply(RpcError(CODE_MALFORMED, "request not received within 10 s")))
+            return
+        except OSError:
+            return
+        if len(line) > MAX_REQUEST_BYTES:
+            reply = error_reply(RpcError(CODE_MALFORMED, "request larger than 1 MiB"))
+        else:
+            try:
+                request = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                reply = error_reply(RpcError(CODE_MALFORMED, f"request is not JSON: {error}"))
+            else:
+                reply = handle_request(request, self.server.service, self.server.hooks)
+        self._reply(reply)
+
+    def _reply(self, reply: dict[str, Any]) -> None:
+        try:
+            self.wfile.write(json.dumps(reply).encode() + b"\n")
+            self.wfile.flush()
+        except OSError:
+            pass  # the peer went away
+
+
+class RpcServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """The plugin API on a Unix socket, one thread per connection."""
+
+    daemon_threads = True
+
+    def __init__(self, path: Path, service: IpamService, hooks: RpcHooks) -> None:
+        self.service = service
+        self.hooks = hooks
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_socket():
+            path.unlink()
+        old_umask = os.umask(0o177)
+        try:
+            super().__init__(str(path), _Handler)
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+
+    def server_close(self) -> None:
+        super().server_close()
+        if self.path.is_socket():
+            self.path.unlink()
+
+
+def call(path: Path, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    """A client call (for ``vpccni`` commands and tests): one request, one reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(timeout)
+        client.connect(str(path))
+        client.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    reply: dict[str, Any] = json.loads(data)
+    return reply

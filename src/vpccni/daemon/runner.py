@@ -1,0 +1,179 @@
+"""Assembles and runs the daemon: adapters, bootstrap, servers, the pool loop, shutdown.
+
+The pool loop ticks every ``tick_seconds`` (5 s as upstream), reconciles with EC2 every
+``reconcile_seconds`` (60 s) and sweeps leaked ENIs every ``cleanup_seconds`` (1 h). SIGTERM or
+SIGINT stops growth at once (``terminating``), lets in-flight requests and the current tick
+finish, closes the servers and the checkpoint, and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vpccni.adapters.checkpoint_file import FileCheckpointStore
+from vpccni.adapters.clock import SystemClock
+from vpccni.adapters.ec2_boto3 import Boto3Ec2, make_ec2_client
+from vpccni.adapters.emulator_time import RemoteEmulatorClock
+from vpccni.adapters.imds_http import ImdsV2
+from vpccni.adapters.instance_data import load_instance_table
+from vpccni.adapters.prometheus_metrics import PrometheusMetrics
+from vpccni.cloud.guarded_ec2 import GuardedEc2
+from vpccni.cloud.retry import Backoff
+from vpccni.core.cloud import CloudError
+from vpccni.core.config import ConfigError, IpamConfig, parse_ipam_config
+from vpccni.daemon.bootstrap import Node, NodeOptions, NodePorts, bootstrap
+from vpccni.daemon.introspection import routes, serve_introspection
+from vpccni.daemon.rpc import RpcHooks, RpcServer
+from vpccni.ports import Clock, Metrics, NullMetrics
+from vpccni.settings import cloud_settings, networkutils_settings
+
+log = logging.getLogger("vpccni.ipamd")
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    """Where the daemon listens and keeps its files, and how often it acts."""
+
+    socket_path: Path = Path("/run/vpccni/ipamd.sock")
+    checkpoint_dir: Path = Path("/var/lib/vpccni/ipam")
+    spool_dir: Path = Path("/var/lib/vpccni/del-spool")
+    introspection_bind: str = "127.0.0.1:61679"
+    metrics_bind: str | None = ":61678"
+    tick_seconds: float = 5.0
+    reconcile_seconds: float = 60.0
+    cleanup_seconds: float = 3600.0
+    max_pods: int | None = None
+    emulator_clock: bool = False
+
+
+def run_daemon(env: Mapping[str, str], options: DaemonOptions) -> int:
+    """Start, serve until signalled, stop cleanly; returns the exit code."""
+    config = parse_ipam_config(env)
+    cloud = cloud_settings(env)
+    networkutils = networkutils_settings(env)
+    imds = ImdsV2(cloud.imds_endpoint, timeout_seconds=cloud.http_timeout)
+    identity = imds.identity()
+    endpoint = cloud.ec2(identity.region)
+    clock: Clock = SystemClock()
+    if options.emulator_clock:
+        if endpoint.endpoint_url is None:
+            raise ConfigError(["VPCCNI_CLOCK=emulator needs AWS_ENDPOINT_URL_EC2 (the emulator)"])
+        clock = RemoteEmulatorClock(endpoint.endpoint_url)
+    metrics: Metrics = NullMetrics()
+    prometheus = None
+    if options.metrics_bind and env.get("DISABLE_METRICS", "").lower() not in ("true", "1"):
+        prometheus = PrometheusMetrics()
+        metrics = prometheus
+    ec2 = GuardedEc2(Boto3Ec2(make_ec2_client(endpoint)), clock, metrics)
+    store = FileCheckpointStore(options.checkpoint_dir)
+    node = _bootstrap_until_ready(
+        config,
+        NodeOptions(options.spool_dir, env.get("CLUSTER_NAME", ""), options.max_pods),
+        NodePorts(ec2, imds, clock, store, load_instance_table()),
+    )
+    if node is None:
+        return 0
+    node.pool.metrics = metrics
+    return _serve(_Running(node, options, metrics, prometheus, networkutils, store), env)
+
+
+def _bootstrap_until_ready(
+    config: IpamConfig, options: NodeOptions, ports: NodePorts
+) -> Node | None:
+    """Bootstrap, retrying cloud failures with backoff (upstream exits and is restarted)."""
+    stopping = threading.Event()
+
+    def on_signal(number: int, frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    backoff = Backoff(attempts=1_000_000, base=0.5, cap=30.0)
+    rng = random.Random()
+    attempt = 0
+    while not stopping.is_set():
+        try:
+            return bootstrap(config, options, ports)
+        except CloudError as error:
+            wait = backoff.delay(attempt, rng)
+            log.warning("start-up failed (%s); retrying in %.1f s", error, wait)
+            attempt += 1
+            stopping.wait(wait)
+    return None
+
+
+@dataclass(frozen=True)
+class _Running:
+    node: Node
+    options: DaemonOptions
+    metrics: Metrics
+    prometheus: PrometheusMetrics | None
+    networkutils: dict[str, Any]
+    store: FileCheckpointStore
+
+
+def _serve(running: _Running, env: Mapping[str, str]) -> int:
+    node, options, metrics = running.node, running.options, running.metrics
+    prometheus, networkutils, store = running.prometheus, running.networkutils, running.store
+    stop = threading.Event()
+    hooks = RpcHooks(
+        ready=lambda: not stop.is_set(),
+        on_add=metrics.add_request,
+        on_del=metrics.del_request,
+        on_no_address=metrics.no_address,
+    )
+    rpc = RpcServer(options.socket_path, node.service, hooks)
+    servers: list[Any] = [rpc]
+    if env.get("DISABLE_INTROSPECTION", "").lower() not in ("true", "1"):
+        bind = env.get("INTROSPECTION_BIND_ADDRESS") or options.introspection_bind
+        servers.append(serve_introspection(bind, routes(node, lambda: networkutils)))
+    if prometheus is not None and options.metrics_bind:
+        host, _, port = options.metrics_bind.rpartition(":")
+        prometheus.serve(host or "0.0.0.0", int(port))
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
+
+    def on_signal(number: int, frame: object) -> None:
+        log.info("signal %d: stop growing, finish in-flight work, exit", number)
+        node.pool.state.terminating = True
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("serving the plugin API on %s", options.socket_path)
+    _pool_loop(node, options, metrics, hooks, stop)
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+    store.close()
+    log.info("stopped")
+    return 0
+
+
+def _pool_loop(
+    node: Node, options: DaemonOptions, metrics: Metrics, hooks: RpcHooks, stop: threading.Event
+) -> None:
+    last_reconcile = last_cleanup = time.monotonic()
+    node.pool.report()
+    while not stop.wait(options.tick_seconds):
+        try:
+            node.pool.tick()
+            metrics.pods_waiting(len(hooks.waiting))
+            now = time.monotonic()
+            if now - last_reconcile >= options.reconcile_seconds:
+                node.pool.reconcile()
+                last_reconcile = now
+            if now - last_cleanup >= options.cleanup_seconds:
+                node.pool.lifecycle.cleanup_leaked_enis()
+                last_cleanup = now
+        except Exception:
+            log.exception("pool manager tick failed; retrying on the next tick")
