@@ -1,21 +1,15 @@
 #!/usr/bin/env bash
-# The main job. Today: what vpccni can already answer without a node - instance limits and max
-# pods per node (the daemon and the emulator-backed demo arrive with later issues).
-# With arguments, runs `vpccni ARGS...` instead, e.g. scripts/run.sh max-pods c5.xlarge --format json
+# The main job on the embedded default: starts `vpccni emulator` (a VPC, a subnet and a c5.large)
+# and `vpccni ipamd` for that node, drives pod ADD/DEL through the plugin API and prints the
+# warm pool as it grows, holds and shrinks, then stops everything (vpccni demo --keep leaves it
+# running). With arguments, runs `vpccni ARGS...` instead, e.g. scripts/run.sh max-pods m5.large
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/bootstrap.sh"
 vpccni="$root/.venv/bin/vpccni"
 if [ "$#" -gt 0 ]; then exec "$vpccni" "$@"; fi
 
-step() { printf '\n$ vpccni %s\n' "$*"; "$vpccni" "$@"; }
-step limits m5.large
-step max-pods m5.large
-step max-pods m5.large --prefix-delegation
-step max-pods m5.large --custom-networking --prefix-delegation --recommended --format json
-step max-pods m4.large --prefix-delegation
-step max-pods p5.48xlarge
-printf '\n$ vpccni max-pods m5.larg   (a typo: clear error, non-zero exit)\n'
-if "$vpccni" max-pods m5.larg; then exit 1; fi
-printf '\n$ vpccni max-pods --all --format json | head -5\n'
-"$vpccni" max-pods --all --format json | head -5
+printf '$ vpccni max-pods c5.large\n'
+"$vpccni" max-pods c5.large
+printf '\n$ vpccni demo\n'
+exec "$vpccni" demo

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from vpccni import __version__
 from vpccni.cli import (
+    demo_cmd,
     emulator_cmd,
     explain_cmd,
     ipamd_cmd,
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain_cmd.register(subparsers)
     emulator_cmd.register(subparsers)
     ipamd_cmd.register(subparsers)
+    demo_cmd.register(subparsers)
     status_cmd.register(subparsers)
     return parser
 

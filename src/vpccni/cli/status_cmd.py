@@ -103,7 +103,7 @@ def render(explain: dict[str, Any], pods: list[dict[str, Any]]) -> str:
         [
             e["id"],
             e["device_index"],
-            "yes" if e["primary"] else "",
+            "yes" if e["primary"] else "no",
             e["cidrs"],
             e["total"],
             e["assigned"],
@@ -125,10 +125,18 @@ def render(explain: dict[str, Any], pods: list[dict[str, Any]]) -> str:
         "",
         table,
         "",
-        f"pool {growing}: " + "; ".join(explain["reasons"][1:] or explain["reasons"]),
+        f"pool {growing}: " + "; ".join(_why(explain["reasons"])),
     ]
     if explain["actions"]:
         lines.append("next: " + "; ".join(a["reason"] for a in explain["actions"]))
     if explain.get("last_error"):
         lines.append(f"last error: {explain['last_error']}")
     return "\n".join(lines)
+
+
+def _why(reasons: list[str]) -> list[str]:
+    """The decision's reasons without the totals line and the 'pool (not) low:' prefix."""
+    found = reasons[1:] or reasons
+    if found and found[0].startswith(("pool too low: ", "pool not low: ")):
+        found = [found[0].split(": ", 1)[1], *found[1:]]
+    return found

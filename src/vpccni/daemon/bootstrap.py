@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from vpccni.core.pool import NodeLimits
 from vpccni.daemon.pool import PoolManager
 from vpccni.daemon.service import IpamService
 from vpccni.daemon.spool import SpoolReplay, replay_spool
-from vpccni.ports import CheckpointStore, Clock, Ec2, Imds
+from vpccni.ports import CheckpointStore, Clock, Ec2, Imds, Metrics, NullMetrics
 
 log = logging.getLogger("vpccni.ipamd")
 
@@ -65,6 +65,7 @@ class NodePorts:
     clock: Clock
     store: CheckpointStore
     table: InstanceTable
+    metrics: Metrics = field(default_factory=NullMetrics)
 
 
 def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Node:
@@ -107,7 +108,7 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
     datastore = Datastore(config.mode, config.ip_cooldown_seconds)
     service = IpamService(datastore, store, clock)
     lifecycle = EniLifecycle(ec2, clock, context, random.Random())
-    pool = PoolManager(service, lifecycle, config, limits)
+    pool = PoolManager(service, lifecycle, config, limits, ports.metrics)
     pool.reconcile_or_raise()
     stale = _restore(service, store)
     _release_inactive_kind(pool)

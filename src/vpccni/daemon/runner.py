@@ -77,11 +77,10 @@ def run_daemon(env: Mapping[str, str], options: DaemonOptions) -> int:
     node = _bootstrap_until_ready(
         config,
         NodeOptions(options.spool_dir, env.get("CLUSTER_NAME", ""), options.max_pods),
-        NodePorts(ec2, imds, clock, store, load_instance_table()),
+        NodePorts(ec2, imds, clock, store, load_instance_table(), metrics),
     )
     if node is None:
         return 0
-    node.pool.metrics = metrics
     return _serve(_Running(node, options, metrics, prometheus, networkutils, store), env)
 
 
