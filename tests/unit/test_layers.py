@@ -41,7 +41,7 @@ def test_core_imports_only_pure_stdlib_and_itself() -> None:
 
 def test_plugin_loads_nothing_but_stdlib_and_itself() -> None:
     probe = (
-        "import sys; before = set(sys.modules); import vpccni.plugin.main; "
+        "import sys; before = set(sys.modules); import vpccni.plugin.cni; "
         "print('\\n'.join(m for m in set(sys.modules) - before "
         "if m.split('.')[0] not in sys.stdlib_module_names))"
     )
@@ -53,5 +53,5 @@ def test_plugin_loads_nothing_but_stdlib_and_itself() -> None:
     assert set(done.stdout.split()) <= {
         "vpccni",
         "vpccni.plugin",
-        "vpccni.plugin.main",
+        "vpccni.plugin.cni",
     }

@@ -19,6 +19,7 @@ from vpccni.cli import (
     demo_cmd,
     emulator_cmd,
     explain_cmd,
+    install_cni_cmd,
     ipamd_cmd,
     limits_cmd,
     maxpods_cmd,
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     ipamd_cmd.register(subparsers)
     demo_cmd.register(subparsers)
     status_cmd.register(subparsers)
+    install_cni_cmd.register(subparsers)
     return parser
 
 

@@ -1,0 +1,674 @@
+"""``vpccni-cni``, the CNI plugin: one stdlib-only file that hands every CNI call to the daemon.
+
+The container runtime execs it for each ADD, DEL, CHECK, VERSION, STATUS and GC. It checks the
+call in a fixed order - CNI_COMMAND, then decode stdin (6), cniVersion (1), network config (7),
+``CNI_*`` variables (4) - sends it to ``vpccni ipamd`` over a Unix socket (docs/plugin-api.md),
+and prints the result in the version the config asks for, or a CNI error; never a traceback.
+Daemon down: ADD, CHECK and GC fail with 11, STATUS with 50, and DEL succeeds after writing a
+durable DEL record to the spool directory for the daemon to replay. DEL never fails on input
+that ADD would have refused (nothing can have been allocated for it): it does nothing, exit 0.
+``vpccni install-cni`` copies this file verbatim behind a ``#!/usr/bin/python3 -IS`` line, so it
+imports nothing outside the standard library. Start-up is on every pod's critical path: at start
+it loads only the builtin ``_json`` and ``posix``; ``_socket`` when it talks to the daemon; never
+``json``, ``socket`` or ``os`` on the common paths (they pull in ``re`` and ``enum``: ~12 ms).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, BinaryIO, TextIO
+
+SPEC_VERSION = "1.1.0"
+SUPPORTED_VERSIONS = ("0.4.0", "1.0.0", "1.1.0")
+VERSION_REPLY = '{"cniVersion": "1.1.0", "supportedVersions": ["0.4.0", "1.0.0", "1.1.0"]}\n'
+PROTOCOL_VERSION = 1
+DEFAULT_SOCKET = "/run/vpccni/ipamd.sock"
+DEFAULT_SPOOL_DIR = "/var/lib/vpccni/del-spool"
+MAX_STDIN = 1 << 20  # bytes of network configuration; also the daemon's request limit
+MAX_REPLY = 16 << 20
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
+# Seconds to connect and get the reply; past it the daemon counts as down.
+TIMEOUTS = {"ADD": 10.0, "DEL": 10.0, "CHECK": 10.0, "GC": 30.0, "STATUS": 3.0}
+# Verbs that need a newer cniVersion than 0.4.0 (as the CNI library's skel enforces).
+MIN_VERSION = {"GC": "1.1.0", "STATUS": "1.1.0"}
+
+INCOMPATIBLE_VERSION = 1
+INVALID_ENVIRONMENT = 4
+IO_FAILURE = 5
+DECODING_FAILED = 6
+INVALID_CONFIG = 7
+TRY_AGAIN_LATER = 11
+NOT_AVAILABLE = 50
+
+# The CNI_* variables forwarded to the daemon: (name, request field, longest accepted length).
+VARIABLES = (
+    ("CNI_CONTAINERID", "container_id", 200),  # short enough for a spool file name
+    ("CNI_NETNS", "netns", 4096),
+    ("CNI_IFNAME", "ifname", 15),  # IFNAMSIZ - 1
+    ("CNI_ARGS", "args", 65536),
+    ("CNI_PATH", "path", 65536),
+)
+REQUIRED = {
+    "ADD": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    "CHECK": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    "DEL": ("CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"),
+    "GC": ("CNI_PATH",),
+    "STATUS": (),
+}
+FILE_NAME_CHARACTERS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+)
+
+
+class CniError(Exception):
+    """A CNI error result: spec code, short message, details; printed as JSON on stdout."""
+
+    def __init__(self, code: int, msg: str, details: str = "") -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.details = details
+        self.cni_version = SPEC_VERSION
+
+
+class DaemonUnreachable(Exception):
+    """No complete reply came back: no socket, refused, reset, closed early or timed out."""
+
+
+class Call:
+    """One checked CNI invocation, ready to send."""
+
+    def __init__(self, command: str, version: str, config: dict[str, Any]) -> None:
+        self.command = command
+        self.version = version
+        self.config = config
+        self.cni: dict[str, str] = {}
+        self.socket_path = DEFAULT_SOCKET
+        self.spool_dir = DEFAULT_SPOOL_DIR
+        self.payload = b""
+
+
+# --- JSON: the C accelerator directly (``import json`` costs ~10 ms through ``re``) ---
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0:
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+class _StrictJson:
+    """The attributes ``_json.make_scanner`` reads: strict JSON, finite numbers, no NaN."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    array_hook = None
+    parse_int = int
+    parse_float = staticmethod(_finite_float)
+    parse_constant = staticmethod(_refuse_constant)
+
+
+_CODEC: list[Any] = []
+
+
+def _codec() -> tuple[Any, Any]:
+    """The fast scanner and encoder, built once; (None, None) without the C accelerator."""
+    if not _CODEC:
+        try:
+            import _json
+
+            scanner = _json.make_scanner(_StrictJson())  # type: ignore[arg-type]
+            encoder = _json.make_encoder(
+                None,
+                _not_json,
+                _json.encode_basestring_ascii,
+                None,
+                ": ",
+                ", ",
+                False,
+                False,
+                False,
+            )
+            _CODEC.extend((scanner, encoder))
+        except (ImportError, AttributeError, TypeError):
+            _CODEC.extend((None, None))
+    return _CODEC[0], _CODEC[1]
+
+
+def _not_json(value: object) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def decode_json(text: str) -> Any:
+    """Strict JSON (no NaN/Infinity, finite numbers); ValueError or RecursionError if not."""
+    scanner, _ = _codec()
+    if scanner is not None:
+        body = text.strip(" \t\n\r")
+        try:
+            value, end = scanner(body, 0)
+            if end == len(body):
+                return value
+        except Exception:
+            pass  # the full decoder below says precisely what is wrong
+    import json
+
+    decoder = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_constant)
+    return decoder.decode(text)
+
+
+def encode_json(value: object) -> str:
+    """Compact ASCII JSON."""
+    _, encoder = _codec()
+    if encoder is not None:
+        return "".join(encoder(value, 0))
+    import json
+
+    return json.dumps(value, allow_nan=False)
+
+
+# --- checking the call: stdin, version, config, variables ---
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def read_config(stdin: BinaryIO | None) -> dict[str, Any]:
+    """The network configuration on stdin: at most 1 MiB of UTF-8 holding one JSON object."""
+    try:
+        data = stdin.read(MAX_STDIN + 1) if stdin is not None else b""
+    except (OSError, ValueError) as error:
+        raise CniError(IO_FAILURE, "cannot read the network config on stdin", str(error)) from None
+    if len(data) > MAX_STDIN:
+        raise CniError(
+            INVALID_CONFIG,
+            "the network configuration on stdin is larger than 1 MiB",
+            "a CNI network configuration is a few hundred bytes; check what the runtime sends",
+        )
+    try:
+        config = decode_json(data.decode("utf-8"))
+    except (ValueError, RecursionError) as error:
+        raise CniError(
+            DECODING_FAILED,
+            "cannot decode the network configuration on stdin as JSON",
+            str(error)[:200],
+        ) from None
+    if not isinstance(config, dict):
+        raise CniError(
+            DECODING_FAILED,
+            "the network configuration on stdin is not a JSON object",
+            f"got a JSON {type(config).__name__}",
+        )
+    return config
+
+
+def check_version(command: str, config: dict[str, Any]) -> str:
+    """The config's cniVersion, if this plugin speaks it and it allows the verb."""
+    version = config.get("cniVersion")
+    if not isinstance(version, str):
+        raise CniError(
+            INVALID_CONFIG,
+            "the network configuration has no cniVersion string",
+            f"cniVersion is {_shown(version)}; use one of {', '.join(SUPPORTED_VERSIONS)}",
+        )
+    if version not in SUPPORTED_VERSIONS:
+        raise CniError(
+            INCOMPATIBLE_VERSION,
+            f"incompatible CNI version {_shown(version)}",
+            f"vpccni-cni supports {', '.join(SUPPORTED_VERSIONS)}",
+        )
+    needed = MIN_VERSION.get(command)
+    if needed is not None and version < needed:
+        error = CniError(
+            INCOMPATIBLE_VERSION,
+            f"config version {version} does not allow {command}",
+            f"{command} needs cniVersion {needed} or later",
+        )
+        error.cni_version = version
+        raise error
+    return version
+
+
+def is_cni_name(value: str) -> bool:
+    """The spec's rule for network names and container IDs: [A-Za-z0-9][A-Za-z0-9_.-]*."""
+    return (
+        value[:1].isascii()
+        and value[:1].isalnum()
+        and all(character in FILE_NAME_CHARACTERS for character in value)
+    )
+
+
+def bad_path(value: object, limit: int) -> str:
+    """Why ``value`` is not an acceptable absolute path ('' when it is)."""
+    if not isinstance(value, str) or not value.startswith("/"):
+        return "must be an absolute path"
+    if not value.isprintable():
+        return "contains control or non-printable characters"
+    if len(value.encode("utf-8")) > limit:
+        return f"is longer than {limit} bytes"
+    return ""
+
+
+def check_config(command: str, config: dict[str, Any]) -> None:
+    """The keys this plugin relies on; the daemon checks the rest."""
+    name = config.get("name")
+    if not isinstance(name, str) or not 0 < len(name) <= 253 or not is_cni_name(name):
+        raise CniError(
+            INVALID_CONFIG,
+            f"invalid network name {_shown(name)}",
+            "name must be a string of letters, digits, '_', '.', '-' starting with a letter or "
+            "digit, at most 253 characters",
+        )
+    for key, limit in (("socket", MAX_SOCKET_PATH), ("spoolDir", 4096)):
+        if key in config and (why := bad_path(config[key], limit)):
+            raise CniError(INVALID_CONFIG, f"config key {key} {why}", _shown(config[key]))
+    previous = config.get("prevResult")
+    if previous is None and command == "CHECK":
+        raise CniError(
+            INVALID_CONFIG, "CHECK needs prevResult", "the runtime must send the ADD result"
+        )
+    if previous is not None and (
+        not isinstance(previous, dict) or not isinstance(previous.get("ips", []), list)
+    ):
+        raise CniError(INVALID_CONFIG, "prevResult is not a CNI result", _shown(previous))
+    if command == "GC":
+        _check_attachments(config.get("cni.dev/valid-attachments"))
+
+
+def _check_attachments(attachments: object) -> None:
+    """GC must list the attachments to keep: without the list, the daemon would release all."""
+    if not isinstance(attachments, list) or not all(
+        isinstance(item, dict)
+        and isinstance(item.get("containerID"), str)
+        and isinstance(item.get("ifname"), str)
+        for item in attachments
+    ):
+        raise CniError(
+            INVALID_CONFIG,
+            "GC needs cni.dev/valid-attachments",
+            "a list of {containerID, ifname} objects naming the attachments to keep",
+        )
+
+
+def _bad_variable(name: str, value: str, limit: int) -> str:
+    """Why a CNI_* value is unacceptable ('' when it is fine)."""
+    if not value.isprintable():
+        return "contains control characters or is not valid UTF-8"
+    if len(value.encode("utf-8")) > limit:
+        return f"is longer than {limit} bytes"
+    if name == "CNI_CONTAINERID" and not is_cni_name(value):
+        return "must be letters, digits, '_', '.', '-' starting with a letter or digit"
+    if name == "CNI_IFNAME" and (value in (".", "..") or any(c in "/: " for c in value)):
+        return "is not a valid interface name"
+    if name == "CNI_ARGS":
+        for pair in value.split(";"):
+            key, equals, rest = pair.partition("=")
+            if pair and (not key or not equals or "=" in rest):
+                return f"has {_shown(pair, 40)}, not KEY=VALUE"
+    return ""
+
+
+def read_variables(command: str, environ: Mapping[str, str], call: Call) -> None:
+    """The CNI_* variables (and VPCCNI_* overrides) into ``call``; every problem in one error."""
+    missing = [name for name in REQUIRED[command] if not environ.get(name)]
+    if missing:
+        raise CniError(
+            INVALID_ENVIRONMENT,
+            f"required environment variables missing: {', '.join(missing)}",
+            f"{command} needs {', '.join(REQUIRED[command])}",
+        )
+    problems = []
+    for name, field, limit in VARIABLES:
+        value = environ.get(name, "")
+        if value and (why := _bad_variable(name, value, limit)):
+            problems.append(f"{name} {why}: {_shown(value, 60)}")
+        call.cni[field] = value
+    for name, limit in (("VPCCNI_SOCKET", MAX_SOCKET_PATH), ("VPCCNI_SPOOL_DIR", 4096)):
+        value = environ.get(name, "")
+        if value and (why := bad_path(value, limit)):
+            problems.append(f"{name} {why}: {_shown(value, 60)}")
+    if problems:
+        raise CniError(INVALID_ENVIRONMENT, "invalid environment variables", "; ".join(problems))
+    call.socket_path = environ.get("VPCCNI_SOCKET") or call.config.get("socket") or DEFAULT_SOCKET
+    call.spool_dir = (
+        environ.get("VPCCNI_SPOOL_DIR") or call.config.get("spoolDir") or DEFAULT_SPOOL_DIR
+    )
+
+
+def read_call(command: str, environ: Mapping[str, str], stdin: BinaryIO | None) -> Call:
+    """Every check, in order: decode stdin, version, config, variables."""
+    config = read_config(stdin)
+    version = check_version(command, config)
+    call = Call(command, version, config)
+    try:
+        check_config(command, config)
+        read_variables(command, environ, call)
+    except CniError as error:
+        error.cni_version = version
+        raise
+    return call
+
+
+# --- the daemon: one request, one reply (docs/plugin-api.md) ---
+
+
+def request_bytes(call: Call) -> bytes:
+    """The request line for ``call``; a config too big for the daemon is refused here (7)."""
+    request = {
+        "version": PROTOCOL_VERSION,
+        "op": call.command.lower(),
+        "cni": {"command": call.command, **call.cni},
+        "config": call.config,
+    }
+    try:
+        data = (encode_json(request) + "\n").encode("ascii")
+    except (ValueError, TypeError, RecursionError) as error:
+        raise CniError(INVALID_CONFIG, "cannot re-encode the network config", str(error)) from None
+    if len(data) > MAX_STDIN:
+        raise CniError(
+            INVALID_CONFIG,
+            "the request for the daemon is larger than 1 MiB",
+            "the network configuration (escaped as ASCII JSON) or CNI_ARGS is too large",
+        )
+    return data
+
+
+def exchange(socket_path: str, data: bytes, timeout: float) -> bytes:
+    """Send ``data`` and return the reply line; DaemonUnreachable if none arrives in time."""
+    import _socket
+
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        connection.settimeout(timeout)
+        connection.connect(socket_path)
+        connection.sendall(data)
+        while size <= MAX_REPLY:
+            connection.settimeout(max(deadline - time.monotonic(), 0.001))
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if b"\n" in chunk:
+                break
+    except TimeoutError:
+        raise DaemonUnreachable(f"no reply within {timeout:g} s") from None
+    except OSError as error:
+        raise DaemonUnreachable(error.strerror or str(error)) from None
+    finally:
+        connection.close()
+    if not chunks:
+        raise DaemonUnreachable("the connection closed before a reply")
+    if size > MAX_REPLY:
+        raise CniError(TRY_AGAIN_LATER, "the vpccni daemon's reply is larger than 16 MiB")
+    return b"".join(chunks).partition(b"\n")[0]
+
+
+def _invalid_reply(why: str) -> CniError:
+    return CniError(
+        TRY_AGAIN_LATER,
+        f"the vpccni daemon sent an invalid reply: {why}",
+        "plugin and daemon disagree on docs/plugin-api.md; check that both are the same release",
+    )
+
+
+def parse_reply(line: bytes) -> dict[str, Any]:
+    """The ``result`` of a success reply; a daemon error becomes a CniError with its code."""
+    try:
+        reply = decode_json(line.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise _invalid_reply("not JSON") from None
+    if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+        raise _invalid_reply("not an object with a boolean 'ok'")
+    if reply["ok"] is False:
+        error = reply.get("error")
+        error = error if isinstance(error, dict) else {}
+        code, msg, details = error.get("code"), error.get("msg"), error.get("details", "")
+        if type(code) is not int or code <= 0 or not isinstance(msg, str):
+            raise _invalid_reply("an error without an integer code and a message")
+        raise CniError(code, msg, details if isinstance(details, str) else encode_json(details))
+    result = reply.get("result")
+    if reply.get("version") != PROTOCOL_VERSION or not isinstance(result, dict):
+        raise _invalid_reply(f"expected protocol version {PROTOCOL_VERSION} with a result object")
+    return result
+
+
+def convert_result(result: dict[str, Any], version: str) -> dict[str, Any]:
+    """The daemon's 1.0.0-shaped ADD result in ``version``, with ``cniVersion`` first."""
+    ips = result.get("ips", [])
+    if not isinstance(ips, list) or not all(
+        isinstance(ip, dict) and isinstance(ip.get("address"), str) for ip in ips
+    ):
+        raise _invalid_reply("the ADD result's ips are not a list of addresses")
+    for key in ("interfaces", "routes"):
+        items = result.get(key, [])
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise _invalid_reply(f"the ADD result's {key} is not a list of objects")
+    converted: dict[str, Any] = {"cniVersion": version}
+    if version != "0.4.0":
+        converted.update(result)
+        converted["cniVersion"] = version
+        return converted
+
+    def kept(items: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+        return [{key: item[key] for key in keys if key in item} for item in items]
+
+    if "interfaces" in result:
+        converted["interfaces"] = kept(result["interfaces"], ("name", "mac", "sandbox"))
+    converted["ips"] = [
+        {"version": "6" if ":" in ip["address"] else "4"}
+        | {key: ip[key] for key in ("interface", "address", "gateway") if key in ip}
+        for ip in ips
+    ]
+    if "routes" in result:
+        converted["routes"] = kept(result["routes"], ("dst", "gw"))
+    if "dns" in result:
+        converted["dns"] = result["dns"]
+    return converted
+
+
+# --- DEL while the daemon is down: a durable record for the daemon to replay ---
+
+
+def spooled_ips(config: dict[str, Any]) -> list[str]:
+    """The addresses in prevResult, without prefix length; whatever is not an address is skipped."""
+    import ipaddress
+
+    previous = config.get("prevResult")
+    found: list[str] = []
+    for ip in previous.get("ips", []) if isinstance(previous, dict) else []:
+        address = ip.get("address") if isinstance(ip, dict) else None
+        if not isinstance(address, str):
+            continue
+        try:
+            text = str(ipaddress.ip_interface(address).ip)
+        except ValueError:
+            continue
+        if text not in found:
+            found.append(text)
+    return found
+
+
+def spool_del(call: Call) -> str:
+    """Write the DEL record (temp file, fsync, rename, directory fsync); returns its path."""
+    import os
+
+    cni = call.cni
+    stem = "".join(
+        character if character in FILE_NAME_CHARACTERS else "_"
+        for character in f"{cni['container_id']}-{cni['ifname']}"
+    )
+    record = {
+        "version": PROTOCOL_VERSION,
+        "network": call.config["name"],
+        "container_id": cni["container_id"],
+        "ifname": cni["ifname"],
+        "ips": spooled_ips(call.config),
+        "spooled_at": time.time(),
+    }
+    path = os.path.join(call.spool_dir, stem + ".json")
+    temporary = os.path.join(call.spool_dir, f".{stem}.{os.getpid()}.tmp")
+    try:
+        os.makedirs(call.spool_dir, mode=0o700, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        descriptor = os.open(temporary, flags, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb", closefd=False) as stream:
+                stream.write((encode_json(record) + "\n").encode("ascii"))
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, path)
+        directory = os.open(call.spool_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as error:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        raise CniError(
+            TRY_AGAIN_LATER,
+            f"the vpccni daemon is unreachable and the DEL record cannot be written to "
+            f"{call.spool_dir}",
+            f"{error}; the runtime should retry DEL; check VPCCNI_SPOOL_DIR / spoolDir",
+        ) from None
+    return path
+
+
+# --- the verbs ---
+
+
+def run_call(call: Call, stdout: TextIO, stderr: TextIO) -> int:
+    """Send ``call`` to the daemon and print what the verb prints on success (ADD only)."""
+    command = call.command
+    try:
+        result = parse_reply(exchange(call.socket_path, call.payload, TIMEOUTS[command]))
+    except DaemonUnreachable as down:
+        if command == "DEL":
+            path = spool_del(call)
+            stderr.write(
+                f"vpccni-cni: daemon unreachable at {call.socket_path} ({down}); "
+                f"DEL recorded in {path} for replay when it starts\n"
+            )
+            return 0
+        raise CniError(
+            NOT_AVAILABLE if command == "STATUS" else TRY_AGAIN_LATER,
+            f"the vpccni daemon is unreachable at {call.socket_path}",
+            f"{down}; start it (vpccni ipamd) or point VPCCNI_SOCKET / the config key socket "
+            "at its socket",
+        ) from None
+    if command == "ADD":
+        stdout.write(encode_json(convert_result(result, call.version)) + "\n")
+    elif command == "STATUS" and result.get("ready") is not True:
+        raise CniError(NOT_AVAILABLE, "the vpccni daemon is not ready", _shown(result, 200))
+    return 0
+
+
+def dispatch(
+    environ: Mapping[str, str], stdin: BinaryIO | None, stdout: TextIO, stderr: TextIO
+) -> int:
+    """Run one CNI call; raises CniError for every refusal."""
+    command = environ.get("CNI_COMMAND", "")
+    if command == "VERSION":
+        stdout.write(VERSION_REPLY)
+        return 0
+    if command not in TIMEOUTS:
+        raise CniError(
+            INVALID_ENVIRONMENT,
+            f"unknown CNI_COMMAND {_shown(command)}" if command else "CNI_COMMAND is not set",
+            "expected one of ADD, DEL, CHECK, VERSION, STATUS, GC",
+        )
+    try:
+        call = read_call(command, environ, stdin)
+        call.payload = request_bytes(call)
+    except CniError as error:
+        if command != "DEL":
+            raise
+        stderr.write(f"vpccni-cni: DEL of input that ADD refuses: nothing to do ({error.msg})\n")
+        return 0
+    try:
+        return run_call(call, stdout, stderr)
+    except CniError as error:
+        error.cni_version = call.version
+        raise
+
+
+def print_error(stdout: TextIO, error: CniError) -> int:
+    """The CNI error JSON on stdout; returns the exit status."""
+    body = {
+        "cniVersion": error.cni_version,
+        "code": error.code,
+        "msg": error.msg,
+        "details": error.details,
+    }
+    try:
+        text = encode_json(body)
+    except Exception:  # the codec itself failed: a fixed text is still valid JSON
+        text = f'{{"cniVersion": "{SPEC_VERSION}", "code": {error.code:d}, "msg": "vpccni-cni"}}'
+    try:
+        stdout.write(text + "\n")
+        stdout.flush()
+    except (OSError, ValueError):
+        return 1  # stdout is gone: the exit status alone tells
+    return 1
+
+
+def process_environ() -> dict[str, str]:
+    """The CNI_* and VPCCNI_* variables of this process (``os.environ`` without ``os``)."""
+    import posix
+
+    return {
+        key.decode("utf-8", "surrogateescape"): value.decode("utf-8", "surrogateescape")
+        for key, value in posix.environ.items()
+        if key.startswith((b"CNI_", b"VPCCNI_"))
+    }
+
+
+def main(
+    environ: Mapping[str, str] | None = None,
+    stdin: BinaryIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """The plugin: returns the exit status; prints a result, nothing, or a CNI error."""
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    try:
+        if environ is None:
+            environ = process_environ()
+        if stdin is None and environ.get("CNI_COMMAND") != "VERSION" and sys.stdin is not None:
+            stdin = sys.stdin.buffer
+        status = dispatch(environ, stdin, out, err)
+        out.flush()
+        return status
+    except CniError as error:
+        return print_error(out, error)
+    except Exception as error:  # last line of defence: still a CNI error, never a traceback
+        return print_error(
+            out,
+            CniError(
+                TRY_AGAIN_LATER,
+                f"vpccni-cni failed unexpectedly: {type(error).__name__}",
+                f"{str(error)[:200]}; this is a vpccni bug - please report it",
+            ),
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""A fake ``vpccni ipamd`` for the plugin's tests: docs/plugin-api.md version 1 over a Unix socket.
+
+Stdlib only, in a thread, with the pod map in memory: ``add`` hands out addresses from a small
+pool (the same one again for a pod that already holds one), ``del`` is idempotent, ``check``
+compares with ``prevResult``, ``gc`` releases what ``cni.dev/valid-attachments`` does not list,
+``status`` says ready. It records every request it decodes, so a test can assert that the plugin
+refused an input without asking, and it can be told to misbehave: reply with an error, close
+without replying, or never reply. The benchmark uses it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socketserver
+import threading
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+
+MAX_REQUEST = 1 << 20
+GATEWAY = "169.254.1.1"
+PodKey = tuple[str, str, str]
+
+
+class FakeDaemon:
+    """The daemon's side of the plugin API, in memory."""
+
+    def __init__(self, socket_path: Path, pool: str = "10.0.1.0/24") -> None:
+        self.socket_path = socket_path
+        self.free = [str(address) for address in IPv4Network(pool).hosts()]
+        self.pods: dict[PodKey, str] = {}
+        self.requests: list[Any] = []
+        self.ready = True
+        self.behaviour = "serve"  # or "close" (no reply) or "hang" (never replies)
+        self.error: dict[str, Any] | None = None  # the next reply's error, when set
+        self.lock = threading.Lock()
+        self._server: socketserver.ThreadingUnixStreamServer | None = None
+        self._release = threading.Event()
+
+    # --- lifecycle ---
+
+    def start(self) -> FakeDaemon:
+        """Listen on the socket (mode 0600) and serve in a daemon thread."""
+        daemon = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                daemon.serve_connection(self)
+
+        server = socketserver.ThreadingUnixStreamServer(str(self.socket_path), Handler)
+        server.daemon_threads = True
+        os.chmod(self.socket_path, 0o600)
+        self._server = server
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and remove the socket."""
+        self._release.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self.socket_path.unlink(missing_ok=True)
+
+    def state(self) -> dict[PodKey, str]:
+        """A copy of the pod map."""
+        with self.lock:
+            return dict(self.pods)
+
+    # --- one connection ---
+
+    def serve_connection(self, handler: socketserver.StreamRequestHandler) -> None:
+        handler.connection.settimeout(10)
+        line = handler.rfile.readline(MAX_REQUEST + 1)
+        if self.behaviour == "close":
+            return
+        if self.behaviour == "hang":
+            self._release.wait(30)
+            return
+        if len(line) > MAX_REQUEST:
+            reply = error(101, "request larger than 1 MiB")
+        else:
+            try:
+                request = json.loads(line)
+            except ValueError as problem:
+                reply = error(101, f"request is not JSON: {problem}")
+            else:
+                with self.lock:
+                    self.requests.append(request)
+                    reply = self.reply(request)
+        handler.wfile.write(json.dumps(reply).encode() + b"\n")
+
+    def reply(self, request: Any) -> dict[str, Any]:
+        """The reply to one decoded request (called with the lock held)."""
+        if self.error is not None:
+            injected, self.error = self.error, None
+            return {"version": 1, "ok": False, "error": injected}
+        if not isinstance(request, dict) or request.get("version") != 1:
+            return error(100, "unsupported plugin API version", "this daemon speaks version 1")
+        op, cni, config = request.get("op"), request.get("cni"), request.get("config")
+        if not isinstance(cni, dict) or not isinstance(config, dict):
+            return error(101, "request needs the objects cni and config")
+        handler = {
+            "status": self.status,
+            "add": self.add,
+            "del": self.delete,
+            "check": self.check,
+            "gc": self.collect,
+        }.get(str(op))
+        if handler is None:
+            return error(101, f"unknown op {op!r}")
+        key = (config.get("name", ""), cni.get("container_id", ""), cni.get("ifname", ""))
+        if op in ("add", "check"):
+            netns = cni.get("netns")
+            if not isinstance(netns, str) or not os.path.exists(netns):
+                return error(4, f"network namespace {netns!r} does not exist")
+        return handler(key, cni, config)
+
+    def status(self, key: PodKey, cni: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+        if not self.ready:
+            return error(50, "ipamd is not ready yet")
+        return ok({"ready": True, "available": len(self.free)})
+
+    def delete(self, key: PodKey, cni: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+        address = self.pods.pop(key, None)
+        if address is not None:
+            self.free.append(address)
+        return ok({})
+
+    def add(self, key: PodKey, cni: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+        address = self.pods.get(key)
+        if address is None:
+            if not self.free:
+                return error(11, "no IP address available yet", "the warm pool is empty")
+            address = self.pods[key] = self.free.pop(0)
+        return ok(
+            {
+                "interfaces": [
+                    {"name": "eni" + key[1][:11], "mac": "02:00:00:00:00:01"},
+                    {"name": key[2], "mac": "02:00:00:00:00:02", "sandbox": cni["netns"]},
+                ],
+                "ips": [{"address": f"{address}/32", "gateway": GATEWAY, "interface": 1}],
+                "routes": [{"dst": "0.0.0.0/0", "gw": GATEWAY}],
+                "dns": {},
+            }
+        )
+
+    def check(self, key: PodKey, cni: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+        previous = config.get("prevResult")
+        held = self.pods.get(key)
+        if held is None:
+            return error(102, f"{key} holds no address")
+        ips = previous.get("ips", []) if isinstance(previous, dict) else []
+        expected = {str(ip.get("address", "")).split("/")[0] for ip in ips}
+        if held not in expected:
+            return error(102, f"{key} holds {held}, prevResult says {sorted(expected)}")
+        return ok({})
+
+    def collect(self, key: PodKey, cni: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+        valid = config.get("cni.dev/valid-attachments", [])
+        keep = {(item.get("containerID"), item.get("ifname")) for item in valid}
+        released = []
+        for pod, address in list(self.pods.items()):
+            if pod[0] == key[0] and (pod[1], pod[2]) not in keep:
+                del self.pods[pod]
+                self.free.append(address)
+                released.append({"container_id": pod[1], "ifname": pod[2], "address": address})
+        return ok({"released": released})
+
+
+def ok(result: dict[str, Any]) -> dict[str, Any]:
+    return {"version": 1, "ok": True, "result": result}
+
+
+def error(code: int, msg: str, details: str = "") -> dict[str, Any]:
+    return {"version": 1, "ok": False, "error": {"code": code, "msg": msg, "details": details}}

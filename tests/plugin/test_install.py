@@ -1,0 +1,183 @@
+"""``vpccni install-cni``: the plugin file, the conflist, the wait for the daemon, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.plugin.fake_daemon import FakeDaemon
+from tests.plugin.runtime import exec_plugin
+from vpccni.cli import install_cni_cmd
+
+SOURCE = (Path(install_cni_cmd.__file__).parent.parent / "plugin" / "cni.py").read_bytes()
+
+
+def install(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vpccni.cli.main", "install-cni", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def dirs(short_dir: Path) -> tuple[Path, Path]:
+    bin_dir, conf_dir = short_dir / "bin", short_dir / "net.d"
+    bin_dir.mkdir()
+    conf_dir.mkdir()
+    return bin_dir, conf_dir
+
+
+def test_installs_the_verbatim_plugin_and_the_conflist(dirs: tuple[Path, Path]) -> None:
+    bin_dir, conf_dir = dirs
+    done = install("--bin-dir", bin_dir, "--conf-dir", conf_dir, "--no-wait")
+    assert done.returncode == 0, done.stderr
+    plugin = bin_dir / "vpccni-cni"
+    shebang, _, source = plugin.read_bytes().partition(b"\n")
+    interpreter = install_cni_cmd.choose_interpreter(None)
+    assert shebang == f"#!{interpreter} -IS".encode()
+    assert source == SOURCE
+    assert plugin.stat().st_mode & 0o777 == 0o755
+    assert json.loads((conf_dir / "10-vpccni.conflist").read_text()) == {
+        "cniVersion": "1.0.0",
+        "cniVersions": ["1.0.0", "1.1.0"],
+        "name": "aws-cni",
+        "plugins": [
+            {
+                "type": "vpccni-cni",
+                "mtu": 9001,
+                "socket": "/run/vpccni/ipamd.sock",
+                "spoolDir": "/var/lib/vpccni/del-spool",
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True},
+        ],
+    }
+    assert sorted(path.name for path in [*bin_dir.iterdir(), *conf_dir.iterdir()]) == [
+        "10-vpccni.conflist",
+        "vpccni-cni",
+    ]
+    assert "10-vpccni.conflist" in done.stdout
+
+
+def test_options_reach_the_conflist(dirs: tuple[Path, Path], short_dir: Path) -> None:
+    bin_dir, conf_dir = dirs
+    socket, spool = short_dir / "d.sock", short_dir / "spool"
+    done = install(
+        *("--bin-dir", bin_dir, "--conf-dir", conf_dir, "--no-wait", "--bandwidth"),
+        *("--network-name", "pods", "--mtu", "1500", "--socket", socket, "--spool-dir", spool),
+    )
+    assert done.returncode == 0, done.stderr
+    conflist = json.loads((conf_dir / "10-vpccni.conflist").read_text())
+    assert conflist["name"] == "pods"
+    assert [plugin["type"] for plugin in conflist["plugins"]] == [
+        "vpccni-cni",
+        "portmap",
+        "bandwidth",
+    ]
+    assert conflist["plugins"][0] == {
+        "type": "vpccni-cni",
+        "mtu": 1500,
+        "socket": str(socket),
+        "spoolDir": str(spool),
+    }
+    assert conflist["plugins"][2] == {"type": "bandwidth", "capabilities": {"bandwidth": True}}
+
+
+def test_reinstalling_replaces_both_files(dirs: tuple[Path, Path]) -> None:
+    bin_dir, conf_dir = dirs
+    for mtu in ("9001", "1400"):
+        done = install("--bin-dir", bin_dir, "--conf-dir", conf_dir, "--no-wait", "--mtu", mtu)
+        assert done.returncode == 0, done.stderr
+    conflist = json.loads((conf_dir / "10-vpccni.conflist").read_text())
+    assert conflist["plugins"][0]["mtu"] == 1400
+    assert len(list(bin_dir.iterdir())) == len(list(conf_dir.iterdir())) == 1
+
+
+def test_the_venv_interpreter_works_too(dirs: tuple[Path, Path]) -> None:
+    bin_dir, conf_dir = dirs
+    args = ("--bin-dir", bin_dir, "--conf-dir", conf_dir, "--no-wait")
+    done = install(*args, "--interpreter", sys.executable)
+    assert done.returncode == 0, done.stderr
+    outcome = exec_plugin(bin_dir / "vpccni-cni", {"CNI_COMMAND": "VERSION"}, b"")
+    assert outcome.json()["supportedVersions"] == ["0.4.0", "1.0.0", "1.1.0"]
+
+
+def test_the_conflist_waits_until_the_daemon_is_ready(
+    dirs: tuple[Path, Path], fake_daemon: FakeDaemon
+) -> None:
+    bin_dir, conf_dir = dirs
+    fake_daemon.ready = False
+    command = [sys.executable, "-m", "vpccni.cli.main", "install-cni"]
+    args = ["--bin-dir", bin_dir, "--conf-dir", conf_dir, "--socket", fake_daemon.socket_path]
+    with subprocess.Popen([*command, *map(str, args)], stderr=subprocess.PIPE) as process:
+        deadline = time.monotonic() + 60
+        while not any(
+            request.get("op") == "status" for request in list(fake_daemon.requests)
+        ):  # the plugin is in place before the daemon is asked
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert (bin_dir / "vpccni-cni").exists()
+        time.sleep(1.2)
+        assert process.poll() is None
+        assert not (conf_dir / "10-vpccni.conflist").exists()
+        fake_daemon.ready = True
+        assert process.wait(timeout=30) == 0
+    assert (conf_dir / "10-vpccni.conflist").exists()
+
+
+def test_a_daemon_that_never_answers_leaves_no_conflist(
+    dirs: tuple[Path, Path], short_dir: Path
+) -> None:
+    bin_dir, conf_dir = dirs
+    done = install(
+        *("--bin-dir", bin_dir, "--conf-dir", conf_dir),
+        *("--socket", short_dir / "none.sock", "--wait-seconds", "0.6"),
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert "did not answer ready within 0.6 s" in done.stderr
+    assert "--no-wait" in done.stderr
+    assert (bin_dir / "vpccni-cni").exists()
+    assert list(conf_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("--bin-dir", "missing"), "does not exist"),
+        (("--conf-dir", "a-file"), "is not a directory"),
+        (("--interpreter", "python3"), "absolute path"),
+        (("--interpreter", "/nonexistent/python3"), "not an executable file"),
+        (("--interpreter", "script"), "is a script"),
+        (("--mtu", "100"), "outside 576-9001"),
+        (("--network-name", "-bad"), "--network-name"),
+        (("--socket", "relative.sock"), "absolute path"),
+        (("--socket", "/" + "s" * 200), "longer than 107 bytes"),
+        (("--spool-dir", "spool"), "absolute path"),
+    ],
+)
+def test_bad_options_are_one_line_errors(
+    dirs: tuple[Path, Path], short_dir: Path, change: tuple[str, str], message: str
+) -> None:
+    bin_dir, conf_dir = dirs
+    (short_dir / "a-file").write_text("")
+    script = short_dir / "script"
+    script.write_text('#!/bin/sh\nexec python3 "$@"\n')
+    script.chmod(0o755)
+    values = {"--bin-dir": str(bin_dir), "--conf-dir": str(conf_dir)}
+    flag, value = change
+    local = {"missing": short_dir / "missing", "a-file": short_dir / "a-file", "script": script}
+    values[flag] = str(local.get(value, value))
+    done = install(*[item for pair in values.items() for item in pair], "--no-wait")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ")
+    assert done.stderr.count("\n") == 1
+    assert message in done.stderr
+    assert list(conf_dir.iterdir()) == []
