@@ -4,7 +4,7 @@
 # Extra arguments go to pytest.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$root/scripts/bootstrap.sh" --dev
+bash "$root/scripts/bootstrap.sh" --dev iptables
 cd "$root"
 bin=.venv/bin
 echo "== ruff"; "$bin/ruff" check src tests tools benchmarks; "$bin/ruff" format --check src tests tools benchmarks

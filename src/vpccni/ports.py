@@ -8,6 +8,7 @@ named by intent and returns values from ``vpccni.core.cloud``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
 
@@ -146,3 +147,54 @@ class NullMetrics:
 
     def subnet_free(self, subnet_id: str, free: int) -> None:
         pass
+
+
+@dataclass(frozen=True)
+class PodWiring:
+    """Everything needed to wire (or unwire) one pod interface."""
+
+    netns: str
+    ifname: str
+    host_veth: str
+    address: IPv4Address
+    table: int
+    mtu: int = 9001
+
+
+@dataclass(frozen=True)
+class WiredInterfaces:
+    """The links ADD created, for the CNI result."""
+
+    host_veth: str
+    host_mac: str
+    pod_mac: str
+
+
+class PodNetwork(Protocol):
+    """Pod-side and host-side links, routes and rules of one pod interface."""
+
+    def setup(self, wiring: PodWiring) -> WiredInterfaces: ...
+
+    def teardown(self, wiring: PodWiring) -> None: ...
+
+    def check(self, wiring: PodWiring) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class EniLink:
+    """An ENI as the node's host networking needs it."""
+
+    mac: str
+    primary_ip: IPv4Address
+    subnet: IPv4Network
+    device_index: int
+
+
+class HostNetwork(Protocol):
+    """The node's own routes, rules and SNAT (idempotent: re-applying converges)."""
+
+    def setup_node(self, primary: EniLink, vpc_cidrs: Sequence[IPv4Network]) -> None: ...
+
+    def setup_eni(self, eni: EniLink) -> bool: ...
+
+    def converge_pods(self, wired: Sequence[PodWiring]) -> list[str]: ...

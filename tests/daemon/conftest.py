@@ -132,6 +132,17 @@ class Node:
             }
         )
 
+    def wait_for_reply(self, request: Any, timeout: float = 20.0) -> dict[str, Any]:
+        """Repeat ``request()`` while the daemon says try again later (as kubelet does)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reply: dict[str, Any] = request()
+            if reply["ok"] or time.monotonic() > deadline:
+                assert reply["ok"], reply
+                return reply
+            assert reply["error"]["code"] == 11, reply
+            time.sleep(0.1)
+
     def introspect(self, path: str) -> Any:
         from vpccni.cli.status_cmd import fetch
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.daemon.conftest import make_node  # noqa: F401  (shared fixture)
+
 _counter = itertools.count()
 
 

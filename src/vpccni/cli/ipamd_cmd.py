@@ -47,6 +47,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--reconcile-seconds", type=float, default=defaults.reconcile_seconds)
     parser.add_argument("--cleanup-seconds", type=float, default=defaults.cleanup_seconds)
     parser.add_argument("--max-pods", type=int, help="kubelet's max pods (default: the table's)")
+    parser.add_argument(
+        "--netns",
+        metavar="NAME",
+        help="wire pods and host networking in this network namespace (the node's)",
+    )
+    parser.add_argument(
+        "--host-datapath",
+        action="store_true",
+        help="wire pods and host networking in the daemon's own namespace (production nodes)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -68,6 +78,8 @@ def run(args: argparse.Namespace) -> str:
         cleanup_seconds=args.cleanup_seconds,
         max_pods=args.max_pods,
         emulator_clock=os.environ.get("VPCCNI_CLOCK", "system") == "emulator",
+        datapath_netns=args.netns,
+        host_datapath=args.host_datapath,
     )
     run_daemon(dict(os.environ), options)
     return "ipamd stopped"

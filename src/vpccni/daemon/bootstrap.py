@@ -1,17 +1,20 @@
 """Node start-up: facts from IMDS, truth from EC2, assignments from the checkpoint.
 
 Order: IMDS identity and primary interface (subnet, VPC CIDRs, security groups) -> EC2's view
-of the instance -> limits from the shipped table -> reconcile the (empty) datastore with EC2,
+of the instance -> limits from the shipped table -> with a datapath, the node's host networking
+(MTU, fwmark rule, SNAT) -> reconcile the (empty) datastore with EC2,
 adopting and tagging every managed ENI attached to this instance -> restore the checkpoint
 (entries whose address is on no attached ENI are stale and released durably) -> release unused
-CIDRs of the inactive kind (after a prefix-delegation switch) -> replay spooled DELs -> delete
-leaked ENIs. Only then does the daemon serve.
+CIDRs of the inactive kind (after a prefix-delegation switch) -> replay spooled DELs -> converge
+host routes, rules and veths to the surviving assignments -> delete leaked ENIs. Only then does
+the daemon serve.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -25,10 +28,11 @@ from vpccni.core.limits import InstanceTable
 from vpccni.core.maxpods import HOST_NETWORK_PODS
 from vpccni.core.model import cidr_kind_matches
 from vpccni.core.pool import NodeLimits
+from vpccni.daemon.datapath import Datapath
 from vpccni.daemon.pool import PoolManager
 from vpccni.daemon.service import IpamService
 from vpccni.daemon.spool import SpoolReplay, replay_spool
-from vpccni.ports import CheckpointStore, Clock, Ec2, Imds, Metrics, NullMetrics
+from vpccni.ports import CheckpointStore, Clock, Ec2, EniLink, Imds, Metrics, NullMetrics
 
 log = logging.getLogger("vpccni.ipamd")
 
@@ -66,6 +70,7 @@ class NodePorts:
     store: CheckpointStore
     table: InstanceTable
     metrics: Metrics = field(default_factory=NullMetrics)
+    make_datapath: Callable[[IPv4Network], Datapath] | None = None
 
 
 def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Node:
@@ -109,10 +114,18 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
     service = IpamService(datastore, store, clock)
     lifecycle = EniLifecycle(ec2, clock, context, random.Random())
     pool = PoolManager(service, lifecycle, config, limits, ports.metrics)
+    if ports.make_datapath is not None:
+        if primary.subnet_cidr is None:
+            raise CloudError("IMDS gives no subnet CIDR for the primary interface")
+        pool.datapath = ports.make_datapath(primary.subnet_cidr)
+        primary_link = EniLink(identity.primary_mac, identity.local_ipv4, primary.subnet_cidr, 0)
+        pool.datapath.host.setup_node(primary_link, primary.vpc_cidrs)
     pool.reconcile_or_raise()
     stale = _restore(service, store)
     _release_inactive_kind(pool)
     spool = replay_spool(options.spool_dir, service)
+    if pool.datapath is not None:
+        pool.datapath.converge(service)  # after the replay: released pods lose their links
     try:
         leaked = lifecycle.cleanup_leaked_enis()
     except CloudError as error:

@@ -21,6 +21,7 @@ from vpccni.core.config import IpamConfig
 from vpccni.core.pool import NodeLimits
 from vpccni.core.reconcile import eni_cidrs, eni_info, plan_reconcile
 from vpccni.core.scaling import Action, Decision, PoolTiming, plan_scaling
+from vpccni.daemon.datapath import Datapath
 from vpccni.daemon.service import IpamService
 from vpccni.ports import Clock, Metrics, NullMetrics
 
@@ -64,6 +65,7 @@ class PoolManager:
         self.config = config
         self.limits = limits
         self.state = PoolState()
+        self.datapath: Datapath | None = None
         self._act_lock = threading.Lock()
 
     @property
@@ -129,7 +131,11 @@ class PoolManager:
                 for view in self.service.views()
             }
             plan = plan_reconcile(current, truth, instance_id, now, self.state.recently_released)
+            described = {eni.eni_id: eni for eni in truth}
             for info, cidrs in plan.add_enis:
+                if not self._host_ready(described[info.eni_id], wait=False):
+                    log.info("reconcile: %s waits for its link to appear", info.eni_id)
+                    continue
                 log.info("reconcile: adopting %s (device %d)", info.eni_id, info.device_index)
                 self.service.add_eni(info, cidrs)
                 self._tag(info.eni_id, truth)
@@ -207,6 +213,9 @@ class PoolManager:
         if attached is None:
             log.warning("%s is still attaching; reconcile adds it once attached", eni.eni_id)
             return
+        if not self._host_ready(attached, wait=True):
+            log.warning("%s has no link on the node yet; reconcile adds it later", eni.eni_id)
+            return
         self.service.add_eni(eni_info(attached, self.clock.now()), eni_cidrs(attached))
         log.info(
             "%s: %s at device %d", action.reason, eni.eni_id, eni_info(attached, 0).device_index
@@ -229,6 +238,33 @@ class PoolManager:
             )
         except _NotAttached:
             return None
+
+    def _host_ready(self, eni: EniDescription, wait: bool) -> bool:
+        """Host networking for the ENI is configured (always true without a datapath)."""
+        datapath = self.datapath
+        attachment = eni.attachment
+        if datapath is None or attachment is None:
+            return True
+
+        def ready() -> bool:
+            assert datapath is not None
+            assert attachment is not None
+            if datapath.eni_ready(eni.mac, eni.primary_ip, attachment.device_index):
+                return True
+            raise _NotAttached()
+
+        try:
+            if not wait:
+                return ready()
+            return retry(
+                ready,
+                backoff=WAIT_ATTACHED,
+                clock=self.clock,
+                rng=self.lifecycle.rng,
+                retry_on=(_NotAttached,),
+            )
+        except _NotAttached:
+            return False
 
     def _release(self, action: Action) -> None:
         assert action.eni is not None

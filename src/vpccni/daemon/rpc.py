@@ -22,6 +22,7 @@ from typing import Any
 
 from vpccni.core.datastore import NoAvailableAddress
 from vpccni.core.model import PodKey, PodMeta
+from vpccni.daemon.datapath import Datapath
 from vpccni.daemon.service import IpamService
 from vpccni.errors import VpccniError
 
@@ -62,6 +63,7 @@ class RpcHooks:
     on_del: Callable[[], None] = lambda: None
     on_no_address: Callable[[], None] = lambda: None
     waiting: set[PodKey] = field(default_factory=set)
+    datapath: Datapath | None = None
 
 
 def error_reply(error: RpcError) -> dict[str, Any]:
@@ -123,7 +125,7 @@ def _dispatch(op: str, request: dict[str, Any], service: IpamService, hooks: Rpc
     if op == "del":
         hooks.on_del()
         hooks.waiting.discard(key)
-        service.delete(key, _prev_addresses(config))
+        _delete(key, _meta(cni.get("args")), config, service, hooks.datapath)
         return {}
     if not hooks.ready():
         raise RpcError(CODE_TRY_AGAIN, "ipamd is starting; try again shortly")
@@ -131,11 +133,21 @@ def _dispatch(op: str, request: dict[str, Any], service: IpamService, hooks: Rpc
     if not isinstance(netns, str) or not netns or not os.path.exists(netns):
         raise RpcError(CODE_INVALID_ENV, f"network namespace {netns!r} does not exist")
     if op == "check":
-        return _check(key, config, service)
-    return _add(key, _meta(cni.get("args")), service, hooks)
+        return _check(key, netns, config, service, hooks.datapath)
+    return _add(
+        key, _meta(cni.get("args")), netns=netns, mtu=_mtu(config), service=service, hooks=hooks
+    )
 
 
-def _add(key: PodKey, meta: PodMeta, service: IpamService, hooks: RpcHooks) -> dict[str, Any]:
+def _add(
+    key: PodKey,
+    meta: PodMeta,
+    *,
+    netns: str,
+    mtu: int | None,
+    service: IpamService,
+    hooks: RpcHooks,
+) -> dict[str, Any]:
     started = time.monotonic()
     try:
         outcome = service.add(key, meta)
@@ -145,17 +157,60 @@ def _add(key: PodKey, meta: PodMeta, service: IpamService, hooks: RpcHooks) -> d
         hooks.on_add(time.monotonic() - started, False)
         raise RpcError(CODE_TRY_AGAIN, "no IP address available yet", str(error)) from None
     hooks.waiting.discard(key)
-    hooks.on_add(time.monotonic() - started, True)
     address = outcome.assignment.address
+    ip: dict[str, Any] = {"address": f"{address}/32", "gateway": GATEWAY}
+    interfaces: list[dict[str, str]] = []
+    datapath = hooks.datapath
+    if datapath is not None:
+        wiring = datapath.wiring(key, outcome.assignment.meta, netns, address, outcome.eni, mtu=mtu)
+        try:
+            wired = datapath.wire(wiring)
+        except VpccniError as error:
+            service.delete(key)
+            hooks.on_add(time.monotonic() - started, False)
+            raise RpcError(CODE_INTERNAL, f"pod wiring failed: {error}") from None
+        interfaces = [
+            {"name": wired.host_veth, "mac": wired.host_mac},
+            {"name": key.ifname, "mac": wired.pod_mac, "sandbox": netns},
+        ]
+        ip["interface"] = 1
+    hooks.on_add(time.monotonic() - started, True)
     return {
-        "interfaces": [],
-        "ips": [{"address": f"{address}/32", "gateway": GATEWAY}],
+        "interfaces": interfaces,
+        "ips": [ip],
         "routes": [{"dst": "0.0.0.0/0", "gw": GATEWAY}],
         "dns": {},
     }
 
 
-def _check(key: PodKey, config: dict[str, Any], service: IpamService) -> dict[str, Any]:
+def _delete(
+    key: PodKey,
+    meta: PodMeta,
+    config: dict[str, Any],
+    service: IpamService,
+    datapath: Datapath | None,
+) -> None:
+    held = service.lookup(key)
+    if datapath is not None:
+        addresses = [held.address] if held else _prev_addresses(config)
+        for address in addresses:
+            with service.lock:
+                try:
+                    eni = service.datastore.eni_of(address)
+                except KeyError:
+                    continue
+            pod_meta = held.meta if held else meta
+            datapath.unwire(datapath.wiring(key, pod_meta, "", address, eni))
+    service.delete(key, _prev_addresses(config))
+
+
+def _check(
+    key: PodKey,
+    netns: str,
+    config: dict[str, Any],
+    service: IpamService,
+    datapath: Datapath | None,
+) -> dict[str, Any]:
     held = service.lookup(key)
     if held is None:
         raise RpcError(CODE_CHECK_FAILED, f"{key} holds no address in ipamd")
@@ -165,13 +220,27 @@ def _check(key: PodKey, config: dict[str, Any], service: IpamService) -> dict[st
             CODE_CHECK_FAILED,
             f"{key} holds {held.address}, but prevResult says {', '.join(map(str, expected))}",
         )
+    if datapath is not None:
+        with service.lock:
+            eni = service.datastore.eni_of(held.address)
+        drift = datapath.check(datapath.wiring(key, held.meta, netns, held.address, eni))
+        if drift:
+            raise RpcError(CODE_CHECK_FAILED, f"{key}: {drift[0]}", "; ".join(drift))
     return {}
 
 
+def _mtu(config: dict[str, Any]) -> int | None:
+    value = config.get("mtu")
+    return value if isinstance(value, int) and 576 <= value <= 9001 else None
+
+
 def _gc(network: str, config: dict[str, Any], service: IpamService) -> dict[str, Any]:
-    raw = config.get("cni.dev/valid-attachments", [])
+    raw = config.get("cni.dev/valid-attachments")
     if not isinstance(raw, list):
-        raise RpcError(CODE_INVALID_CONFIG, "cni.dev/valid-attachments must be a list")
+        raise RpcError(
+            CODE_INVALID_CONFIG,
+            "GC needs cni.dev/valid-attachments as a list (without it every pod would be released)",
+        )
     valid = []
     for item in raw:
         if not isinstance(item, dict):

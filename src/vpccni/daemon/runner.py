@@ -13,8 +13,9 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,17 @@ from vpccni.adapters.checkpoint_file import FileCheckpointStore
 from vpccni.adapters.clock import SystemClock
 from vpccni.adapters.ec2_boto3 import Boto3Ec2, make_ec2_client
 from vpccni.adapters.emulator_time import RemoteEmulatorClock
+from vpccni.adapters.host_network import NetlinkHostNetwork
 from vpccni.adapters.imds_http import ImdsV2
 from vpccni.adapters.instance_data import load_instance_table
+from vpccni.adapters.netlink import NetlinkPodNetwork
 from vpccni.adapters.prometheus_metrics import PrometheusMetrics
 from vpccni.cloud.guarded_ec2 import GuardedEc2
 from vpccni.cloud.retry import Backoff
 from vpccni.core.cloud import CloudError
 from vpccni.core.config import ConfigError, IpamConfig, parse_ipam_config
 from vpccni.daemon.bootstrap import Node, NodeOptions, NodePorts, bootstrap
+from vpccni.daemon.datapath import Datapath
 from vpccni.daemon.introspection import routes, serve_introspection
 from vpccni.daemon.rpc import RpcHooks, RpcServer
 from vpccni.ports import Clock, Metrics, NullMetrics
@@ -52,6 +56,8 @@ class DaemonOptions:
     cleanup_seconds: float = 3600.0
     max_pods: int | None = None
     emulator_clock: bool = False
+    datapath_netns: str | None = None
+    host_datapath: bool = False
 
 
 def run_daemon(env: Mapping[str, str], options: DaemonOptions) -> int:
@@ -77,11 +83,39 @@ def run_daemon(env: Mapping[str, str], options: DaemonOptions) -> int:
     node = _bootstrap_until_ready(
         config,
         NodeOptions(options.spool_dir, env.get("CLUSTER_NAME", ""), options.max_pods),
-        NodePorts(ec2, imds, clock, store, load_instance_table(), metrics),
+        NodePorts(
+            ec2,
+            imds,
+            clock,
+            store,
+            load_instance_table(),
+            metrics,
+            _datapath_factory(options, networkutils),
+        ),
     )
     if node is None:
         return 0
     return _serve(_Running(node, options, metrics, prometheus, networkutils, store), env)
+
+
+def _datapath_factory(
+    options: DaemonOptions, networkutils: dict[str, Any]
+) -> Callable[[IPv4Network], Datapath] | None:
+    """Pod and host networking in ``--netns`` (or this namespace with ``--host-datapath``)."""
+    if options.datapath_netns is None and not options.host_datapath:
+        return None
+    netns = options.datapath_netns
+
+    def make(subnet: IPv4Network) -> Datapath:
+        return Datapath(
+            NetlinkPodNetwork(netns),
+            NetlinkHostNetwork(netns, networkutils),
+            subnet,
+            int(str(networkutils["AWS_VPC_ENI_MTU"])),
+            str(networkutils["AWS_VPC_K8S_CNI_VETHPREFIX"]),
+        )
+
+    return make
 
 
 def _bootstrap_until_ready(
@@ -124,6 +158,7 @@ def _serve(running: _Running, env: Mapping[str, str]) -> int:
     prometheus, networkutils, store = running.prometheus, running.networkutils, running.store
     stop = threading.Event()
     hooks = RpcHooks(
+        datapath=node.pool.datapath,
         ready=lambda: not stop.is_set(),
         on_add=metrics.add_request,
         on_del=metrics.del_request,

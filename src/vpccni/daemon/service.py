@@ -62,14 +62,22 @@ class IpamService:
             return AddOutcome(assignment, self.datastore.eni_of(assignment.address), created)
 
     def delete(self, key: PodKey, addresses: Sequence[IPv4Address] = ()) -> Assignment | None:
-        """Release the pod's address; by address when the key is unknown. Idempotent."""
+        """Release the pod's address. Idempotent.
+
+        When the key holds nothing, an address from ``addresses`` (the runtime's prevResult) is
+        released only if the same container holds it under another interface name: an address
+        that has meanwhile gone to another pod is never taken from it.
+        """
         with self.lock:
             now = self.clock.now()
             released = self.datastore.release(key, now)
             if released is None:
                 for address in addresses:
                     held = self._holder(address)
-                    if held is not None and held.key.network == key.network:
+                    if held is not None and (held.key.network, held.key.container_id) == (
+                        key.network,
+                        key.container_id,
+                    ):
                         released = self.datastore.release(held.key, now)
                         break
             if released is None:

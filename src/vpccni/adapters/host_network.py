@@ -1,0 +1,439 @@
+"""The node's host networking (upstream section 7), idempotent, in the node's namespace.
+
+* Node: primary ENI link MTU; rule ``fwmark 0x80/0x80 lookup main`` (1024); iptables nat chain
+  ``AWS-SNAT-CHAIN-0`` (RETURN for VPC and excluded CIDRs, then SNAT to the node's primary
+  address for everything not local), connmark rules in mangle/nat PREROUTING so that pod
+  connections leaving the VPC are marked and routed via the primary ENI. External SNAT removes
+  them. iptables runs as ``iptables -w`` (iptables-nft or legacy, whichever the host has).
+* Each secondary ENI: link found by MAC, MTU, up, its primary address, table ``device + 1`` with
+  the subnet gateway and a default route, the kernel's connected route dropped from main, rule
+  ``from <ENI primary> lookup <table>`` (32765).
+* Pods: ``converge_pods`` removes host routes, rules and veths of pods the datastore no longer
+  has (after a crash) and restores missing ones for pods it has.
+"""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import threading
+from collections.abc import Sequence
+from ipaddress import IPv4Network
+from typing import Any
+
+from pyroute2 import IPRoute
+
+from vpccni.adapters.netlink import AF_INET, SCOPE_LINK, _ignoring, netns_path
+from vpccni.core.naming import (
+    MAIN_TABLE,
+    RULE_FROM_ENI,
+    RULE_FROM_POD,
+    RULE_FWMARK,
+    RULE_TO_POD,
+    route_table,
+)
+from vpccni.errors import VpccniError
+from vpccni.ports import EniLink, PodWiring
+
+SNAT_CHAIN = "AWS-SNAT-CHAIN-0"
+CONNMARK_CHAIN = "AWS-CONNMARK-CHAIN-0"
+RANDOM_FLAGS = {0: [], 1: ["--random"], 2: ["--random-fully"]}
+
+
+class HostNetworkError(VpccniError):
+    """The node's routes, rules or iptables could not be set up."""
+
+
+class NetlinkHostNetwork:
+    """Implements ``vpccni.ports.HostNetwork``."""
+
+    def __init__(self, node_netns: str | None, settings: dict[str, Any]) -> None:
+        self.node_netns = node_netns
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._ipr: Any = None
+
+    @property
+    def ipr(self) -> Any:
+        if self._ipr is None:
+            self._ipr = IPRoute(netns=netns_path(self.node_netns)) if self.node_netns else IPRoute()
+        return self._ipr
+
+    # -- node -----------------------------------------------------------------------------------
+
+    def setup_node(self, primary: EniLink, vpc_cidrs: Sequence[IPv4Network]) -> None:
+        with self._lock:
+            mtu = int(self.settings["AWS_VPC_ENI_MTU"])
+            index = self._link_by_mac(primary.mac)
+            if index is not None:
+                self.ipr.link("set", index=index, mtu=mtu)
+            mark = int(self.settings["AWS_VPC_K8S_CNI_CONNMARK"])
+            external = bool(self.settings["AWS_VPC_K8S_CNI_EXTERNALSNAT"])
+            with _ignoring(errno.ENOENT, errno.ESRCH):
+                self.ipr.rule(
+                    "del",
+                    family=AF_INET,
+                    priority=RULE_FWMARK,
+                    fwmark=mark,
+                    fwmask=mark,
+                    table=MAIN_TABLE,
+                )
+            if not external or self.settings["AWS_VPC_CNI_NODE_PORT_SUPPORT"]:
+                self.ipr.rule(
+                    "add",
+                    family=AF_INET,
+                    priority=RULE_FWMARK,
+                    fwmark=mark,
+                    fwmask=mark,
+                    table=MAIN_TABLE,
+                )
+            self._iptables_snat(primary, vpc_cidrs, external, mark)
+
+    def _iptables_snat(
+        self, primary: EniLink, vpc_cidrs: Sequence[IPv4Network], external: bool, mark: int
+    ) -> None:
+        excluded = [
+            IPv4Network(c) for c in self.settings["AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS"] or []
+        ]
+        prefix = str(self.settings["AWS_VPC_K8S_CNI_VETHPREFIX"])
+        hexmark = f"{mark:#x}"
+        self._flush_chain("nat", SNAT_CHAIN)
+        self._flush_chain("nat", CONNMARK_CHAIN)
+        self._delete_all(
+            "nat", "POSTROUTING", ["-m", "comment", "--comment", "AWS SNAT CHAIN", "-j", SNAT_CHAIN]
+        )
+        self._delete_all(
+            "nat",
+            "PREROUTING",
+            [
+                "-i",
+                f"{prefix}+",
+                "-m",
+                "comment",
+                "--comment",
+                "AWS, outbound connections",
+                "-j",
+                CONNMARK_CHAIN,
+            ],
+        )
+        self._delete_all(
+            "nat",
+            "PREROUTING",
+            [
+                "-m",
+                "comment",
+                "--comment",
+                "AWS, CONNMARK",
+                "-j",
+                "CONNMARK",
+                "--restore-mark",
+                "--mask",
+                hexmark,
+            ],
+        )
+        self._delete_all(
+            "mangle",
+            "PREROUTING",
+            [
+                "-m",
+                "comment",
+                "--comment",
+                "AWS, primary ENI",
+                "-i",
+                f"{prefix}+",
+                "-j",
+                "CONNMARK",
+                "--restore-mark",
+                "--mask",
+                hexmark,
+            ],
+        )
+        if external:
+            return
+        for cidr in vpc_cidrs:
+            self._iptables(
+                "-t",
+                "nat",
+                "-A",
+                SNAT_CHAIN,
+                "-d",
+                str(cidr),
+                "-m",
+                "comment",
+                "--comment",
+                "AWS SNAT CHAIN",
+                "-j",
+                "RETURN",
+            )
+        for cidr in excluded:
+            target = [] if cidr.prefixlen == 0 else ["-d", str(cidr)]
+            self._iptables(
+                "-t",
+                "nat",
+                "-A",
+                SNAT_CHAIN,
+                *target,
+                "-m",
+                "comment",
+                "--comment",
+                "AWS SNAT CHAIN EXCLUSION",
+                "-j",
+                "RETURN",
+            )
+        random = RANDOM_FLAGS[int(self.settings["AWS_VPC_K8S_CNI_RANDOMIZESNAT"])]
+        self._iptables(
+            "-t",
+            "nat",
+            "-A",
+            SNAT_CHAIN,
+            "!",
+            "-o",
+            "vlan+",
+            "-m",
+            "comment",
+            "--comment",
+            "AWS, SNAT",
+            "-m",
+            "addrtype",
+            "!",
+            "--dst-type",
+            "LOCAL",
+            "-j",
+            "SNAT",
+            "--to-source",
+            str(primary.primary_ip),
+            *random,
+        )
+        self._iptables(
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-m",
+            "comment",
+            "--comment",
+            "AWS SNAT CHAIN",
+            "-j",
+            SNAT_CHAIN,
+        )
+        for cidr in [*vpc_cidrs, *excluded]:
+            self._iptables(
+                "-t",
+                "nat",
+                "-A",
+                CONNMARK_CHAIN,
+                "-d",
+                str(cidr),
+                "-m",
+                "comment",
+                "--comment",
+                "AWS CONNMARK CHAIN",
+                "-j",
+                "RETURN",
+            )
+        self._iptables(
+            "-t",
+            "nat",
+            "-A",
+            CONNMARK_CHAIN,
+            "-m",
+            "comment",
+            "--comment",
+            "AWS, CONNMARK",
+            "-j",
+            "CONNMARK",
+            "--set-xmark",
+            f"{hexmark}/{hexmark}",
+        )
+        self._iptables(
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-i",
+            f"{prefix}+",
+            "-m",
+            "comment",
+            "--comment",
+            "AWS, outbound connections",
+            "-j",
+            CONNMARK_CHAIN,
+        )
+        self._iptables(
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-m",
+            "comment",
+            "--comment",
+            "AWS, CONNMARK",
+            "-j",
+            "CONNMARK",
+            "--restore-mark",
+            "--mask",
+            hexmark,
+        )
+        self._iptables(
+            "-t",
+            "mangle",
+            "-A",
+            "PREROUTING",
+            "-m",
+            "comment",
+            "--comment",
+            "AWS, primary ENI",
+            "-i",
+            f"{prefix}+",
+            "-j",
+            "CONNMARK",
+            "--restore-mark",
+            "--mask",
+            hexmark,
+        )
+
+    # -- ENIs -----------------------------------------------------------------------------------
+
+    def setup_eni(self, eni: EniLink) -> bool:
+        """Configure a secondary ENI's link, table and rule; False when its link is absent."""
+        if eni.device_index == 0:
+            return True
+        with self._lock:
+            index = self._link_by_mac(eni.mac)
+            if index is None:
+                return False
+            ipr = self.ipr
+            table = route_table(eni.device_index)
+            ipr.link("set", index=index, state="up", mtu=int(self.settings["AWS_VPC_ENI_MTU"]))
+            for address in ipr.get_addr(index=index, family=AF_INET):
+                if address.get_attr("IFA_ADDRESS") != str(eni.primary_ip):
+                    ipr.addr(
+                        "del",
+                        index=index,
+                        address=address.get_attr("IFA_ADDRESS"),
+                        prefixlen=address["prefixlen"],
+                    )
+            with _ignoring(errno.EEXIST):
+                ipr.addr(
+                    "add", index=index, address=str(eni.primary_ip), prefixlen=eni.subnet.prefixlen
+                )
+            gateway = str(eni.subnet.network_address + 1)
+            ipr.route("replace", dst=f"{gateway}/32", oif=index, scope=SCOPE_LINK, table=table)
+            ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index, table=table)
+            with _ignoring(errno.ESRCH, errno.ENOENT):
+                ipr.route("del", dst=str(eni.subnet), oif=index, table=MAIN_TABLE)
+            with _ignoring(errno.EEXIST):
+                ipr.rule(
+                    "add",
+                    family=AF_INET,
+                    priority=RULE_FROM_ENI,
+                    src=str(eni.primary_ip),
+                    src_len=32,
+                    table=table,
+                )
+            return True
+
+    # -- pods -----------------------------------------------------------------------------------
+
+    def converge_pods(self, wired: Sequence[PodWiring]) -> list[str]:
+        """Remove pod routes, rules and veths nobody owns; restore owned ones. Returns changes."""
+        prefix = str(self.settings["AWS_VPC_K8S_CNI_VETHPREFIX"])
+        wanted = {str(w.address): w for w in wired}
+        changes: list[str] = []
+        with self._lock:
+            ipr = self.ipr
+            for rule in ipr.get_rules(family=AF_INET):
+                priority = rule.get_attr("FRA_PRIORITY")
+                address = (
+                    rule.get_attr("FRA_DST")
+                    if priority == RULE_TO_POD
+                    else (rule.get_attr("FRA_SRC") if priority == RULE_FROM_POD else None)
+                )
+                if address is None or address in wanted:
+                    continue
+                with _ignoring(errno.ENOENT, errno.ESRCH):
+                    fields = (
+                        {"dst": address, "dst_len": 32}
+                        if priority == RULE_TO_POD
+                        else {"src": address, "src_len": 32}
+                    )
+                    ipr.rule(
+                        "del",
+                        family=AF_INET,
+                        priority=priority,
+                        table=rule.get_attr("FRA_TABLE"),
+                        **fields,
+                    )
+                changes.append(f"removed rule {priority} for {address}")
+            links = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
+            owned = {w.host_veth for w in wired}
+            for name, index in links.items():
+                if name.startswith(prefix) and name not in owned:
+                    with _ignoring(errno.ENODEV):
+                        ipr.link("del", index=index)
+                    changes.append(f"removed stale veth {name}")
+            for address, wiring in wanted.items():
+                host = links.get(wiring.host_veth)
+                if host is None:
+                    continue
+                ipr.route("replace", dst=f"{address}/32", oif=host, scope=SCOPE_LINK)
+                with _ignoring(errno.EEXIST):
+                    ipr.rule(
+                        "add",
+                        family=AF_INET,
+                        priority=RULE_TO_POD,
+                        dst=address,
+                        dst_len=32,
+                        table=MAIN_TABLE,
+                    )
+                if wiring.table != MAIN_TABLE:
+                    with _ignoring(errno.EEXIST):
+                        ipr.rule(
+                            "add",
+                            family=AF_INET,
+                            priority=RULE_FROM_POD,
+                            src=address,
+                            src_len=32,
+                            table=wiring.table,
+                        )
+        return changes
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _link_by_mac(self, mac: str) -> int | None:
+        for link in self.ipr.get_links():
+            if str(link.get_attr("IFLA_ADDRESS")).lower() == mac.lower():
+                return int(link["index"])
+        return None
+
+    def _iptables(self, *args: str) -> str:
+        command = ["iptables", "-w", *args]
+        if self.node_netns:
+            command = ["ip", "netns", "exec", self.node_netns, *command]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise HostNetworkError(
+                f"iptables {' '.join(args)} failed: {done.stderr.strip()}; is iptables installed "
+                "and are we root in the node's namespace?"
+            )
+        return done.stdout
+
+    def _flush_chain(self, table: str, chain: str) -> None:
+        existing = self._iptables("-t", table, "-S").splitlines()
+        if f"-N {chain}" in existing:
+            self._iptables("-t", table, "-F", chain)
+        else:
+            self._iptables("-t", table, "-N", chain)
+
+    def _delete_all(self, table: str, chain: str, rule: list[str]) -> None:
+        while True:
+            command = ["iptables", "-w", "-t", table, "-D", chain, *rule]
+            if self.node_netns:
+                command = ["ip", "netns", "exec", self.node_netns, *command]
+            if subprocess.run(command, capture_output=True, check=False).returncode != 0:
+                return
+
+    def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None

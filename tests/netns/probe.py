@@ -1,0 +1,51 @@
+"""UDP probe for datapath tests, run inside a namespace with ``ip netns exec``.
+
+``probe.py serve PORT ADDRESS...``: answer every datagram with "<sender address> <ingress
+interface>", from the address it was sent to (one socket per address, so NATed replies match).
+``probe.py send HOST PORT``: send one datagram, print the answer (exit 1 after 5 s of silence).
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import sys
+
+IP_PKTINFO = 8
+
+
+def serve(port: int, addresses: list[str]) -> None:
+    sockets = []
+    for address in addresses:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        sock.bind((address, port))
+        sockets.append(sock)
+    print("ready", flush=True)
+    while True:
+        readable, _, _ = select.select(sockets, [], [])
+        for sock in readable:
+            _data, ancillary, _, peer = sock.recvmsg(2048, 256)
+            ifname = "?"
+            for level, kind, payload in ancillary:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                    ifname = socket.if_indextoname(struct.unpack("I", payload[:4])[0])
+            sock.sendto(f"{peer[0]} {ifname}".encode(), peer)
+
+
+def send(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.sendto(b"hello", (host, port))
+        try:
+            print(sock.recv(2048).decode())
+        except TimeoutError:
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve":
+        serve(int(sys.argv[2]), sys.argv[3:])
+    else:
+        send(sys.argv[2], int(sys.argv[3]))

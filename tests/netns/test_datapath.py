@@ -1,0 +1,249 @@
+"""The datapath in real namespaces: pods wired by the daemon in a lab node, traffic through the
+right ENI, SNAT outside the VPC, DEL and CHECK, and convergence after kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon.conftest import Node
+from tests.netns.conftest import ip
+from vpccni.lab.sync import LabSync
+from vpccni.lab.topology import Lab
+
+PROBE = Path(__file__).with_name("probe.py")
+PORT = 7777
+
+
+@pytest.fixture
+def lab_node(make_node: Any, netns_factory: Callable[[], str]) -> Iterator[tuple[Node, Lab]]:
+    netns_factory()  # requires root (fails loudly in CI without it)
+    node = make_node("c5.large")
+    lab = Lab(f"vl{os.getpid() % 10000}", IPv4Network("10.0.1.0/24"))
+    lab.create()
+    sync = LabSync(lab, node.backend.ec2, node.instance_id)
+    server = None
+    try:
+        sync.start()
+        server = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                lab.vpc,
+                sys.executable,
+                str(PROBE),
+                "serve",
+                str(PORT),
+                str(lab.vpc_host),
+                str(lab.internet_host),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "ready"
+        node.start("--netns", lab.node)
+        yield node, lab
+    finally:
+        if node.process is not None:
+            node.stop(signal.SIGKILL)
+        if server is not None:
+            server.kill()
+            server.wait()
+        sync.stop()
+        lab.destroy()
+
+
+def pod_netns(name: str, created: list[str]) -> str:
+    ip("netns", "add", name)
+    created.append(name)
+    return f"/var/run/netns/{name}"
+
+
+def add(node: Node, container: str, netns: str, pod: str = "") -> dict[str, Any]:
+    args = f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod}" if pod else ""
+    return node.rpc(
+        {
+            "op": "add",
+            "cni": {
+                "command": "ADD",
+                "container_id": container,
+                "netns": netns,
+                "ifname": "eth0",
+                "args": args,
+            },
+            "config": {"cniVersion": "1.0.0", "name": "aws-cni", "mtu": 9001},
+        }
+    )
+
+
+def probe(netns: str, host: str) -> list[str]:
+    done = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            Path(netns).name,
+            sys.executable,
+            str(PROBE),
+            "send",
+            host,
+            str(PORT),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=20,
+    )
+    if done.returncode != 0:
+        lab = Path(netns).name.rsplit("-", 1)[0]
+        dumps = [
+            subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    f"{lab}-{ns}",
+                    "timeout",
+                    "4",
+                    "tcpdump",
+                    "-eni",
+                    "any",
+                    "udp port 7777 or arp",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            for ns in ("vpc", "node")
+        ]
+        time.sleep(1)
+        subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                Path(netns).name,
+                sys.executable,
+                str(PROBE),
+                "send",
+                host,
+                str(PORT),
+            ],
+            capture_output=True,
+            check=False,
+            timeout=20,
+        )
+        out = "\n---\n".join(d.communicate()[0] for d in dumps)
+        pytest.fail(f"no answer from {host} for {netns}:\n{out}")
+    return done.stdout.split()
+
+
+def test_pods_get_working_networking(lab_node: tuple[Node, Lab]) -> None:
+    node, lab = lab_node
+    created: list[str] = []
+    try:
+        node.wait_for(lambda: node.rpc({"op": "status"})["result"]["available"] == 9, what="IPs")
+        pods = []
+        for index in range(10):  # 9 fill the primary ENI (packing), the 10th lands on eth1
+            netns = pod_netns(f"{lab.prefix}-p{index}", created)
+            reply = node.wait_for_reply(lambda n=netns, i=index: add(node, f"c{i}", n, f"web-{i}"))
+            address = reply["result"]["ips"][0]["address"].split("/")[0]
+            pods.append((netns, address))
+            assert reply["result"]["interfaces"][0]["name"].startswith("eni")
+        first, last = pods[0], pods[-1]
+        enis = {
+            str(a): e.attachment.device_index
+            for e in node.enis()
+            for a in e.secondary_ips
+            if e.attachment
+        }
+        assert (enis[first[1]], enis[last[1]]) == (0, 1)
+
+        assert probe(first[0], str(lab.vpc_host)) == [first[1], "v0"]
+        assert probe(last[0], str(lab.vpc_host)) == [last[1], "v1"]  # its ENI's route table
+        node_ip = str(node.enis()[0].primary_ip)
+        assert probe(last[0], str(lab.internet_host))[0] == node_ip  # SNAT via the primary ENI
+        assert probe(first[0], str(lab.internet_host))[0] == node_ip
+
+        reply = node.rpc(
+            {
+                "op": "check",
+                "cni": {
+                    "command": "CHECK",
+                    "container_id": "c0",
+                    "netns": first[0],
+                    "ifname": "eth0",
+                },
+                "config": {"name": "aws-cni"},
+            }
+        )
+        assert reply["ok"], reply
+        ip("-n", lab.node, "route", "del", f"{first[1]}/32")
+        reply = node.rpc(
+            {
+                "op": "check",
+                "cni": {
+                    "command": "CHECK",
+                    "container_id": "c0",
+                    "netns": first[0],
+                    "ifname": "eth0",
+                },
+                "config": {"name": "aws-cni"},
+            }
+        )
+        assert reply["error"]["code"] == 102
+        assert f"host route {first[1]}/32" in reply["error"]["msg"]
+
+        for _ in range(2):
+            assert node.delete("c9")["ok"]
+        links = ip("-n", lab.node, "link", "show")
+        assert "enib" not in links or last[1] not in ip("-n", lab.node, "route")
+        assert f"from {last[1]}" not in ip("-n", lab.node, "rule")
+    finally:
+        for name in created:
+            ip("netns", "del", name)
+
+
+def test_kill_9_then_restart_converges_host_state(lab_node: tuple[Node, Lab]) -> None:
+    node, lab = lab_node
+    created: list[str] = []
+    try:
+        node.wait_for(lambda: node.rpc({"op": "status"})["result"]["available"] == 9, what="IPs")
+        kept = pod_netns(f"{lab.prefix}-k", created)
+        gone = pod_netns(f"{lab.prefix}-g", created)
+        kept_ip = node.wait_for_reply(lambda: add(node, "keep", kept))["result"]["ips"][0][
+            "address"
+        ]
+        gone_ip = node.wait_for_reply(lambda: add(node, "gone", gone))["result"]["ips"][0][
+            "address"
+        ]
+        node.stop(signal.SIGKILL)
+        # While the daemon is down the runtime deletes "gone" (the plugin spools the DEL).
+        spool = node.directory / "spool"
+        spool.mkdir(exist_ok=True)
+        (spool / "gone-eth0.json").write_text(
+            '{"version": 1, "network": "aws-cni", "container_id": "gone", "ifname": "eth0", '
+            f'"ips": ["{gone_ip}"], "spooled_at": {time.time()}}}'
+        )
+        ip("netns", "del", Path(gone).name)
+        created.remove(Path(gone).name)
+        node.start("--netns", lab.node)
+        rules = ip("-n", lab.node, "rule")
+        routes = ip("-n", lab.node, "route")
+        assert gone_ip.split("/")[0] not in rules + routes
+        assert kept_ip.split("/")[0] in rules
+        assert probe(kept, str(lab.vpc_host))[0] == kept_ip.split("/")[0]
+    finally:
+        for name in created:
+            ip("netns", "del", name)
