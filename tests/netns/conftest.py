@@ -10,12 +10,18 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from ipaddress import IPv4Network
+from typing import Any
 
 import pytest
 
-from tests.daemon.conftest import make_node  # noqa: F401  (shared fixture)
+from tests.daemon.conftest import Node, make_node  # noqa: F401  (shared fixture)
+from vpccni.lab.sync import LabSync
+from vpccni.lab.topology import Lab
 
 _counter = itertools.count()
 
@@ -52,3 +58,47 @@ def netns_factory() -> Iterator[Callable[[], str]]:
     yield make
     for name in created:
         subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+
+
+PROBE = ["-m", "vpccni.lab.probe"]
+PORT = 7777
+
+
+@pytest.fixture
+def lab_node(make_node: Any, netns_factory: Callable[[], str]) -> Iterator[tuple[Node, Lab]]:  # noqa: F811
+    netns_factory()  # requires root (fails loudly in CI without it)
+    node = make_node("c5.large")
+    lab = Lab(f"vl{os.getpid() % 10000}", IPv4Network("10.0.1.0/24"))
+    lab.create()
+    sync = LabSync(lab, node.backend.ec2, node.instance_id)
+    server = None
+    try:
+        sync.start()
+        server = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                lab.vpc,
+                sys.executable,
+                *PROBE,
+                "serve",
+                str(PORT),
+                str(lab.vpc_host),
+                str(lab.internet_host),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "ready"
+        node.start("--netns", lab.node)
+        yield node, lab
+    finally:
+        if node.process is not None:
+            node.stop(signal.SIGKILL)
+        if server is not None:
+            server.kill()
+            server.wait()
+        sync.stop()
+        lab.destroy()

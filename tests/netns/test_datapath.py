@@ -3,65 +3,18 @@ right ENI, SNAT outside the VPC, DEL and CHECK, and convergence after kill -9.""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.daemon.conftest import Node
-from tests.netns.conftest import ip
-from vpccni.lab.sync import LabSync
+from tests.netns.conftest import PORT, PROBE, ip
 from vpccni.lab.topology import Lab
-
-PROBE = Path(__file__).with_name("probe.py")
-PORT = 7777
-
-
-@pytest.fixture
-def lab_node(make_node: Any, netns_factory: Callable[[], str]) -> Iterator[tuple[Node, Lab]]:
-    netns_factory()  # requires root (fails loudly in CI without it)
-    node = make_node("c5.large")
-    lab = Lab(f"vl{os.getpid() % 10000}", IPv4Network("10.0.1.0/24"))
-    lab.create()
-    sync = LabSync(lab, node.backend.ec2, node.instance_id)
-    server = None
-    try:
-        sync.start()
-        server = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                lab.vpc,
-                sys.executable,
-                str(PROBE),
-                "serve",
-                str(PORT),
-                str(lab.vpc_host),
-                str(lab.internet_host),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert server.stdout is not None
-        assert server.stdout.readline().strip() == "ready"
-        node.start("--netns", lab.node)
-        yield node, lab
-    finally:
-        if node.process is not None:
-            node.stop(signal.SIGKILL)
-        if server is not None:
-            server.kill()
-            server.wait()
-        sync.stop()
-        lab.destroy()
 
 
 def pod_netns(name: str, created: list[str]) -> str:
@@ -95,7 +48,7 @@ def probe(netns: str, host: str) -> list[str]:
             "exec",
             Path(netns).name,
             sys.executable,
-            str(PROBE),
+            *PROBE,
             "send",
             host,
             str(PORT),
@@ -135,7 +88,7 @@ def probe(netns: str, host: str) -> list[str]:
                 "exec",
                 Path(netns).name,
                 sys.executable,
-                str(PROBE),
+                *PROBE,
                 "send",
                 host,
                 str(PORT),

@@ -39,6 +39,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--instance-type", default="c5.large")
     parser.add_argument("--pods", type=int, default=12, help="pods to start, then delete")
     parser.add_argument("--keep", action="store_true", help="leave emulator and daemon running")
+    parser.add_argument(
+        "--datapath",
+        action="store_true",
+        help="root: real pods in network namespaces, wired through the CNI plugin, with traffic",
+    )
     parser.set_defaults(run=run)
 
 
@@ -80,8 +85,14 @@ class Demo:
         self.socket = directory / "ipamd.sock"
         self.introspection = f"unix:{directory / 'introspection.sock'}"
         self.children: list[subprocess.Popen[bytes]] = []
+        self.instance_id = ""
 
-    def start(self) -> None:
+    def start(self, *daemon_args: str) -> None:
+        """Emulator, then ipamd for its one instance (``daemon_args`` extend ipamd's flags)."""
+        self.start_daemon(self.start_emulator(), *daemon_args)
+
+    def start_emulator(self) -> str:
+        """Start the emulator with a VPC, a /24 and one instance; returns the instance id."""
         scenario = {
             "vpcs": [
                 {
@@ -93,20 +104,16 @@ class Demo:
             "instances": [{"name": "node", "type": self.instance_type, "subnet": "nodes"}],
         }
         (self.directory / "scenario.json").write_text(json.dumps(scenario))
-        self._spawn(
-            "emulator",
-            [
-                "emulator",
-                "--port",
-                str(self.port),
-                "--scenario",
-                str(self.directory / "scenario.json"),
-            ],
-            {},
-        )
+        scenario_file = str(self.directory / "scenario.json")
+        self._spawn("emulator", ["emulator", "--port", str(self.port), "--scenario", scenario_file])
         _wait("the emulator", lambda: _admin(self.endpoint, "health"))
-        instance_id = next(iter(_admin(self.endpoint, "endpoints")["imds"]))
-        env = {
+        instance_id: str = next(iter(_admin(self.endpoint, "endpoints")["imds"]))
+        self.instance_id = instance_id
+        return instance_id
+
+    def cloud_env(self, instance_id: str) -> dict[str, str]:
+        """How ipamd (and anything else) reaches the emulator as this instance."""
+        return {
             "AWS_ENDPOINT_URL_EC2": self.endpoint,
             "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"{self.endpoint}/imds/{instance_id}/",
             "AWS_ACCESS_KEY_ID": "demo",
@@ -114,39 +121,27 @@ class Demo:
             "AWS_REGION": "us-west-2",
             "VPCCNI_CLOCK": "emulator",
         }
-        self._spawn(
-            "ipamd",
-            [
-                "ipamd",
-                "--socket",
-                str(self.socket),
-                "--checkpoint-dir",
-                str(self.directory / "checkpoint"),
-                "--spool-dir",
-                str(self.directory / "spool"),
-                "--introspection-bind",
-                self.introspection,
-                "--metrics-bind",
-                "none",
-                "--tick-seconds",
-                "1",
-                "--reconcile-seconds",
-                "10",
-            ],
-            env,
-        )
+
+    def start_daemon(self, instance_id: str, *extra: str) -> None:
+        directory = self.directory
+        args = ["ipamd", "--socket", str(self.socket)]
+        args += ["--checkpoint-dir", str(directory / "checkpoint")]
+        args += ["--spool-dir", str(directory / "spool")]
+        args += ["--introspection-bind", self.introspection, "--metrics-bind", "none"]
+        args += ["--tick-seconds", "1", "--reconcile-seconds", "10", *extra]
+        self._spawn("ipamd", args, self.cloud_env(instance_id))
         _wait("ipamd", lambda: self.rpc({"op": "status"})["ok"])
         print(
             f"emulator on {self.endpoint}; ipamd for {instance_id} ({self.instance_type}) "
-            f"on {self.socket}; logs in {self.directory}",
+            f"on {self.socket}; logs in {directory}",
             flush=True,
         )
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         log = (self.directory / f"{name}.log").open("wb")
         child = subprocess.Popen(
             [sys.executable, "-m", "vpccni.cli.main", *args],
-            env={**os.environ, **env},
+            env={**os.environ, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -194,6 +189,10 @@ class Demo:
 def run(args: argparse.Namespace) -> str:
     directory = Path(tempfile.mkdtemp(prefix="vpccni-demo-"))
     demo = Demo(directory, args.instance_type)
+    if args.datapath:
+        from vpccni.cli.demo_datapath import run_datapath
+
+        return run_datapath(demo, args.pods, args.keep)
     try:
         demo.start()
         demo.show("fresh node: the primary ENI is filled to keep one ENI of addresses warm")

@@ -1,8 +1,9 @@
-"""UDP probe for datapath tests, run inside a namespace with ``ip netns exec``.
+"""UDP probe for the lab (tests and the demo), run inside a namespace with ``ip netns exec``:
+``python -m vpccni.lab.probe ...``.
 
-``probe.py serve PORT ADDRESS...``: answer every datagram with "<sender address> <ingress
+``serve PORT ADDRESS...``: answer every datagram with "<sender address> <ingress
 interface>", from the address it was sent to (one socket per address, so NATed replies match).
-``probe.py send HOST PORT``: send one datagram, print the answer (exit 1 after 5 s of silence).
+``send HOST PORT``: send one datagram, print the answer (exit 1 after 5 s of silence).
 """
 
 from __future__ import annotations
