@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Every quality gate and every test: ruff, mypy --strict, import-linter layer contracts, pytest
 # (tests/netns needs root and creates its own network namespaces; CI runs it as root; it also
-# needs iptables, Debian's CNI plugins and cnitool, built from Debian's source package).
+# needs iptables, Debian's CNI plugins, podman/runc/busybox-static and cnitool, built from
+# Debian's source package).
 # Extra arguments go to pytest.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$root/scripts/bootstrap.sh" --dev iptables containernetworking-plugins
+bash "$root/scripts/bootstrap.sh" --dev iptables containernetworking-plugins podman runc busybox-static
 bash "$root/scripts/build-cnitool.sh"
 cd "$root"
 bin=.venv/bin

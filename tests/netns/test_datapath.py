@@ -3,6 +3,7 @@ right ENI, SNAT outside the VPC, DEL and CHECK, and convergence after kill -9.""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -200,3 +201,37 @@ def test_kill_9_then_restart_converges_host_state(lab_node: tuple[Node, Lab]) ->
     finally:
         for name in created:
             ip("netns", "del", name)
+
+
+CLIENT = """
+import json, sys
+from vpccni.daemon.rpc import call
+reply = call(sys.argv[1], {"version": 1, "op": "add", "cni": {"command": "ADD",
+    "container_id": "private", "netns": sys.argv[2], "ifname": "eth0", "args": ""},
+    "config": {"cniVersion": "1.0.0", "name": "aws-cni"}})
+print(json.dumps(reply))
+"""
+
+
+def test_a_pod_netns_in_the_plugins_private_mount_namespace(lab_node: tuple[Node, Lab]) -> None:
+    """Runtimes in their own mount namespace mount pod namespaces the daemon cannot see; the
+    daemon opens them through /proc/<plugin pid>/root."""
+    node, lab = lab_node
+    node.wait_for(lambda: node.rpc({"op": "status"})["result"]["available"] == 9, what="IPs")
+    name = f"{lab.prefix}-private"
+    script = (
+        f"ip netns add {name} && {sys.executable} -c '{CLIENT}' {node.socket} "
+        f"/var/run/netns/{name}; ip netns del {name}"
+    )
+    done = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    assert reply["ok"], reply
+    assert reply["result"]["interfaces"][1]["sandbox"] == f"/var/run/netns/{name}"
+    assert name not in ip("netns", "list")

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import socketserver
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,8 +74,10 @@ def error_reply(error: RpcError) -> dict[str, Any]:
     return {"version": PROTOCOL_VERSION, "ok": False, "error": body}
 
 
-def handle_request(request: Any, service: IpamService, hooks: RpcHooks) -> dict[str, Any]:
-    """One reply for one decoded request; never raises."""
+def handle_request(
+    request: Any, service: IpamService, hooks: RpcHooks, peer_pid: int | None = None
+) -> dict[str, Any]:
+    """One reply for one decoded request; never raises. ``peer_pid``: the plugin's process."""
     try:
         if not isinstance(request, dict):
             raise RpcError(CODE_MALFORMED, "request is not a JSON object")
@@ -88,7 +91,7 @@ def handle_request(request: Any, service: IpamService, hooks: RpcHooks) -> dict[
         op = request.get("op")
         if op not in OPS:
             raise RpcError(CODE_MALFORMED, f"unknown op {op!r}; expected one of {', '.join(OPS)}")
-        result = _dispatch(str(op), request, service, hooks)
+        result = _dispatch(str(op), request, service, hooks, peer_pid)
         return {"version": PROTOCOL_VERSION, "ok": True, "result": result}
     except RpcError as error:
         return error_reply(error)
@@ -101,7 +104,9 @@ def handle_request(request: Any, service: IpamService, hooks: RpcHooks) -> dict[
         )
 
 
-def _dispatch(op: str, request: dict[str, Any], service: IpamService, hooks: RpcHooks) -> Any:
+def _dispatch(
+    op: str, request: dict[str, Any], service: IpamService, hooks: RpcHooks, peer_pid: int | None
+) -> Any:
     if op == "status":
         if not hooks.ready():
             raise RpcError(CODE_NOT_READY, "ipamd is not ready yet")
@@ -129,14 +134,46 @@ def _dispatch(op: str, request: dict[str, Any], service: IpamService, hooks: Rpc
         return {}
     if not hooks.ready():
         raise RpcError(CODE_TRY_AGAIN, "ipamd is starting; try again shortly")
-    netns = cni.get("netns")
-    if not isinstance(netns, str) or not netns or not os.path.exists(netns):
-        raise RpcError(CODE_INVALID_ENV, f"network namespace {netns!r} does not exist")
+    netns = resolve_netns(cni.get("netns"), peer_pid)
     if op == "check":
         return _check(key, netns, config, service, hooks.datapath)
     return _add(
-        key, _meta(cni.get("args")), netns=netns, mtu=_mtu(config), service=service, hooks=hooks
+        key,
+        _meta(cni.get("args")),
+        netns=netns,
+        sandbox=str(cni.get("netns")),
+        mtu=_mtu(config),
+        service=service,
+        hooks=hooks,
     )
+
+
+def resolve_netns(netns: Any, peer_pid: int | None) -> str:
+    """The pod's netns path as this daemon can open it.
+
+    A runtime in a private mount namespace (``ip netns exec``, containerized kubelets) mounts
+    pod namespaces where the daemon cannot see them; ``/proc/<plugin pid>/root`` shows the
+    plugin's own view of the file system, so the path is looked up there too.
+    """
+    if not isinstance(netns, str) or not netns:
+        raise RpcError(CODE_INVALID_ENV, "CNI_NETNS is missing")
+    if _is_netns(netns):
+        return netns
+    if peer_pid is not None and netns.startswith("/"):
+        # /var/run is an absolute symlink to /run, which would resolve in our root, not theirs.
+        canonical = "/run/" + netns[len("/var/run/") :] if netns.startswith("/var/run/") else netns
+        seen_by_plugin = f"/proc/{peer_pid}/root{canonical}"
+        if _is_netns(seen_by_plugin):
+            return seen_by_plugin
+    raise RpcError(CODE_INVALID_ENV, f"network namespace {netns!r} does not exist")
+
+
+def _is_netns(path: str) -> bool:
+    """True for a namespace file (nsfs), not for the empty file left under an unseen mount."""
+    try:
+        return os.stat(path).st_dev == os.stat("/proc/self/ns/net").st_dev
+    except OSError:
+        return False
 
 
 def _add(
@@ -144,6 +181,7 @@ def _add(
     meta: PodMeta,
     *,
     netns: str,
+    sandbox: str,
     mtu: int | None,
     service: IpamService,
     hooks: RpcHooks,
@@ -171,7 +209,7 @@ def _add(
             raise RpcError(CODE_INTERNAL, f"pod wiring failed: {error}") from None
         interfaces = [
             {"name": wired.host_veth, "mac": wired.host_mac},
-            {"name": key.ifname, "mac": wired.pod_mac, "sandbox": netns},
+            {"name": key.ifname, "mac": wired.pod_mac, "sandbox": sandbox},
         ]
         ip["interface"] = 1
     hooks.on_add(time.monotonic() - started, True)
@@ -310,8 +348,20 @@ class _Handler(socketserver.StreamRequestHandler):
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 reply = error_reply(RpcError(CODE_MALFORMED, f"request is not JSON: {error}"))
             else:
-                reply = handle_request(request, self.server.service, self.server.hooks)
+                reply = handle_request(
+                    request, self.server.service, self.server.hooks, self._peer_pid()
+                )
         self._reply(reply)
+
+    def _peer_pid(self) -> int | None:
+        try:
+            raw = self.connection.getsockopt(
+                socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")
+            )
+        except OSError:
+            return None
+        pid = int(struct.unpack("3i", raw)[0])
+        return pid if pid > 0 else None
 
     def _reply(self, reply: dict[str, Any]) -> None:
         try:
