@@ -83,6 +83,18 @@ def make_ec2_client(endpoint: Ec2Endpoint) -> Any:
     return boto3.session.Session().client("ec2", endpoint_url=endpoint.endpoint_url, config=config)
 
 
+def emulator_ec2(endpoint_url: str, region: str = "us-west-2") -> Boto3Ec2:
+    """The EC2 port on a ``vpccni emulator`` (which ignores credentials: dummy ones are used)."""
+    client = boto3.session.Session().client(
+        "ec2",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="emulator",
+        aws_secret_access_key="emulator",
+    )
+    return Boto3Ec2(client)
+
+
 class Boto3Ec2:
     """Implements ``vpccni.ports.Ec2`` with a boto3 client."""
 

@@ -398,6 +398,19 @@ class NetlinkHostNetwork:
                         )
         return changes
 
+    def host_veths(self) -> set[str]:
+        """Names of the pod veths on the node that are up with their pod end (a veth left
+        half-made by a crashed ADD is not)."""
+        prefix = str(self.settings["AWS_VPC_K8S_CNI_VETHPREFIX"])
+        with self._lock:
+            links = self.ipr.get_links()
+        return {
+            str(link.get_attr("IFLA_IFNAME"))
+            for link in links
+            if str(link.get_attr("IFLA_IFNAME")).startswith(prefix)
+            and link.get_attr("IFLA_OPERSTATE") == "UP"
+        }
+
     # -- helpers --------------------------------------------------------------------------------
 
     def _link_by_mac(self, mac: str) -> int | None:

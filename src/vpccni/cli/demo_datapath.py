@@ -19,9 +19,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-import boto3
-
-from vpccni.adapters.ec2_boto3 import Boto3Ec2
+from vpccni.adapters.ec2_boto3 import emulator_ec2
 from vpccni.cli.demo_cmd import Demo
 from vpccni.errors import VpccniError
 from vpccni.lab.sync import LabSync
@@ -49,14 +47,7 @@ class DatapathDemo:
             raise VpccniError("vpccni demo --datapath needs root (it creates network namespaces)")
         instance_id = demo.start_emulator()
         lab.create()
-        client = boto3.client(
-            "ec2",
-            endpoint_url=demo.endpoint,
-            region_name="us-west-2",
-            aws_access_key_id="demo",
-            aws_secret_access_key="demo",
-        )
-        self.sync = LabSync(lab, Boto3Ec2(client), instance_id)
+        self.sync = LabSync(lab, emulator_ec2(demo.endpoint), instance_id)
         self.sync.start()
         self._serve(lab.vpc, str(lab.vpc_host), str(lab.internet_host))
         demo.start_daemon(instance_id, "--netns", lab.node)

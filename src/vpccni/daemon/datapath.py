@@ -64,7 +64,24 @@ class Datapath:
         return self.host.setup_eni(EniLink(mac, primary_ip, self.subnet, device_index))
 
     def converge(self, service: IpamService) -> list[str]:
-        """Make host routes, rules and veths match the datastore's assignments."""
+        """Make host routes, rules and veths match the datastore's assignments.
+
+        As upstream at start-up, an assignment whose pod veth is missing (or left down by a
+        crashed ADD) is released: its ADD never completed (the runtime saw it fail and will not
+        use the address) or the pod is gone.
+        """
+        veths = self.host.host_veths()
+        with service.lock:
+            orphans = [
+                a
+                for a in service.datastore.assignments()
+                if self._wiring_of(service, a).host_veth not in veths
+            ]
+        for assignment in orphans:
+            log.info(
+                "datapath converge: %s has no veth; released %s", assignment.key, assignment.address
+            )
+            service.delete(assignment.key)
         with service.lock:
             wired = [self._wiring_of(service, a) for a in service.datastore.assignments()]
         changes = self.host.converge_pods(wired)

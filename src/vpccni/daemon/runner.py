@@ -9,6 +9,7 @@ finish, closes the servers and the checkpoint, and exits 0.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import signal
 import threading
@@ -123,8 +124,11 @@ def _bootstrap_until_ready(
 ) -> Node | None:
     """Bootstrap, retrying cloud failures with backoff (upstream exits and is restarted)."""
     stopping = threading.Event()
+    main_pid = os.getpid()
 
     def on_signal(number: int, frame: object) -> None:
+        if os.getpid() != main_pid:
+            os._exit(0)
         stopping.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -157,6 +161,7 @@ def _serve(running: _Running, env: Mapping[str, str]) -> int:
     node, options, metrics = running.node, running.options, running.metrics
     prometheus, networkutils, store = running.prometheus, running.networkutils, running.store
     stop = threading.Event()
+    main_pid = os.getpid()
     hooks = RpcHooks(
         datapath=node.pool.datapath,
         ready=lambda: not stop.is_set(),
@@ -177,6 +182,8 @@ def _serve(running: _Running, env: Mapping[str, str]) -> int:
         thread.start()
 
     def on_signal(number: int, frame: object) -> None:
+        if os.getpid() != main_pid:  # a forked helper (pyroute2's netns workers): just exit
+            os._exit(0)
         log.info("signal %d: stop growing, finish in-flight work, exit", number)
         node.pool.state.terminating = True
         stop.set()
