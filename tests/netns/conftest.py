@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Network
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,3 +103,29 @@ def lab_node(make_node: Any, netns_factory: Callable[[], str]) -> Iterator[tuple
             server.wait()
         sync.stop()
         lab.destroy()
+
+
+def install_plugin(node: Node, directory: Path) -> tuple[Path, Path]:
+    """`vpccni install-cni` into DIRECTORY/bin and DIRECTORY/net.d for the node's daemon."""
+    bin_dir, conf = directory / "bin", directory / "net.d"
+    bin_dir.mkdir()
+    conf.mkdir()
+    command = [
+        sys.executable,
+        "-m",
+        "vpccni.cli.main",
+        "install-cni",
+        "--bin-dir",
+        str(bin_dir),
+        "--conf-dir",
+        str(conf),
+        "--socket",
+        str(node.socket),
+        "--spool-dir",
+        str(node.directory / "spool"),
+        "--wait-seconds",
+        "30",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, env=node.env, check=False)
+    assert done.returncode == 0, done.stderr
+    return bin_dir, conf

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.netns.conftest import PORT, PROBE, Lab, Node, ip
+from tests.netns.conftest import PORT, PROBE, Lab, Node, install_plugin, ip
 
 CNITOOL = Path(__file__).parents[2] / ".tools" / "cnitool"
 DEBIAN_PLUGINS = Path("/usr/lib/cni")
@@ -50,32 +50,7 @@ def test_cnitool_add_check_del(lab_node: tuple[Node, Lab], tmp_path: Path) -> No
     require(CNITOOL, "built by scripts/build-cnitool.sh")
     require(DEBIAN_PLUGINS / "portmap", "Debian's containernetworking-plugins")
     node, lab = lab_node
-    bin_dir, conf = tmp_path / "bin", tmp_path / "net.d"
-    bin_dir.mkdir()
-    conf.mkdir()
-    installed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vpccni.cli.main",
-            "install-cni",
-            "--bin-dir",
-            str(bin_dir),
-            "--conf-dir",
-            str(conf),
-            "--socket",
-            str(node.socket),
-            "--spool-dir",
-            str(node.directory / "spool"),
-            "--wait-seconds",
-            "30",
-        ],
-        capture_output=True,
-        text=True,
-        env=node.env,
-        check=False,
-    )
-    assert installed.returncode == 0, installed.stderr
+    bin_dir, conf = install_plugin(node, tmp_path)
     pod = f"{lab.prefix}-cni"
     ip("netns", "add", pod)
     try:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.netns.conftest import Lab, Node
+from tests.netns.conftest import Lab, Node, install_plugin
 
 BUSYBOX = Path("/usr/bin/busybox")
 IMAGE = "localhost/vpccni-busybox:latest"
@@ -97,32 +97,7 @@ def test_podman_runs_busybox_on_the_vpccni_network(
 ) -> None:
     require_podman()
     node, lab = lab_node
-    bin_dir, conf = tmp_path / "bin", tmp_path / "net.d"
-    bin_dir.mkdir()
-    conf.mkdir()
-    installed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vpccni.cli.main",
-            "install-cni",
-            "--bin-dir",
-            str(bin_dir),
-            "--conf-dir",
-            str(conf),
-            "--socket",
-            str(node.socket),
-            "--spool-dir",
-            str(node.directory / "spool"),
-            "--wait-seconds",
-            "30",
-        ],
-        capture_output=True,
-        text=True,
-        env=node.env,
-        check=False,
-    )
-    assert installed.returncode == 0, installed.stderr
+    bin_dir, conf = install_plugin(node, tmp_path)
     (tmp_path / "containers.conf").write_text(
         "[containers]\n"
         'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'

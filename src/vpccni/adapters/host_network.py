@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import errno
+import shlex
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -97,200 +98,55 @@ class NetlinkHostNetwork:
         ]
         prefix = str(self.settings["AWS_VPC_K8S_CNI_VETHPREFIX"])
         hexmark = f"{mark:#x}"
+        jumps = [  # our rules in the built-in chains: removed, then re-added unless external SNAT
+            ("nat", "POSTROUTING", f'-m comment --comment "AWS SNAT CHAIN" -j {SNAT_CHAIN}'),
+            (
+                "nat",
+                "PREROUTING",
+                f"-i {prefix}+ -m comment --comment "
+                f'"AWS, outbound connections" -j {CONNMARK_CHAIN}',
+            ),
+            (
+                "nat",
+                "PREROUTING",
+                f'-m comment --comment "AWS, CONNMARK" -j CONNMARK --restore-mark --mask {hexmark}',
+            ),
+            (
+                "mangle",
+                "PREROUTING",
+                f'-m comment --comment "AWS, primary ENI" -i {prefix}+ '
+                f"-j CONNMARK --restore-mark --mask {hexmark}",
+            ),
+        ]
         self._flush_chain("nat", SNAT_CHAIN)
         self._flush_chain("nat", CONNMARK_CHAIN)
-        self._delete_all(
-            "nat", "POSTROUTING", ["-m", "comment", "--comment", "AWS SNAT CHAIN", "-j", SNAT_CHAIN]
-        )
-        self._delete_all(
-            "nat",
-            "PREROUTING",
-            [
-                "-i",
-                f"{prefix}+",
-                "-m",
-                "comment",
-                "--comment",
-                "AWS, outbound connections",
-                "-j",
-                CONNMARK_CHAIN,
-            ],
-        )
-        self._delete_all(
-            "nat",
-            "PREROUTING",
-            [
-                "-m",
-                "comment",
-                "--comment",
-                "AWS, CONNMARK",
-                "-j",
-                "CONNMARK",
-                "--restore-mark",
-                "--mask",
-                hexmark,
-            ],
-        )
-        self._delete_all(
-            "mangle",
-            "PREROUTING",
-            [
-                "-m",
-                "comment",
-                "--comment",
-                "AWS, primary ENI",
-                "-i",
-                f"{prefix}+",
-                "-j",
-                "CONNMARK",
-                "--restore-mark",
-                "--mask",
-                hexmark,
-            ],
-        )
+        for table, chain, rule in jumps:
+            self._delete_all(table, chain, shlex.split(rule))
         if external:
             return
-        for cidr in vpc_cidrs:
-            self._iptables(
-                "-t",
-                "nat",
-                "-A",
-                SNAT_CHAIN,
-                "-d",
-                str(cidr),
-                "-m",
-                "comment",
-                "--comment",
-                "AWS SNAT CHAIN",
-                "-j",
-                "RETURN",
-            )
-        for cidr in excluded:
-            target = [] if cidr.prefixlen == 0 else ["-d", str(cidr)]
-            self._iptables(
-                "-t",
-                "nat",
-                "-A",
-                SNAT_CHAIN,
-                *target,
-                "-m",
-                "comment",
-                "--comment",
-                "AWS SNAT CHAIN EXCLUSION",
-                "-j",
-                "RETURN",
-            )
-        random = RANDOM_FLAGS[int(self.settings["AWS_VPC_K8S_CNI_RANDOMIZESNAT"])]
-        self._iptables(
-            "-t",
-            "nat",
-            "-A",
-            SNAT_CHAIN,
-            "!",
-            "-o",
-            "vlan+",
-            "-m",
-            "comment",
-            "--comment",
-            "AWS, SNAT",
-            "-m",
-            "addrtype",
-            "!",
-            "--dst-type",
-            "LOCAL",
-            "-j",
-            "SNAT",
-            "--to-source",
-            str(primary.primary_ip),
-            *random,
+        random = " ".join(RANDOM_FLAGS[int(self.settings["AWS_VPC_K8S_CNI_RANDOMIZESNAT"])])
+        snat = [f'-d {c} -m comment --comment "AWS SNAT CHAIN" -j RETURN' for c in vpc_cidrs]
+        snat += [
+            ("" if c.prefixlen == 0 else f"-d {c} ")
+            + '-m comment --comment "AWS SNAT CHAIN EXCLUSION" -j RETURN'
+            for c in excluded
+        ]
+        snat.append(
+            '! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! --dst-type LOCAL '
+            f"-j SNAT --to-source {primary.primary_ip} {random}"
         )
-        self._iptables(
-            "-t",
-            "nat",
-            "-A",
-            "POSTROUTING",
-            "-m",
-            "comment",
-            "--comment",
-            "AWS SNAT CHAIN",
-            "-j",
-            SNAT_CHAIN,
+        connmark = [
+            f'-d {c} -m comment --comment "AWS CONNMARK CHAIN" -j RETURN'
+            for c in [*vpc_cidrs, *excluded]
+        ]
+        connmark.append(
+            f'-m comment --comment "AWS, CONNMARK" -j CONNMARK --set-xmark {hexmark}/{hexmark}'
         )
-        for cidr in [*vpc_cidrs, *excluded]:
-            self._iptables(
-                "-t",
-                "nat",
-                "-A",
-                CONNMARK_CHAIN,
-                "-d",
-                str(cidr),
-                "-m",
-                "comment",
-                "--comment",
-                "AWS CONNMARK CHAIN",
-                "-j",
-                "RETURN",
-            )
-        self._iptables(
-            "-t",
-            "nat",
-            "-A",
-            CONNMARK_CHAIN,
-            "-m",
-            "comment",
-            "--comment",
-            "AWS, CONNMARK",
-            "-j",
-            "CONNMARK",
-            "--set-xmark",
-            f"{hexmark}/{hexmark}",
-        )
-        self._iptables(
-            "-t",
-            "nat",
-            "-A",
-            "PREROUTING",
-            "-i",
-            f"{prefix}+",
-            "-m",
-            "comment",
-            "--comment",
-            "AWS, outbound connections",
-            "-j",
-            CONNMARK_CHAIN,
-        )
-        self._iptables(
-            "-t",
-            "nat",
-            "-A",
-            "PREROUTING",
-            "-m",
-            "comment",
-            "--comment",
-            "AWS, CONNMARK",
-            "-j",
-            "CONNMARK",
-            "--restore-mark",
-            "--mask",
-            hexmark,
-        )
-        self._iptables(
-            "-t",
-            "mangle",
-            "-A",
-            "PREROUTING",
-            "-m",
-            "comment",
-            "--comment",
-            "AWS, primary ENI",
-            "-i",
-            f"{prefix}+",
-            "-j",
-            "CONNMARK",
-            "--restore-mark",
-            "--mask",
-            hexmark,
-        )
+        rules = [("nat", SNAT_CHAIN, r) for r in snat] + [
+            ("nat", CONNMARK_CHAIN, r) for r in connmark
+        ]
+        for table, chain, rule in [*rules, *jumps]:
+            self._iptables("-t", table, "-A", chain, *shlex.split(rule))
 
     # -- ENIs -----------------------------------------------------------------------------------
 
