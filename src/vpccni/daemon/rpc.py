@@ -134,7 +134,7 @@ def _dispatch(
         return {}
     if not hooks.ready():
         raise RpcError(CODE_TRY_AGAIN, "ipamd is starting; try again shortly")
-    netns = resolve_netns(cni.get("netns"), peer_pid)
+    netns = resolve_netns(cni.get("netns"), peer_pid, wired=hooks.datapath is not None)
     if op == "check":
         return _check(key, netns, config, service, hooks.datapath)
     return _add(
@@ -148,7 +148,7 @@ def _dispatch(
     )
 
 
-def resolve_netns(netns: Any, peer_pid: int | None) -> str:
+def resolve_netns(netns: Any, peer_pid: int | None, *, wired: bool = True) -> str:
     """The pod's netns path as this daemon can open it.
 
     A runtime in a private mount namespace (``ip netns exec``, containerized kubelets) mounts
@@ -157,8 +157,8 @@ def resolve_netns(netns: Any, peer_pid: int | None) -> str:
     """
     if not isinstance(netns, str) or not netns:
         raise RpcError(CODE_INVALID_ENV, "CNI_NETNS is missing")
-    if _is_netns(netns):
-        return netns
+    if _is_netns(netns) or (not wired and os.path.exists(netns)):
+        return netns  # without pod wiring the path only has to exist
     if peer_pid is not None and netns.startswith("/"):
         # /var/run is an absolute symlink to /run, which would resolve in our root, not theirs.
         canonical = "/run/" + netns[len("/var/run/") :] if netns.startswith("/var/run/") else netns
