@@ -23,6 +23,8 @@ from vpccni.cli import (
     ipamd_cmd,
     limits_cmd,
     maxpods_cmd,
+    plan_cmd,
+    simulate_cmd,
     status_cmd,
 )
 from vpccni.errors import InvalidInput, VpccniError
@@ -55,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd.register(subparsers)
     status_cmd.register(subparsers)
     install_cni_cmd.register(subparsers)
+    plan_cmd.register(subparsers)
+    simulate_cmd.register(subparsers)
     return parser
 
 

@@ -37,6 +37,7 @@ from vpccni.ports import Clock, Ec2
 
 DETACH = Backoff(attempts=12, base=0.2, cap=60.0)
 DELETE = Backoff(attempts=12, base=0.5, cap=60.0)
+WAIT_ATTACHED = Backoff(attempts=10, base=0.1, cap=2.0)
 WAIT_AVAILABLE = Backoff(attempts=12, base=0.1, cap=5.0)
 TAG = Backoff(attempts=5, base=0.5, cap=60.0, jitter=0.3)
 _PERMANENT = (NotFound, LimitExceeded, SubnetExhausted, Unauthorized)
@@ -124,6 +125,22 @@ class EniLifecycle:
                 self._retry(lambda: self.ec2.detach_eni(attachment_id), DETACH)
             self._wait_available(eni_id)
         self._delete(eni_id)
+
+    def wait_attached(self, eni_id: str) -> EniDescription | None:
+        """The ENI once EC2 reports it attached (polled with backoff), or None if it is not yet."""
+
+        def attached() -> EniDescription:
+            found = self.describe(eni_id)
+            if found.attachment is None or found.attachment.status != "attached":
+                raise _NotYet(f"ENI {eni_id} is not attached yet")
+            return found
+
+        try:
+            return retry(
+                attached, backoff=WAIT_ATTACHED, clock=self.clock, rng=self.rng, retry_on=(_NotYet,)
+            )
+        except _NotYet:
+            return None
 
     def describe(self, eni_id: str) -> EniDescription:
         """EC2's current view of one ENI (NotFound when it is gone)."""

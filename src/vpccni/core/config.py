@@ -81,6 +81,18 @@ class IpamConfig:
         return found
 
 
+def refusals(config: IpamConfig) -> list[str]:
+    """Why the daemon would refuse to start with ``config`` (empty when it would start)."""
+    found = config.warnings()
+    if config.ipv6:
+        found.append("ENABLE_IPv6=true: IPv6 is not supported by this vpccni yet")
+    if config.custom_networking:
+        found.append("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true: not supported by this vpccni yet")
+    if config.pod_eni:
+        found.append("ENABLE_POD_ENI=true: security groups for pods are not supported")
+    return found
+
+
 def parse_ipam_config(env: Mapping[str, str]) -> IpamConfig:
     """Validate the IPAM variables in ``env``; unset ones take the shipped-manifest defaults."""
     problems: list[str] = []

@@ -23,6 +23,7 @@ from vpccni.cloud.lifecycle import EniLifecycle, NodeContext
 from vpccni.core.checkpoint import ReleaseRecord
 from vpccni.core.cloud import CloudError, InstanceIdentity
 from vpccni.core.config import ConfigError, IpamConfig
+from vpccni.core.config import refusals as startup_refusals
 from vpccni.core.datastore import Datastore
 from vpccni.core.limits import InstanceTable
 from vpccni.core.maxpods import HOST_NETWORK_PODS
@@ -76,13 +77,7 @@ class NodePorts:
 def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Node:
     """Bring the node's IPAM up to date and return it, ready to serve."""
     ec2, imds, clock, store = ports.ec2, ports.imds, ports.clock, ports.store
-    refusals = list(config.warnings())
-    if config.ipv6:
-        refusals.append("ENABLE_IPv6=true: IPv6 is not supported by this vpccni yet")
-    if config.custom_networking:
-        refusals.append("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true: not supported by this vpccni yet")
-    if config.pod_eni:
-        refusals.append("ENABLE_POD_ENI=true: security groups for pods are not supported")
+    refusals = startup_refusals(config)
     identity = imds.identity()
     limits_entry = ports.table.get(identity.instance_type)
     if config.prefix_delegation and not (limits_entry.nitro or limits_entry.bare_metal):

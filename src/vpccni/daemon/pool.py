@@ -26,11 +26,11 @@ from vpccni.daemon.service import IpamService
 from vpccni.ports import Clock, Metrics, NullMetrics
 
 log = logging.getLogger("vpccni.ipamd")
-WAIT_ATTACHED = Backoff(attempts=10, base=0.1, cap=2.0)
+WAIT_LINK = Backoff(attempts=10, base=0.1, cap=2.0)
 PRUNE_COOLDOWNS_AFTER_SECONDS = 3600.0
 
 
-class _NotAttached(Exception):
+class _NoLink(Exception):
     pass
 
 
@@ -209,7 +209,7 @@ class PoolManager:
             eni = self.lifecycle.allocate_eni(prefixes=action.count)
         else:
             eni = self.lifecycle.allocate_eni(secondary_ips=action.count)
-        attached = self._wait_attached(eni)
+        attached = self.lifecycle.wait_attached(eni.eni_id)
         if attached is None:
             log.warning("%s is still attaching; reconcile adds it once attached", eni.eni_id)
             return
@@ -220,24 +220,6 @@ class PoolManager:
         log.info(
             "%s: %s at device %d", action.reason, eni.eni_id, eni_info(attached, 0).device_index
         )
-
-    def _wait_attached(self, eni: EniDescription) -> EniDescription | None:
-        def attached() -> EniDescription:
-            found = self.lifecycle.describe(eni.eni_id)
-            if found.attachment is None or found.attachment.status != "attached":
-                raise _NotAttached()
-            return found
-
-        try:
-            return retry(
-                attached,
-                backoff=WAIT_ATTACHED,
-                clock=self.clock,
-                rng=self.lifecycle.rng,
-                retry_on=(_NotAttached,),
-            )
-        except _NotAttached:
-            return None
 
     def _host_ready(self, eni: EniDescription, wait: bool) -> bool:
         """Host networking for the ENI is configured (always true without a datapath)."""
@@ -251,19 +233,19 @@ class PoolManager:
             assert attachment is not None
             if datapath.eni_ready(eni.mac, eni.primary_ip, attachment.device_index):
                 return True
-            raise _NotAttached()
+            raise _NoLink()
 
         try:
             if not wait:
                 return ready()
             return retry(
                 ready,
-                backoff=WAIT_ATTACHED,
+                backoff=WAIT_LINK,
                 clock=self.clock,
                 rng=self.lifecycle.rng,
-                retry_on=(_NotAttached,),
+                retry_on=(_NoLink,),
             )
-        except _NotAttached:
+        except _NoLink:
             return False
 
     def _release(self, action: Action) -> None:

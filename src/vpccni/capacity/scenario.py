@@ -1,0 +1,413 @@
+"""The scenario file shared by ``vpccni plan`` and ``vpccni simulate``, validated in one place.
+
+``parse_scenario`` turns a decoded JSON/YAML document into a :class:`Scenario` or raises
+:class:`ScenarioError` (an ``InvalidInput``, exit 2) naming the field, what was found and what is
+accepted. The IPAM variables go through ``vpccni.core.config.parse_ipam_config``, so a bad value
+is refused with the daemon's own message; settings the daemon refuses at start (IPv6, custom
+networking, security groups for pods, prefix delegation off Nitro) are refused here too.
+Instance types are resolved through a function the caller passes (the CLI gives the shipped
+table), so this module stays pure. The format is documented in ``docs/planning.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from typing import Any
+
+from vpccni.core.config import ConfigError, IpamConfig, parse_ipam_config
+from vpccni.core.config import refusals as startup_refusals
+from vpccni.core.limits import InstanceLimits, NetworkCard
+from vpccni.core.maxpods import HOST_NETWORK_PODS
+from vpccni.core.model import Mode
+from vpccni.core.pool import NodeLimits
+from vpccni.emulator.realism import Knobs, knobs_from_json
+from vpccni.errors import InvalidInput, VpccniError
+
+ResolveInstance = Callable[[str], InstanceLimits]
+MODES = ("secondary-ip", "prefix")
+TOP_FIELDS = ("mode", "env", "subnet_cidr", "host_networking_ips", "node_groups", "ec2")
+GROUP_FIELDS = (
+    "name",
+    "instance_type",
+    "limits",
+    "max_pods",
+    "nodes",
+    "pods",
+    "subnet",
+    "workload",
+)
+WORKLOAD_FIELDS = (
+    "arrivals_per_minute",
+    "lifetime_minutes",
+    "lifetime",
+    "start_minutes",
+    "stop_minutes",
+    "bursts",
+    "scale_out",
+)
+LIFETIMES = ("exponential", "fixed")
+SUBNET_RESERVED = 5
+SIMULATION_KNOBS = Knobs(latency={"*": 0.1}, attach_delay=1.0)
+"""EC2 as the simulator assumes it unless the scenario's ``ec2`` says otherwise: AWS's rate
+limits, 0.1 s per call, an attachment completing after 1 s."""
+MIN_SUBNET_PREFIX, MAX_SUBNET_PREFIX = 16, 28
+
+
+class ScenarioError(InvalidInput):
+    """The scenario file is not valid; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Burst:
+    """``pods`` extra pods arrive on every node of the group at ``at_minutes``."""
+
+    at_minutes: float
+    pods: int
+    lifetime_minutes: float | None = None
+
+
+@dataclass(frozen=True)
+class ScaleOut:
+    """``nodes`` new nodes join the group at ``at_minutes``, each with ``pods`` steady pods."""
+
+    at_minutes: float
+    nodes: int
+    pods: int
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Pod churn per node: Poisson arrivals, lifetimes, bursts and node scale-out."""
+
+    arrivals_per_minute: float = 0.0
+    lifetime_minutes: float = 30.0
+    lifetime: str = "exponential"
+    start_minutes: float = 0.0
+    stop_minutes: float | None = None
+    bursts: tuple[Burst, ...] = ()
+    scale_out: tuple[ScaleOut, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """Nodes of one instance type (or explicit limits) and the steady pods of each."""
+
+    index: int
+    name: str
+    limits: InstanceLimits
+    node_limits: NodeLimits
+    pods: tuple[int, ...]
+    subnet: int | None = None
+    workload: Workload | None = None
+
+    @property
+    def nodes(self) -> int:
+        return len(self.pods)
+
+    @property
+    def instance_type(self) -> str:
+        return self.limits.instance_type
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario."""
+
+    config: IpamConfig
+    env: Mapping[str, str]
+    subnets: tuple[IPv4Network, ...]
+    host_networking_ips: int
+    groups: tuple[NodeGroup, ...]
+    ec2: Knobs = SIMULATION_KNOBS
+    ec2_seed_given: bool = False
+
+    @property
+    def mode(self) -> Mode:
+        return self.config.mode
+
+    @property
+    def has_workload(self) -> bool:
+        return any(group.workload is not None for group in self.groups)
+
+
+def decode_scenario(text: str, name: str) -> Any:
+    """JSON, or YAML for ``*.yaml``/``*.yml`` (and for text that is not JSON)."""
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        json_error = error
+    try:
+        import yaml  # type: ignore[import-untyped]
+
+        return yaml.safe_load(text)
+    except Exception as error:
+        raise ScenarioError(
+            f"scenario {name}: neither JSON ({json_error}) nor YAML ({error}); fix the syntax"
+        ) from None
+
+
+def parse_scenario(document: Any, resolve: ResolveInstance) -> Scenario:
+    """Validate a decoded scenario document."""
+    doc = _object(document, "scenario")
+    _known(doc, TOP_FIELDS, "scenario")
+    config, env = _config(doc)
+    subnets = _subnets(doc.get("subnet_cidr"))
+    host_ips = _int(doc.get("host_networking_ips", HOST_NETWORK_PODS), "host_networking_ips", 0)
+    raw_groups = doc.get("node_groups")
+    if not isinstance(raw_groups, list) or not raw_groups:
+        raise ScenarioError("node_groups: give a non-empty list of node groups")
+    groups = tuple(
+        _group(index, raw, config, subnets, resolve) for index, raw in enumerate(raw_groups)
+    )
+    raw_ec2 = _object(doc.get("ec2", {}), "ec2")
+    try:
+        ec2 = knobs_from_json(raw_ec2, SIMULATION_KNOBS, "ec2")
+    except VpccniError as error:
+        raise ScenarioError(str(error)) from None
+    return Scenario(config, env, subnets, host_ips, groups, ec2, "seed" in raw_ec2)
+
+
+def _config(doc: Mapping[str, Any]) -> tuple[IpamConfig, dict[str, str]]:
+    raw_env = _object(doc.get("env", {}), "env")
+    env: dict[str, str] = {}
+    for key, value in raw_env.items():
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ScenarioError(
+                f"env.{key}: {value!r} is not a string; give the variable's value as text, "
+                'e.g. "5" or "true"'
+            )
+        env[str(key)] = str(value)
+    mode = doc.get("mode")
+    if mode is not None and mode not in MODES:
+        raise ScenarioError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+    try:
+        config = parse_ipam_config(env)
+        if mode is not None:
+            wanted = mode == "prefix"
+            if "ENABLE_PREFIX_DELEGATION" in env and config.prefix_delegation != wanted:
+                raise ScenarioError(
+                    f"mode {mode!r} contradicts env.ENABLE_PREFIX_DELEGATION="
+                    f"{env['ENABLE_PREFIX_DELEGATION']!r}; give one of them"
+                )
+            env["ENABLE_PREFIX_DELEGATION"] = "true" if wanted else "false"
+            config = parse_ipam_config(env)
+    except ConfigError as error:
+        raise ScenarioError(f"env: {error}") from None
+    refusals = startup_refusals(config)
+    if refusals:
+        raise ScenarioError("env: the daemon would refuse to start: " + "; ".join(refusals))
+    return config, env
+
+
+def _subnets(raw: Any) -> tuple[IPv4Network, ...]:
+    if raw is None:
+        return ()
+    texts = raw if isinstance(raw, list) else [raw]
+    found: list[IPv4Network] = []
+    for position, text in enumerate(texts):
+        where = "subnet_cidr" if not isinstance(raw, list) else f"subnet_cidr[{position}]"
+        if not isinstance(text, str):
+            raise ScenarioError(f'{where}: {text!r} is not a CIDR such as "10.0.0.0/20"')
+        try:
+            network = IPv4Network(text.strip())
+        except ValueError as error:
+            raise ScenarioError(
+                f'{where}: {text!r} is not a CIDR such as "10.0.0.0/20": {error}'
+            ) from None
+        if not MIN_SUBNET_PREFIX <= network.prefixlen <= MAX_SUBNET_PREFIX:
+            raise ScenarioError(
+                f"{where}: {network} has prefix length /{network.prefixlen}; AWS subnets are "
+                f"/{MIN_SUBNET_PREFIX} to /{MAX_SUBNET_PREFIX}"
+            )
+        for other in found:
+            if network.overlaps(other):
+                raise ScenarioError(f"{where}: {network} overlaps {other}")
+        found.append(network)
+    return tuple(found)
+
+
+def _group(
+    index: int,
+    raw: Any,
+    config: IpamConfig,
+    subnets: Sequence[IPv4Network],
+    resolve: ResolveInstance,
+) -> NodeGroup:
+    where = f"node_groups[{index}]"
+    doc = _object(raw, where)
+    _known(doc, GROUP_FIELDS, where)
+    limits = _limits(doc, where, index, resolve)
+    if config.prefix_delegation and not (limits.nitro or limits.bare_metal):
+        raise ScenarioError(
+            f"{where}.instance_type: prefix mode on {limits.instance_type}, which is "
+            f"{limits.hypervisor_label}: prefixes need Nitro; the daemon refuses to start"
+        )
+    pods = _pods(doc, where)
+    default_max_pods = limits.enis * (limits.ipv4_per_eni - 1) + HOST_NETWORK_PODS
+    max_pods = _int(doc.get("max_pods", default_max_pods), f"{where}.max_pods", 1)
+    node_limits = NodeLimits(limits.enis, limits.ipv4_per_eni, max_pods, limits.trunking)
+    name = doc.get("name", f"group{index}")
+    if not isinstance(name, str) or not name.strip():
+        raise ScenarioError(f"{where}.name: give a non-empty string")
+    subnet = _group_subnet(doc.get("subnet"), subnets, where)
+    workload = None if doc.get("workload") is None else _workload(doc["workload"], where)
+    return NodeGroup(index, name.strip(), limits, node_limits, pods, subnet, workload)
+
+
+def _limits(doc: Mapping[str, Any], where: str, index: int, resolve: ResolveInstance) -> Any:
+    has_type, has_limits = "instance_type" in doc, "limits" in doc
+    if has_type == has_limits:
+        raise ScenarioError(
+            f'{where}: give exactly one of instance_type (e.g. "c5.large") or limits '
+            '({"max_enis": 3, "ipv4_per_eni": 10})'
+        )
+    if has_type:
+        name = doc["instance_type"]
+        if not isinstance(name, str):
+            raise ScenarioError(f"{where}.instance_type: {name!r} is not a string")
+        try:
+            return resolve(name)
+        except VpccniError as error:
+            raise ScenarioError(f"{where}.instance_type: {error}") from None
+    body = _object(doc["limits"], f"{where}.limits")
+    _known(body, ("max_enis", "ipv4_per_eni"), f"{where}.limits")
+    for key in ("max_enis", "ipv4_per_eni"):
+        if key not in body:
+            raise ScenarioError(f"{where}.limits.{key}: missing")
+    enis = _int(body["max_enis"], f"{where}.limits.max_enis", 1)
+    per_eni = _int(body["ipv4_per_eni"], f"{where}.limits.ipv4_per_eni", 2)
+    return InstanceLimits(
+        instance_type=f"custom{index}.limits",
+        enis=enis,
+        enis_all_cards=enis,
+        ipv4_per_eni=per_eni,
+        default_network_card_index=0,
+        network_cards=(NetworkCard(0, enis),),
+        hypervisor="nitro",
+        bare_metal=False,
+        trunking=False,
+        branch_interfaces=0,
+        vcpus=None,
+    )
+
+
+def _pods(doc: Mapping[str, Any], where: str) -> tuple[int, ...]:
+    raw = doc.get("pods", 0)
+    nodes = doc.get("nodes")
+    if isinstance(raw, list):
+        pods = tuple(_int(v, f"{where}.pods[{i}]", 0) for i, v in enumerate(raw))
+        if not pods:
+            raise ScenarioError(f"{where}.pods: the list is empty; give one count per node")
+        if nodes is not None and _int(nodes, f"{where}.nodes", 1) != len(pods):
+            raise ScenarioError(
+                f"{where}.pods: {len(pods)} counts for nodes={nodes}; give one count per node"
+            )
+        return pods
+    count = _int(raw, f"{where}.pods", 0)
+    if nodes is None:
+        raise ScenarioError(f"{where}.nodes: missing; give the number of nodes (1 or more)")
+    return (count,) * _int(nodes, f"{where}.nodes", 1)
+
+
+def _group_subnet(raw: Any, subnets: Sequence[IPv4Network], where: str) -> int | None:
+    if raw is None:
+        return None
+    known = [str(s) for s in subnets]
+    if raw not in known:
+        raise ScenarioError(
+            f"{where}.subnet: {raw!r} is not one of subnet_cidr ({', '.join(known) or 'none'})"
+        )
+    return known.index(raw)
+
+
+def _workload(raw: Any, where: str) -> Workload:
+    where = f"{where}.workload"
+    doc = _object(raw, where)
+    _known(doc, WORKLOAD_FIELDS, where)
+    lifetime = doc.get("lifetime", "exponential")
+    if lifetime not in LIFETIMES:
+        raise ScenarioError(f"{where}.lifetime: {lifetime!r} is not one of {', '.join(LIFETIMES)}")
+    stop = doc.get("stop_minutes")
+    bursts: list[Burst] = []
+    for i, item in enumerate(_list_of_objects(doc.get("bursts", []), f"{where}.bursts")):
+        at = f"{where}.bursts[{i}]"
+        _known(item, ("at_minutes", "pods", "lifetime_minutes"), at)
+        life = item.get("lifetime_minutes")
+        bursts.append(
+            Burst(
+                _number(item.get("at_minutes", 0.0), f"{at}.at_minutes", 0.0),
+                _int(item.get("pods"), f"{at}.pods", 1),
+                None if life is None else _number(life, f"{at}.lifetime_minutes", 0.0),
+            )
+        )
+    scale_out: list[ScaleOut] = []
+    for i, item in enumerate(_list_of_objects(doc.get("scale_out", []), f"{where}.scale_out")):
+        at = f"{where}.scale_out[{i}]"
+        _known(item, ("at_minutes", "nodes", "pods"), at)
+        scale_out.append(
+            ScaleOut(
+                _number(item.get("at_minutes", 0.0), f"{at}.at_minutes", 0.0),
+                _int(item.get("nodes"), f"{at}.nodes", 1),
+                _int(item.get("pods", 0), f"{at}.pods", 0),
+            )
+        )
+    lifetime_minutes = _number(doc.get("lifetime_minutes", 30.0), f"{where}.lifetime_minutes", 0.0)
+    if lifetime_minutes <= 0:
+        raise ScenarioError(f"{where}.lifetime_minutes: must be more than 0 minutes")
+    return Workload(
+        arrivals_per_minute=_number(
+            doc.get("arrivals_per_minute", 0.0), f"{where}.arrivals_per_minute", 0.0
+        ),
+        lifetime_minutes=lifetime_minutes,
+        lifetime=lifetime,
+        start_minutes=_number(doc.get("start_minutes", 0.0), f"{where}.start_minutes", 0.0),
+        stop_minutes=None if stop is None else _number(stop, f"{where}.stop_minutes", 0.0),
+        bursts=tuple(bursts),
+        scale_out=tuple(scale_out),
+    )
+
+
+# -- small validators ----------------------------------------------------------------------------
+
+
+def _object(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ScenarioError(f"{where}: expected an object (mapping), got {_kind(value)}")
+    return value
+
+
+def _list_of_objects(value: Any, where: str) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list):
+        raise ScenarioError(f"{where}: expected a list, got {_kind(value)}")
+    return [_object(item, f"{where}[{i}]") for i, item in enumerate(value)]
+
+
+def _known(doc: Mapping[str, Any], fields: Sequence[str], where: str) -> None:
+    unknown = sorted(str(key) for key in doc if key not in fields)
+    if unknown:
+        raise ScenarioError(
+            f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(fields)}"
+        )
+
+
+def _int(value: Any, where: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ScenarioError(f"{where}: {value!r} is not a whole number ({minimum} or more)")
+    if value < minimum:
+        raise ScenarioError(f"{where}: {value} is less than {minimum}")
+    return value
+
+
+def _number(value: Any, where: str, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ScenarioError(f"{where}: {value!r} is not a number ({minimum:g} or more)")
+    if not value >= minimum or value == float("inf"):
+        raise ScenarioError(f"{where}: {value} must be a finite number >= {minimum:g}")
+    return float(value)
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
