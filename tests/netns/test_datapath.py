@@ -235,3 +235,28 @@ def test_a_pod_netns_in_the_plugins_private_mount_namespace(lab_node: tuple[Node
     assert reply["ok"], reply
     assert reply["result"]["interfaces"][1]["sandbox"] == f"/var/run/netns/{name}"
     assert name not in ip("netns", "list")
+
+
+def test_wiring_does_not_leak_sockets_and_bursts_are_queued(lab_node: tuple[Node, Lab]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    node, lab = lab_node
+    node.wait_for(lambda: node.rpc({"op": "status"})["result"]["available"] == 9, what="IPs")
+    assert node.process is not None
+    fds = Path(f"/proc/{node.process.pid}/fd")
+    pod = f"{lab.prefix}-leak"
+    ip("netns", "add", pod)
+    try:
+        node.wait_for_reply(lambda: add(node, "warm", f"/var/run/netns/{pod}"))
+        node.delete("warm")
+        before = len(list(fds.iterdir()))
+        for cycle in range(20):
+            node.wait_for_reply(lambda c=cycle: add(node, f"leak-{c}", f"/var/run/netns/{pod}"))
+            assert node.delete(f"leak-{cycle}")["ok"]
+            node.advance(31)  # the released address cools down on the emulator's clock
+        assert len(list(fds.iterdir())) <= before + 3
+        with ThreadPoolExecutor(64) as pool:
+            replies = list(pool.map(lambda _: node.rpc({"op": "status"}), range(256)))
+        assert all(r["ok"] for r in replies)
+    finally:
+        ip("netns", "del", pod)

@@ -24,7 +24,7 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from vpccni.adapters.netlink import AF_INET, SCOPE_LINK, _ignoring, netns_path
+from vpccni.adapters.netlink import AF_INET, SCOPE_LINK, NetlinkThread, _ignoring, netns_path
 from vpccni.core.naming import (
     MAIN_TABLE,
     RULE_FROM_ENI,
@@ -53,6 +53,7 @@ class NetlinkHostNetwork:
         self.settings = settings
         self._lock = threading.Lock()
         self._ipr: Any = None
+        self._thread = NetlinkThread()
 
     @property
     def ipr(self) -> Any:
@@ -63,6 +64,9 @@ class NetlinkHostNetwork:
     # -- node -----------------------------------------------------------------------------------
 
     def setup_node(self, primary: EniLink, vpc_cidrs: Sequence[IPv4Network]) -> None:
+        self._thread.run(lambda: self._setup_node(primary, vpc_cidrs))
+
+    def _setup_node(self, primary: EniLink, vpc_cidrs: Sequence[IPv4Network]) -> None:
         with self._lock:
             mtu = int(self.settings["AWS_VPC_ENI_MTU"])
             index = self._link_by_mac(primary.mac)
@@ -151,6 +155,9 @@ class NetlinkHostNetwork:
     # -- ENIs -----------------------------------------------------------------------------------
 
     def setup_eni(self, eni: EniLink) -> bool:
+        return self._thread.run(lambda: self._setup_eni(eni))
+
+    def _setup_eni(self, eni: EniLink) -> bool:
         """Configure a secondary ENI's link, table and rule; False when its link is absent."""
         if eni.device_index == 0:
             return True
@@ -192,6 +199,9 @@ class NetlinkHostNetwork:
     # -- pods -----------------------------------------------------------------------------------
 
     def converge_pods(self, wired: Sequence[PodWiring]) -> list[str]:
+        return self._thread.run(lambda: self._converge_pods(wired))
+
+    def _converge_pods(self, wired: Sequence[PodWiring]) -> list[str]:
         """Remove pod routes, rules and veths nobody owns; restore owned ones. Returns changes."""
         prefix = str(self.settings["AWS_VPC_K8S_CNI_VETHPREFIX"])
         wanted = {str(w.address): w for w in wired}
@@ -255,6 +265,9 @@ class NetlinkHostNetwork:
         return changes
 
     def host_veths(self) -> set[str]:
+        return self._thread.run(self._host_veths)
+
+    def _host_veths(self) -> set[str]:
         """Names of the pod veths on the node that are up with their pod end (a veth left
         half-made by a crashed ADD is not)."""
         prefix = str(self.settings["AWS_VPC_K8S_CNI_VETHPREFIX"])

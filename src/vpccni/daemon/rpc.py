@@ -130,7 +130,7 @@ def _dispatch(
     if op == "del":
         hooks.on_del()
         hooks.waiting.discard(key)
-        _delete(key, _meta(cni.get("args")), config, service, hooks.datapath)
+        delete_pod(key, _meta(cni.get("args")), config, service, hooks.datapath)
         return {}
     if not hooks.ready():
         raise RpcError(CODE_TRY_AGAIN, "ipamd is starting; try again shortly")
@@ -221,13 +221,14 @@ def _add(
     }
 
 
-def _delete(
+def delete_pod(
     key: PodKey,
     meta: PodMeta,
     config: dict[str, Any],
     service: IpamService,
     datapath: Datapath | None,
 ) -> None:
+    """DEL: unwire what the pod had (if wired here), then release its address durably."""
     held = service.lookup(key)
     if datapath is not None:
         addresses = [held.address] if held else _prev_addresses(config)
@@ -375,6 +376,7 @@ class RpcServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     """The plugin API on a Unix socket, one thread per connection."""
 
     daemon_threads = True
+    request_queue_size = 1024  # a burst of pods must queue, not be refused (default 5)
 
     def __init__(self, path: Path, service: IpamService, hooks: RpcHooks) -> None:
         self.service = service

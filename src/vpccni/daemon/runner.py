@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,12 @@ from vpccni.cloud.guarded_ec2 import GuardedEc2
 from vpccni.cloud.retry import Backoff
 from vpccni.core.cloud import CloudError
 from vpccni.core.config import ConfigError, IpamConfig, parse_ipam_config
+from vpccni.core.model import PodKey, PodMeta
 from vpccni.daemon.bootstrap import Node, NodeOptions, NodePorts, bootstrap
 from vpccni.daemon.datapath import Datapath
 from vpccni.daemon.introspection import routes, serve_introspection
-from vpccni.daemon.rpc import RpcHooks, RpcServer
+from vpccni.daemon.rpc import RpcHooks, RpcServer, delete_pod
+from vpccni.daemon.spool import replay_spool
 from vpccni.ports import Clock, Metrics, NullMetrics
 from vpccni.settings import cloud_settings, networkutils_settings
 
@@ -209,6 +211,7 @@ def _pool_loop(
         try:
             node.pool.tick()
             metrics.pods_waiting(len(hooks.waiting))
+            _drain_spool(node, options, hooks)
             now = time.monotonic()
             if now - last_reconcile >= options.reconcile_seconds:
                 node.pool.reconcile()
@@ -218,3 +221,17 @@ def _pool_loop(
                 last_cleanup = now
         except Exception:
             log.exception("pool manager tick failed; retrying on the next tick")
+
+
+def _drain_spool(node: Node, options: DaemonOptions, hooks: RpcHooks) -> None:
+    """Release DELs a plugin spooled although the daemon runs (it could not connect in time)."""
+
+    def release(key: PodKey, addresses: list[IPv4Address]) -> bool:
+        held = node.service.lookup(key) is not None
+        prev = {"prevResult": {"ips": [{"address": str(a)} for a in addresses]}}
+        delete_pod(key, PodMeta(), prev, node.service, hooks.datapath)
+        return held
+
+    replay = replay_spool(options.spool_dir, node.service, release)
+    if replay.released or replay.bad:
+        log.info("spooled DELs: %d released, %d unreadable", replay.released, len(replay.bad))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -29,8 +30,22 @@ class SpoolReplay:
     bad: tuple[str, ...]
 
 
-def replay_spool(directory: Path, service: IpamService) -> SpoolReplay:
-    """Release every spooled DEL; returns counts and the names of unreadable records."""
+Release = Callable[[PodKey, list[IPv4Address]], bool]
+
+
+def replay_spool(
+    directory: Path, service: IpamService, release: Release | None = None
+) -> SpoolReplay:
+    """Release every spooled DEL; returns counts and the names of unreadable records.
+
+    ``release`` (key, addresses) -> whether something was released; default: the service's
+    delete. The running daemon passes its full DEL (unwire, then release).
+    """
+    if release is None:
+
+        def release(key: PodKey, addresses: list[IPv4Address]) -> bool:
+            return service.delete(key, addresses) is not None
+
     if not directory.is_dir():
         return SpoolReplay(0, 0, ())
     released = unknown = 0
@@ -44,7 +59,7 @@ def replay_spool(directory: Path, service: IpamService) -> SpoolReplay:
             path.replace(directory / "bad" / path.name)
             bad.append(path.name)
             continue
-        if service.delete(key, addresses) is None:
+        if not release(key, addresses):
             unknown += 1
         else:
             released += 1
