@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import shlex
 import subprocess
-import threading
 from collections.abc import Sequence
 from ipaddress import IPv4Network
 from typing import Any
@@ -51,7 +50,6 @@ class NetlinkHostNetwork:
     def __init__(self, node_netns: str | None, settings: dict[str, Any]) -> None:
         self.node_netns = node_netns
         self.settings = settings
-        self._lock = threading.Lock()
         self._ipr: Any = None
         self._thread = NetlinkThread()
 
@@ -67,32 +65,31 @@ class NetlinkHostNetwork:
         self._thread.run(lambda: self._setup_node(primary, vpc_cidrs))
 
     def _setup_node(self, primary: EniLink, vpc_cidrs: Sequence[IPv4Network]) -> None:
-        with self._lock:
-            mtu = int(self.settings["AWS_VPC_ENI_MTU"])
-            index = self._link_by_mac(primary.mac)
-            if index is not None:
-                self.ipr.link("set", index=index, mtu=mtu)
-            mark = int(self.settings["AWS_VPC_K8S_CNI_CONNMARK"])
-            external = bool(self.settings["AWS_VPC_K8S_CNI_EXTERNALSNAT"])
-            with _ignoring(errno.ENOENT, errno.ESRCH):
-                self.ipr.rule(
-                    "del",
-                    family=AF_INET,
-                    priority=RULE_FWMARK,
-                    fwmark=mark,
-                    fwmask=mark,
-                    table=MAIN_TABLE,
-                )
-            if not external or self.settings["AWS_VPC_CNI_NODE_PORT_SUPPORT"]:
-                self.ipr.rule(
-                    "add",
-                    family=AF_INET,
-                    priority=RULE_FWMARK,
-                    fwmark=mark,
-                    fwmask=mark,
-                    table=MAIN_TABLE,
-                )
-            self._iptables_snat(primary, vpc_cidrs, external, mark)
+        mtu = int(self.settings["AWS_VPC_ENI_MTU"])
+        index = self._link_by_mac(primary.mac)
+        if index is not None:
+            self.ipr.link("set", index=index, mtu=mtu)
+        mark = int(self.settings["AWS_VPC_K8S_CNI_CONNMARK"])
+        external = bool(self.settings["AWS_VPC_K8S_CNI_EXTERNALSNAT"])
+        with _ignoring(errno.ENOENT, errno.ESRCH):
+            self.ipr.rule(
+                "del",
+                family=AF_INET,
+                priority=RULE_FWMARK,
+                fwmark=mark,
+                fwmask=mark,
+                table=MAIN_TABLE,
+            )
+        if not external or self.settings["AWS_VPC_CNI_NODE_PORT_SUPPORT"]:
+            self.ipr.rule(
+                "add",
+                family=AF_INET,
+                priority=RULE_FWMARK,
+                fwmark=mark,
+                fwmask=mark,
+                table=MAIN_TABLE,
+            )
+        self._iptables_snat(primary, vpc_cidrs, external, mark)
 
     def _iptables_snat(
         self, primary: EniLink, vpc_cidrs: Sequence[IPv4Network], external: bool, mark: int
@@ -161,40 +158,39 @@ class NetlinkHostNetwork:
         """Configure a secondary ENI's link, table and rule; False when its link is absent."""
         if eni.device_index == 0:
             return True
-        with self._lock:
-            index = self._link_by_mac(eni.mac)
-            if index is None:
-                return False
-            ipr = self.ipr
-            table = route_table(eni.device_index)
-            ipr.link("set", index=index, state="up", mtu=int(self.settings["AWS_VPC_ENI_MTU"]))
-            for address in ipr.get_addr(index=index, family=AF_INET):
-                if address.get_attr("IFA_ADDRESS") != str(eni.primary_ip):
-                    ipr.addr(
-                        "del",
-                        index=index,
-                        address=address.get_attr("IFA_ADDRESS"),
-                        prefixlen=address["prefixlen"],
-                    )
-            with _ignoring(errno.EEXIST):
+        index = self._link_by_mac(eni.mac)
+        if index is None:
+            return False
+        ipr = self.ipr
+        table = route_table(eni.device_index)
+        ipr.link("set", index=index, state="up", mtu=int(self.settings["AWS_VPC_ENI_MTU"]))
+        for address in ipr.get_addr(index=index, family=AF_INET):
+            if address.get_attr("IFA_ADDRESS") != str(eni.primary_ip):
                 ipr.addr(
-                    "add", index=index, address=str(eni.primary_ip), prefixlen=eni.subnet.prefixlen
+                    "del",
+                    index=index,
+                    address=address.get_attr("IFA_ADDRESS"),
+                    prefixlen=address["prefixlen"],
                 )
-            gateway = str(eni.subnet.network_address + 1)
-            ipr.route("replace", dst=f"{gateway}/32", oif=index, scope=SCOPE_LINK, table=table)
-            ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index, table=table)
-            with _ignoring(errno.ESRCH, errno.ENOENT):
-                ipr.route("del", dst=str(eni.subnet), oif=index, table=MAIN_TABLE)
-            with _ignoring(errno.EEXIST):
-                ipr.rule(
-                    "add",
-                    family=AF_INET,
-                    priority=RULE_FROM_ENI,
-                    src=str(eni.primary_ip),
-                    src_len=32,
-                    table=table,
-                )
-            return True
+        with _ignoring(errno.EEXIST):
+            ipr.addr(
+                "add", index=index, address=str(eni.primary_ip), prefixlen=eni.subnet.prefixlen
+            )
+        gateway = str(eni.subnet.network_address + 1)
+        ipr.route("replace", dst=f"{gateway}/32", oif=index, scope=SCOPE_LINK, table=table)
+        ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index, table=table)
+        with _ignoring(errno.ESRCH, errno.ENOENT):
+            ipr.route("del", dst=str(eni.subnet), oif=index, table=MAIN_TABLE)
+        with _ignoring(errno.EEXIST):
+            ipr.rule(
+                "add",
+                family=AF_INET,
+                priority=RULE_FROM_ENI,
+                src=str(eni.primary_ip),
+                src_len=32,
+                table=table,
+            )
+        return True
 
     # -- pods -----------------------------------------------------------------------------------
 
@@ -206,62 +202,61 @@ class NetlinkHostNetwork:
         prefix = str(self.settings["AWS_VPC_K8S_CNI_VETHPREFIX"])
         wanted = {str(w.address): w for w in wired}
         changes: list[str] = []
-        with self._lock:
-            ipr = self.ipr
-            for rule in ipr.get_rules(family=AF_INET):
-                priority = rule.get_attr("FRA_PRIORITY")
-                address = (
-                    rule.get_attr("FRA_DST")
+        ipr = self.ipr
+        for rule in ipr.get_rules(family=AF_INET):
+            priority = rule.get_attr("FRA_PRIORITY")
+            address = (
+                rule.get_attr("FRA_DST")
+                if priority == RULE_TO_POD
+                else (rule.get_attr("FRA_SRC") if priority == RULE_FROM_POD else None)
+            )
+            if address is None or address in wanted:
+                continue
+            with _ignoring(errno.ENOENT, errno.ESRCH):
+                fields = (
+                    {"dst": address, "dst_len": 32}
                     if priority == RULE_TO_POD
-                    else (rule.get_attr("FRA_SRC") if priority == RULE_FROM_POD else None)
+                    else {"src": address, "src_len": 32}
                 )
-                if address is None or address in wanted:
-                    continue
-                with _ignoring(errno.ENOENT, errno.ESRCH):
-                    fields = (
-                        {"dst": address, "dst_len": 32}
-                        if priority == RULE_TO_POD
-                        else {"src": address, "src_len": 32}
-                    )
-                    ipr.rule(
-                        "del",
-                        family=AF_INET,
-                        priority=priority,
-                        table=rule.get_attr("FRA_TABLE"),
-                        **fields,
-                    )
-                changes.append(f"removed rule {priority} for {address}")
-            links = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
-            owned = {w.host_veth for w in wired}
-            for name, index in links.items():
-                if name.startswith(prefix) and name not in owned:
-                    with _ignoring(errno.ENODEV):
-                        ipr.link("del", index=index)
-                    changes.append(f"removed stale veth {name}")
-            for address, wiring in wanted.items():
-                host = links.get(wiring.host_veth)
-                if host is None:
-                    continue
-                ipr.route("replace", dst=f"{address}/32", oif=host, scope=SCOPE_LINK)
+                ipr.rule(
+                    "del",
+                    family=AF_INET,
+                    priority=priority,
+                    table=rule.get_attr("FRA_TABLE"),
+                    **fields,
+                )
+            changes.append(f"removed rule {priority} for {address}")
+        links = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
+        owned = {w.host_veth for w in wired}
+        for name, index in links.items():
+            if name.startswith(prefix) and name not in owned:
+                with _ignoring(errno.ENODEV):
+                    ipr.link("del", index=index)
+                changes.append(f"removed stale veth {name}")
+        for address, wiring in wanted.items():
+            host = links.get(wiring.host_veth)
+            if host is None:
+                continue
+            ipr.route("replace", dst=f"{address}/32", oif=host, scope=SCOPE_LINK)
+            with _ignoring(errno.EEXIST):
+                ipr.rule(
+                    "add",
+                    family=AF_INET,
+                    priority=RULE_TO_POD,
+                    dst=address,
+                    dst_len=32,
+                    table=MAIN_TABLE,
+                )
+            if wiring.table != MAIN_TABLE:
                 with _ignoring(errno.EEXIST):
                     ipr.rule(
                         "add",
                         family=AF_INET,
-                        priority=RULE_TO_POD,
-                        dst=address,
-                        dst_len=32,
-                        table=MAIN_TABLE,
+                        priority=RULE_FROM_POD,
+                        src=address,
+                        src_len=32,
+                        table=wiring.table,
                     )
-                if wiring.table != MAIN_TABLE:
-                    with _ignoring(errno.EEXIST):
-                        ipr.rule(
-                            "add",
-                            family=AF_INET,
-                            priority=RULE_FROM_POD,
-                            src=address,
-                            src_len=32,
-                            table=wiring.table,
-                        )
         return changes
 
     def host_veths(self) -> set[str]:
@@ -271,8 +266,7 @@ class NetlinkHostNetwork:
         """Names of the pod veths on the node that are up with their pod end (a veth left
         half-made by a crashed ADD is not)."""
         prefix = str(self.settings["AWS_VPC_K8S_CNI_VETHPREFIX"])
-        with self._lock:
-            links = self.ipr.get_links()
+        links = self.ipr.get_links()
         return {
             str(link.get_attr("IFLA_IFNAME"))
             for link in links

@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from ipaddress import IPv4Network
 
 from vpccni.cloud.retry import Backoff, retry
 from vpccni.core.cloud import (
@@ -125,6 +126,23 @@ class EniLifecycle:
                 self._retry(lambda: self.ec2.detach_eni(attachment_id), DETACH)
             self._wait_available(eni_id)
         self._delete(eni_id)
+
+    def allocate_cidrs_eni(self, count: int, prefixes: bool) -> EniDescription:
+        """A new ENI with ``count`` /28 prefixes (prefix mode) or secondary addresses."""
+        if prefixes:
+            return self.allocate_eni(prefixes=count)
+        return self.allocate_eni(secondary_ips=count)
+
+    def assign_cidrs(self, eni_id: str, count: int, prefixes: bool) -> list[IPv4Network]:
+        """Assign ``count`` /28 prefixes or secondary addresses (as /32s) to an ENI."""
+        if prefixes:
+            return self.ec2.assign_prefixes(eni_id, count)
+        return [IPv4Network((int(ip), 32)) for ip in self.ec2.assign_ips(eni_id, count)]
+
+    def release_cidrs(self, eni_id: str, cidrs: Sequence[IPv4Network]) -> None:
+        """Give /32 addresses and /28 prefixes back to EC2 (no call for an empty kind)."""
+        self.ec2.unassign_ips(eni_id, [c.network_address for c in cidrs if c.prefixlen == 32])
+        self.ec2.unassign_prefixes(eni_id, [c for c in cidrs if c.prefixlen != 32])
 
     def wait_attached(self, eni_id: str) -> EniDescription | None:
         """The ENI once EC2 reports it attached (polled with backoff), or None if it is not yet."""

@@ -168,9 +168,6 @@ def _release_inactive_kind(pool: PoolManager) -> None:
             continue
         removed = pool.service.remove_unused_cidrs(view.eni_id, unused)
         try:
-            pool.ec2.unassign_ips(
-                view.eni_id, [c.network_address for c in removed if c.prefixlen == 32]
-            )
-            pool.ec2.unassign_prefixes(view.eni_id, [c for c in removed if c.prefixlen != 32])
+            pool.lifecycle.release_cidrs(view.eni_id, removed)
         except CloudError as error:
             log.warning("releasing inactive-kind CIDRs of %s failed: %s", view.eni_id, error)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network
 
 from vpccni.cloud.lifecycle import EniLifecycle
 from vpccni.cloud.retry import Backoff, retry
@@ -188,27 +188,21 @@ class PoolManager:
     def _assign(self, action: Action, prefixes: bool) -> None:
         assert action.eni is not None
         try:
-            cidrs = self._assign_on(action.eni, action.count, prefixes)
+            cidrs = self.lifecycle.assign_cidrs(action.eni, action.count, prefixes)
         except LimitExceeded:
             self._resync_eni(action.eni)  # upstream: the datastore is out of sync with EC2
             return
         except SubnetExhausted:
             raise
         except CloudError:
-            cidrs = self._assign_on(action.eni, 1, prefixes)  # upstream retries once with 1
+            cidrs = self.lifecycle.assign_cidrs(
+                action.eni, 1, prefixes
+            )  # upstream retries once with 1
         self.service.add_cidrs(action.eni, cidrs)
         log.info("%s", action.reason)
 
-    def _assign_on(self, eni_id: str, count: int, prefixes: bool) -> list[IPv4Network]:
-        if prefixes:
-            return self.ec2.assign_prefixes(eni_id, count)
-        return [_single(ip) for ip in self.ec2.assign_ips(eni_id, count)]
-
     def _create_eni(self, action: Action) -> None:
-        if self.config.prefix_delegation:
-            eni = self.lifecycle.allocate_eni(prefixes=action.count)
-        else:
-            eni = self.lifecycle.allocate_eni(secondary_ips=action.count)
+        eni = self.lifecycle.allocate_cidrs_eni(action.count, self.config.prefix_delegation)
         attached = self.lifecycle.wait_attached(eni.eni_id)
         if attached is None:
             log.warning("%s is still attaching; reconcile adds it once attached", eni.eni_id)
@@ -259,11 +253,8 @@ class PoolManager:
         self.state.last_release_at = now
         for cidr in removed:
             self.state.recently_released[cidr] = now
-        singles = [cidr.network_address for cidr in removed if cidr.prefixlen == 32]
-        prefixes = [cidr for cidr in removed if cidr.prefixlen != 32]
         try:
-            self.ec2.unassign_ips(action.eni, singles)
-            self.ec2.unassign_prefixes(action.eni, prefixes)
+            self.lifecycle.release_cidrs(action.eni, removed)
         except CloudError as error:
             self._error("decreaseIPPool", error)  # upstream logs only; reconcile re-adds
         log.info("%s", action.reason)
@@ -306,7 +297,3 @@ class PoolManager:
         self.state.last_error = f"{fn}: {error}"
         self.metrics.error(fn)
         log.warning("%s failed: %s", fn, error)
-
-
-def _single(address: IPv4Address) -> IPv4Network:
-    return IPv4Network((int(address), 32))

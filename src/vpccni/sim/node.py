@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network
 
 from vpccni.cloud.lifecycle import EniLifecycle, NodeContext
 from vpccni.core.cloud import CloudError, LimitExceeded, SubnetExhausted
@@ -139,26 +139,18 @@ class SimNode:
     def _assign(self, action: Action, prefixes: bool) -> None:
         assert action.eni is not None
         try:
-            cidrs = self._assign_on(action.eni, action.count, prefixes)
+            cidrs = self.lifecycle.assign_cidrs(action.eni, action.count, prefixes)
         except LimitExceeded:
             self._resync_eni(action.eni)
             return
         except SubnetExhausted:
             raise
         except CloudError:
-            cidrs = self._assign_on(action.eni, 1, prefixes)
+            cidrs = self.lifecycle.assign_cidrs(action.eni, 1, prefixes)
         self._additions.append(Addition(self.clock.now(), action.eni, tuple(cidrs)))
 
-    def _assign_on(self, eni_id: str, count: int, prefixes: bool) -> list[IPv4Network]:
-        if prefixes:
-            return self.ec2.assign_prefixes(eni_id, count)
-        return [_single(ip) for ip in self.ec2.assign_ips(eni_id, count)]
-
     def _create_eni(self, action: Action) -> None:
-        if self.config.prefix_delegation:
-            eni = self.lifecycle.allocate_eni(prefixes=action.count)
-        else:
-            eni = self.lifecycle.allocate_eni(secondary_ips=action.count)
+        eni = self.lifecycle.allocate_cidrs_eni(action.count, self.config.prefix_delegation)
         attached = self.lifecycle.wait_attached(eni.eni_id)
         if attached is None:
             self.out_of_sync = True  # the next reconcile adopts it, as in the daemon
@@ -179,11 +171,8 @@ class SimNode:
         self.last_release_at = now
         for cidr in removed:
             self.recently_released[cidr] = now
-        singles = [cidr.network_address for cidr in removed if cidr.prefixlen == 32]
-        prefixes = [cidr for cidr in removed if cidr.prefixlen != 32]
         try:
-            self.ec2.unassign_ips(action.eni, singles)
-            self.ec2.unassign_prefixes(action.eni, prefixes)
+            self.lifecycle.release_cidrs(action.eni, removed)
         except CloudError as error:
             self.out_of_sync = True
             self._error("decreaseIPPool", error)
@@ -239,7 +228,3 @@ class SimNode:
 
     def _error(self, fn: str, error: Exception) -> None:
         self.counters.errors[fn] = self.counters.errors.get(fn, 0) + 1
-
-
-def _single(address: IPv4Address) -> IPv4Network:
-    return IPv4Network((int(address), 32))
