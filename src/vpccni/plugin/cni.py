@@ -1,16 +1,19 @@
 """``vpccni-cni``, the CNI plugin: one stdlib-only file that hands every CNI call to the daemon.
 
-The container runtime execs it for each ADD, DEL, CHECK, VERSION, STATUS and GC. It checks the
-call in a fixed order - CNI_COMMAND, then decode stdin (6), cniVersion (1), network config (7),
-``CNI_*`` variables (4) - sends it to ``vpccni ipamd`` over a Unix socket (docs/plugin-api.md),
-and prints the result in the version the config asks for, or a CNI error; never a traceback.
-Daemon down: ADD, CHECK and GC fail with 11, STATUS with 50, and DEL succeeds after writing a
-durable DEL record to the spool directory for the daemon to replay. DEL never fails on input
-that ADD would have refused (nothing can have been allocated for it): it does nothing, exit 0.
-``vpccni install-cni`` copies this file verbatim behind a ``#!/usr/bin/python3 -IS`` line, so it
-imports nothing outside the standard library. Start-up is on every pod's critical path: at start
-it loads only the builtin ``_json`` and ``posix``; ``_socket`` when it talks to the daemon; never
-``json``, ``socket`` or ``os`` on the common paths (they pull in ``re`` and ``enum``: ~12 ms).
+The container runtime execs it for each ADD, DEL, CHECK, VERSION, STATUS and GC. The file reads
+like a reference plugin (containernetworking/plugins): checking the call, in a fixed order -
+CNI_COMMAND, then decode stdin (6), cniVersion (1), network config (7), ``CNI_*`` variables (4);
+talking to ``vpccni ipamd`` over a Unix socket (docs/plugin-api.md); one function per verb,
+``cmd_add``, ``cmd_del``, ``cmd_check``, ``cmd_version``, ``cmd_status``, ``cmd_gc``; then a
+small ``main`` that prints a CNI error for every refusal, never a traceback. ADD prints its result
+in the version the config asks for. Daemon down: ADD, CHECK and GC fail with 11, STATUS with 50,
+and DEL succeeds after writing a durable DEL record to the spool directory for the daemon to
+replay. DEL never fails on input that ADD would have refused (nothing can have been allocated
+for it): it does nothing, exit 0. ``vpccni install-cni`` copies this file verbatim behind a
+``#!/usr/bin/python3 -IS`` line, so it imports nothing outside the standard library. Start-up is
+on every pod's critical path: at start it loads only the builtin ``_json`` and ``posix``;
+``_socket`` when it talks to the daemon; never ``json``, ``socket`` or ``os`` on the common paths
+(they pull in ``re`` and ``enum``: ~12 ms).
 """
 
 from __future__ import annotations
@@ -177,7 +180,7 @@ def encode_json(value: object) -> str:
     return json.dumps(value, allow_nan=False)
 
 
-# --- checking the call: stdin, version, config, variables ---
+# --- checking the call: stdin, cniVersion, config, CNI_* variables ---
 
 
 def _shown(value: object, limit: int = 80) -> str:
@@ -348,7 +351,7 @@ def read_variables(command: str, environ: Mapping[str, str], call: Call) -> None
 
 
 def read_call(command: str, environ: Mapping[str, str], stdin: BinaryIO | None) -> Call:
-    """Every check, in order: decode stdin, version, config, variables."""
+    """Every check, in order: decode stdin, version, config, variables; then the request."""
     config = read_config(stdin)
     version = check_version(command, config)
     call = Call(command, version, config)
@@ -358,6 +361,7 @@ def read_call(command: str, environ: Mapping[str, str], stdin: BinaryIO | None) 
     except CniError as error:
         error.cni_version = version
         raise
+    call.payload = request_bytes(call)
     return call
 
 
@@ -446,6 +450,24 @@ def parse_reply(line: bytes) -> dict[str, Any]:
     if reply.get("version") != PROTOCOL_VERSION or not isinstance(result, dict):
         raise _invalid_reply(f"expected protocol version {PROTOCOL_VERSION} with a result object")
     return result
+
+
+def send(call: Call) -> dict[str, Any]:
+    """The result in the daemon's reply to ``call``; DaemonUnreachable if no reply comes."""
+    return parse_reply(exchange(call.socket_path, call.payload, TIMEOUTS[call.command]))
+
+
+def ask_daemon(call: Call, unreachable: int = TRY_AGAIN_LATER) -> dict[str, Any]:
+    """``send``, with an unreachable daemon reported as CNI error ``unreachable``."""
+    try:
+        return send(call)
+    except DaemonUnreachable as down:
+        raise CniError(
+            unreachable,
+            f"the vpccni daemon is unreachable at {call.socket_path}",
+            f"{down}; start it (vpccni ipamd) or point VPCCNI_SOCKET / the config key socket "
+            "at its socket",
+        ) from None
 
 
 def convert_result(result: dict[str, Any], version: str) -> dict[str, Any]:
@@ -551,44 +573,65 @@ def spool_del(call: Call) -> str:
     return path
 
 
-# --- the verbs ---
+# --- the verbs: one function each, like cmdAdd, cmdDel, ... in the reference plugins ---
 
 
-def run_call(call: Call, stdout: TextIO, stderr: TextIO) -> int:
-    """Send ``call`` to the daemon and print what the verb prints on success (ADD only)."""
-    command = call.command
+def cmd_add(call: Call, stdout: TextIO, stderr: TextIO) -> None:
+    """ADD: the daemon assigns an address (and wires the pod); print its result."""
+    result = ask_daemon(call)
+    stdout.write(encode_json(convert_result(result, call.version)) + "\n")
+
+
+def cmd_del(call: Call, stdout: TextIO, stderr: TextIO) -> None:
+    """DEL: the daemon releases the pod's address; while it is down, a spooled record will."""
     try:
-        result = parse_reply(exchange(call.socket_path, call.payload, TIMEOUTS[command]))
+        send(call)
     except DaemonUnreachable as down:
-        if command == "DEL":
-            path = spool_del(call)
-            stderr.write(
-                f"vpccni-cni: daemon unreachable at {call.socket_path} ({down}); "
-                f"DEL recorded in {path} for replay when it starts\n"
-            )
-            return 0
-        raise CniError(
-            NOT_AVAILABLE if command == "STATUS" else TRY_AGAIN_LATER,
-            f"the vpccni daemon is unreachable at {call.socket_path}",
-            f"{down}; start it (vpccni ipamd) or point VPCCNI_SOCKET / the config key socket "
-            "at its socket",
-        ) from None
-    if command == "ADD":
-        stdout.write(encode_json(convert_result(result, call.version)) + "\n")
-    elif command == "STATUS" and result.get("ready") is not True:
+        path = spool_del(call)
+        stderr.write(
+            f"vpccni-cni: daemon unreachable at {call.socket_path} ({down}); "
+            f"DEL recorded in {path} for replay when it starts\n"
+        )
+
+
+def cmd_check(call: Call, stdout: TextIO, stderr: TextIO) -> None:
+    """CHECK: the daemon compares the pod with prevResult; a difference is its error."""
+    ask_daemon(call)
+
+
+def cmd_version(stdout: TextIO) -> None:
+    """VERSION: the versions this plugin speaks; needs no stdin and no daemon."""
+    stdout.write(VERSION_REPLY)
+
+
+def cmd_status(call: Call, stdout: TextIO, stderr: TextIO) -> None:
+    """STATUS: the daemon must answer ready; down or not ready is error 50."""
+    result = ask_daemon(call, NOT_AVAILABLE)
+    if result.get("ready") is not True:
         raise CniError(NOT_AVAILABLE, "the vpccni daemon is not ready", _shown(result, 200))
-    return 0
+
+
+def cmd_gc(call: Call, stdout: TextIO, stderr: TextIO) -> None:
+    """GC: the daemon releases this network's addresses not in cni.dev/valid-attachments."""
+    ask_daemon(call)
+
+
+VERBS = {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "STATUS": cmd_status, "GC": cmd_gc}
+
+
+# --- main: pick the verb, print a CNI error for every refusal ---
 
 
 def dispatch(
     environ: Mapping[str, str], stdin: BinaryIO | None, stdout: TextIO, stderr: TextIO
-) -> int:
-    """Run one CNI call; raises CniError for every refusal."""
+) -> None:
+    """Run the verb CNI_COMMAND names; raises CniError for every refusal."""
     command = environ.get("CNI_COMMAND", "")
     if command == "VERSION":
-        stdout.write(VERSION_REPLY)
-        return 0
-    if command not in TIMEOUTS:
+        cmd_version(stdout)
+        return
+    verb = VERBS.get(command)
+    if verb is None:
         raise CniError(
             INVALID_ENVIRONMENT,
             f"unknown CNI_COMMAND {_shown(command)}" if command else "CNI_COMMAND is not set",
@@ -596,14 +639,13 @@ def dispatch(
         )
     try:
         call = read_call(command, environ, stdin)
-        call.payload = request_bytes(call)
     except CniError as error:
         if command != "DEL":
             raise
         stderr.write(f"vpccni-cni: DEL of input that ADD refuses: nothing to do ({error.msg})\n")
-        return 0
+        return
     try:
-        return run_call(call, stdout, stderr)
+        verb(call, stdout, stderr)
     except CniError as error:
         error.cni_version = call.version
         raise
@@ -654,9 +696,9 @@ def main(
             environ = process_environ()
         if stdin is None and environ.get("CNI_COMMAND") != "VERSION" and sys.stdin is not None:
             stdin = sys.stdin.buffer
-        status = dispatch(environ, stdin, out, err)
+        dispatch(environ, stdin, out, err)
         out.flush()
-        return status
+        return 0
     except CniError as error:
         return print_error(out, error)
     except Exception as error:  # last line of defence: still a CNI error, never a traceback
