@@ -12,7 +12,7 @@ import pytest
 from tests.cloud.conftest import Backend, VirtualClock, advance, backend_for, start_emulator
 from vpccni.adapters.imds_http import ImdsV2
 from vpccni.cloud.lifecycle import EniLifecycle, NodeContext
-from vpccni.core.cloud import CloudError
+from vpccni.core.cloud import CloudError, ImdsInterface
 from vpccni.core.limits import InstanceTable
 
 
@@ -77,3 +77,127 @@ def test_token_is_required(emulator: Backend) -> None:
         urllib.request.urlopen(request, timeout=5)
     assert caught.value.code == 401
     assert imds.get("meta-data/instance-id") == context.instance_id
+
+
+# -- partial views (issue #12 item 5): each through the adapter, against the running emulator --
+
+MACS = "meta-data/network/interfaces/macs/"
+
+
+def attached_eni(backend: Backend, instance_id: str, subnet_id: str, **addresses: int) -> str:
+    """A new ENI (boto3 keyword arguments for its addresses) attached at device index 1."""
+    client = backend.client
+    eni = client.create_network_interface(SubnetId=subnet_id, **addresses)["NetworkInterface"]
+    eni_id = str(eni["NetworkInterfaceId"])
+    client.attach_network_interface(
+        NetworkInterfaceId=eni_id, InstanceId=instance_id, DeviceIndex=1
+    )
+    return eni_id
+
+
+def listed(imds: ImdsV2, eni_id: str) -> ImdsInterface | None:
+    return next((i for i in imds.interfaces() if i.eni_id == eni_id), None)
+
+
+def test_a_new_eni_is_listed_before_its_addresses_and_prefixes(table: InstanceTable) -> None:
+    server = start_emulator(table, imds_addresses_delay=10.0)
+    try:
+        backend = backend_for(server)
+        context, imds = setup_node(backend)
+        with_ips = attached_eni(
+            backend, context.instance_id, context.subnet_id, SecondaryPrivateIpAddressCount=3
+        )
+        early = listed(imds, with_ips)
+        assert early is not None
+        assert len(early.local_ipv4s) == 1  # the ENI's primary only (upstream issue #1148)
+        assert early.device_number == 1
+        eni = backend.ec2.describe_enis([with_ips])[0]
+        assert early.local_ipv4s == (eni.primary_ip,)
+
+        advance(backend, 5)
+        backend.client.detach_network_interface(
+            AttachmentId=eni.attachment.attachment_id if eni.attachment else ""
+        )
+        with_prefix = attached_eni(
+            backend, context.instance_id, context.subnet_id, Ipv4PrefixCount=1
+        )
+        base = f"{MACS}{backend.ec2.describe_enis([with_prefix])[0].mac}/"
+        assert imds.get_optional(base + "ipv4-prefix") is None  # absent, as IMDS does
+        advance(backend, 11)
+        later = listed(imds, with_prefix)
+        assert later is not None
+        assert len(later.ipv4_prefixes) == 1
+    finally:
+        server.stop()
+
+
+def test_a_detached_enis_mac_lingers_without_a_device_number(table: InstanceTable) -> None:
+    server = start_emulator(table, imds_stale_mac=10.0)
+    try:
+        backend = backend_for(server)
+        context, imds = setup_node(backend)
+        eni_id = attached_eni(backend, context.instance_id, context.subnet_id)
+        eni = backend.ec2.describe_enis([eni_id])[0]
+        assert eni.attachment is not None
+        backend.ec2.detach_eni(eni.attachment.attachment_id)
+        assert backend.ec2.describe_enis([eni_id])[0].attachment is None
+
+        macs = [m.strip("/") for m in imds.get(MACS).split()]
+        assert eni.mac in macs  # still listed (upstream PR #194) ...
+        assert imds.get_optional(f"{MACS}{eni.mac}/device-number") is None  # ... but 404 here
+        assert imds.get(f"{MACS}{eni.mac}/interface-id") == eni_id
+        advance(backend, 11)
+        assert eni.mac not in imds.get(MACS)
+        assert eni_id not in {i.eni_id for i in imds.interfaces()}
+    finally:
+        server.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="adapters/imds_http.py reads device-number with get(): a lingering MAC fails the "
+    "whole listing, as upstream did before PR #194; it should skip that MAC",
+)
+def test_the_adapter_skips_a_lingering_mac(table: InstanceTable) -> None:
+    server = start_emulator(table, imds_stale_mac=10.0)
+    try:
+        backend = backend_for(server)
+        context, imds = setup_node(backend)
+        eni_id = attached_eni(backend, context.instance_id, context.subnet_id)
+        attachment = backend.ec2.describe_enis([eni_id])[0].attachment
+        assert attachment is not None
+        backend.ec2.detach_eni(attachment.attachment_id)
+        assert eni_id not in {i.eni_id for i in imds.interfaces()}
+    finally:
+        server.stop()
+
+
+def test_released_addresses_and_prefixes_linger_after_an_unassign(table: InstanceTable) -> None:
+    server = start_emulator(table, imds_stale_addresses=10.0)
+    try:
+        backend = backend_for(server)
+        context, imds = setup_node(backend)
+        eni_id = attached_eni(
+            backend, context.instance_id, context.subnet_id, SecondaryPrivateIpAddressCount=4
+        )
+        prefix = backend.ec2.assign_prefixes(eni_id, 1)[0]
+        before = backend.ec2.describe_enis([eni_id])[0]
+        released = before.secondary_ips[:2]
+        backend.ec2.unassign_ips(eni_id, released)
+        backend.ec2.unassign_prefixes(eni_id, [prefix])
+        truth = backend.ec2.describe_enis([eni_id])[0]
+        assert not set(released) & set(truth.secondary_ips)
+        assert truth.prefixes == ()
+
+        stale = listed(imds, eni_id)
+        assert stale is not None  # upstream issue #3019: IMDS still lists what was released
+        assert set(released) <= set(stale.local_ipv4s)
+        assert stale.local_ipv4s[0] == truth.primary_ip
+        assert stale.ipv4_prefixes == (prefix,)
+        advance(backend, 11)
+        fresh = listed(imds, eni_id)
+        assert fresh is not None
+        assert fresh.local_ipv4s == (truth.primary_ip, *truth.secondary_ips)
+        assert fresh.ipv4_prefixes == ()
+    finally:
+        server.stop()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -50,6 +51,14 @@ def test_help_lists_the_knobs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for flag in ("--scenario", "--state", "--imds-lag", "--latency", "--no-rate-limits", "--seed"):
         assert flag in out
+    for flag in (
+        "--preset",
+        "--imds-addresses-delay",
+        "--imds-stale-mac",
+        "--imds-stale-addresses",
+        "--subnet-count-lag",
+    ):
+        assert flag in out
 
 
 @pytest.mark.parametrize(
@@ -61,6 +70,8 @@ def test_help_lists_the_knobs(capsys: pytest.CaptureFixture[str]) -> None:
         (["--bucket", "CreateTags=100"], "ACTION=SIZE/REFILL"),
         (["--fault", "*=0.5:Explode"], "code must be one of"),
         (["--imds-lag", "-3", "--print-endpoints"], "imds_lag must be a finite number >= 0"),
+        (["--imds-stale-mac", "-1", "--print-endpoints"], "imds_stale_mac must be a finite"),
+        (["--preset", "slow"], "invalid choice: 'slow'"),
         (["--frobnicate"], "unrecognized arguments"),
     ],
 )
@@ -182,3 +193,75 @@ def test_the_command_serves_boto3_and_keeps_its_state(tmp_path: Path) -> None:
     )
     assert "state loaded from" in again.stdout
     assert f"/imds/{instances[0]['InstanceId']}/" in again.stdout
+
+
+def test_the_realistic_preset_from_flags_scenario_and_state(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    flags = ["--preset", "realistic", "--imds-lag", "0", "--state", str(state)]
+    code, out, _ = run_cli(capsys, *flags, "--print-endpoints", "--port", "0")
+    assert code == 0
+    assert "IMDS lag 0 s, attach 3 s, detach 2 s" in out
+    assert "IMDS addresses after attach 2 s, MAC after detach 5 s" in out
+    saved = json.loads(state.read_text())["knobs"]
+    assert (saved["imds_lag"], saved["attach_delay"], saved["imds_stale_addresses"]) == (0, 3, 5)
+
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps({**SCENARIO, "knobs": {"preset": "realistic"}}))
+    code, out, _ = run_cli(capsys, "--scenario", str(scenario), "--print-endpoints", "--port", "0")
+    assert code == 0
+    assert "IMDS lag 2 s, attach 3 s" in out
+    code, out, _ = run_cli(
+        capsys, "--scenario", str(scenario), "--preset", "default", "--print-endpoints"
+    )
+    assert "IMDS lag 0 s, attach 0 s" in out
+    assert "partial views" not in out
+
+
+def test_a_realistic_emulator_shows_a_new_eni_late_and_partly_to_the_adapter(
+    tmp_path: Path,
+) -> None:
+    from vpccni.adapters.imds_http import ImdsV2
+
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps({**SCENARIO, "knobs": {}}))
+    process, endpoint, _ = start_process("--scenario", str(scenario), "--preset", "realistic")
+    try:
+        ec2 = boto3.client(
+            "ec2",
+            endpoint_url=endpoint,
+            region_name="us-west-2",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        instance = ec2.describe_instances()["Reservations"][0]["Instances"][0]
+        eni = ec2.create_network_interface(
+            SubnetId=instance["SubnetId"], SecondaryPrivateIpAddressCount=3
+        )["NetworkInterface"]
+        ec2.attach_network_interface(
+            NetworkInterfaceId=eni["NetworkInterfaceId"],
+            InstanceId=instance["InstanceId"],
+            DeviceIndex=1,
+        )
+        imds = ImdsV2(f"{endpoint}/imds/{instance['InstanceId']}/")
+
+        def shown() -> dict[str, int]:
+            return {i.eni_id: len(i.local_ipv4s) for i in imds.interfaces()}
+
+        def advance(seconds: float) -> None:
+            request = urllib.request.Request(
+                f"{endpoint}/admin/clock/advance",
+                data=json.dumps({"seconds": seconds}).encode(),
+                method="POST",
+            )
+            urllib.request.urlopen(request, timeout=10).close()
+
+        assert eni["NetworkInterfaceId"] not in shown()  # attaching 3 s, then IMDS 2 s late
+        advance(5.5)
+        assert shown()[eni["NetworkInterfaceId"]] == 1  # the MAC, with its primary only
+        advance(2.0)
+        assert shown()[eni["NetworkInterfaceId"]] == 4
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)

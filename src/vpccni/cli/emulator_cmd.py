@@ -1,10 +1,11 @@
 """``vpccni emulator``: serve the local EC2 + IMDS emulator on loopback until stopped.
 
-Builds the emulator from, in order of precedence: command-line knob flags, the ``--state`` file
-(if it exists; it then wins over the scenario, which is not applied twice), the ``--scenario``
-file, and the defaults. Prints the EC2 endpoint and each node's IMDS endpoint, serves until
-SIGINT or SIGTERM, saves the state (``--state``) and returns a final line. ``--print-endpoints``
-sets everything up, saves, prints the endpoints and exits without serving.
+Builds the emulator from, in order of precedence: command-line knob flags, ``--preset`` (over
+what follows), the ``--state`` file (if it exists; it then wins over the scenario, which is not
+applied twice), the ``--scenario`` file, and the defaults. Prints the EC2 endpoint and each
+node's IMDS endpoint, serves until SIGINT or SIGTERM, saves the state (``--state``) and returns a
+final line. ``--print-endpoints`` sets everything up, saves, prints the endpoints and exits
+without serving.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ DEFAULT_PORT = 5309
 DEFAULT_REGION = "us-west-2"
 FAULT_CODES = ("InternalError", "Unavailable")
 MAX_SCENARIO_BYTES = 4 * 1024 * 1024
+TIMING_FLAGS = (
+    "imds_lag",
+    "attach_delay",
+    "detach_delay",
+    "imds_addresses_delay",
+    "imds_stale_mac",
+    "imds_stale_addresses",
+    "subnet_count_lag",
+)
 
 
 def register(subparsers: Any) -> None:
@@ -54,6 +64,36 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--imds-lag", type=float, metavar="S", help="IMDS shows EC2 S s late")
     parser.add_argument("--attach-delay", type=float, metavar="S", help="attaching for S s")
     parser.add_argument("--detach-delay", type=float, metavar="S", help="detaching for S s")
+    parser.add_argument(
+        "--preset",
+        choices=("default", "realistic"),
+        help="timing preset: realistic = a few seconds of attach/detach, IMDS lag and partial "
+        "IMDS views (docs/emulator.md); the other flags apply over it",
+    )
+    parser.add_argument(
+        "--imds-addresses-delay",
+        type=float,
+        metavar="S",
+        help="a new ENI's MAC lists only its primary address (no prefixes) for S s",
+    )
+    parser.add_argument(
+        "--imds-stale-mac",
+        type=float,
+        metavar="S",
+        help="a detached ENI's MAC stays listed (device-number 404) for S s",
+    )
+    parser.add_argument(
+        "--imds-stale-addresses",
+        type=float,
+        metavar="S",
+        help="unassigned addresses/prefixes stay in IMDS for S s",
+    )
+    parser.add_argument(
+        "--subnet-count-lag",
+        type=float,
+        metavar="S",
+        help="DescribeSubnets' AvailableIpAddressCount is S s old",
+    )
     parser.add_argument(
         "--latency",
         action="append",
@@ -184,11 +224,13 @@ def knobs_from_flags(args: argparse.Namespace, base: Knobs) -> Knobs:
     from vpccni.emulator.realism import knobs_from_json
 
     changes: dict[str, Any] = {}
+    if args.preset:
+        changes["preset"] = args.preset
     if args.no_rate_limits:
         changes["rate_limits"] = False
     if args.random_addresses:
         changes["random_addresses"] = True
-    for name in ("imds_lag", "attach_delay", "detach_delay", "seed"):
+    for name in (*TIMING_FLAGS, "seed"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.latency:
@@ -273,6 +315,17 @@ def describe(emulator: Emulator, endpoint: str, names: dict[str, str], note: str
         f"{knobs.imds_lag:g} s, attach {knobs.attach_delay:g} s, detach {knobs.detach_delay:g} s, "
         f"faults {len(knobs.faults)}, seed {knobs.seed}"
     )
+    partial = (
+        knobs.imds_addresses_delay,
+        knobs.imds_stale_mac,
+        knobs.imds_stale_addresses,
+        knobs.subnet_count_lag,
+    )
+    if any(partial):
+        lines.append(
+            "partial views  IMDS addresses after attach {:g} s, MAC after detach {:g} s, "
+            "addresses after unassign {:g} s; subnet count lag {:g} s".format(*partial)
+        )
     return "\n".join(lines)
 
 

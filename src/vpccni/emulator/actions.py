@@ -133,12 +133,13 @@ def create_subnet(model: Ec2Model, p: Params, now: float) -> Result:
 @action("DescribeSubnets")
 def describe_subnets(model: Ec2Model, p: Params, now: float) -> Result:
     store = model.store
+    at = now - model.delays.subnet_count_lag
     ids = p.get("SubnetIds") or []
     subnets = [store.subnet(sid) for sid in ids] if ids else list(store.subnets.values())
     chosen = select(
         subnets,
         p.get("Filters", []),
-        lambda s: subnet_fields(store, s),
+        lambda s: subnet_fields(store, s, at),
         lambda s: s.tags,
         (
             "subnet-id",
@@ -155,7 +156,7 @@ def describe_subnets(model: Ec2Model, p: Params, now: float) -> Result:
         ),
     )
     page, token = paginate(chosen, lambda s: s.subnet_id, p.get("MaxResults"), p.get("NextToken"))
-    return {"Subnets": [subnet_view(store, s) for s in page], "NextToken": token}
+    return {"Subnets": [subnet_view(store, s, at) for s in page], "NextToken": token}
 
 
 @action("CreateSecurityGroup")

@@ -3,7 +3,9 @@
 Owns :class:`History`: for each key (an ENI or instance id) the versions it had and the emulator
 time each took effect; ``None`` marks deletion. ``prune(horizon)`` forgets versions superseded
 before ``horizon``, keeping exactly what a reader at or after ``horizon`` can still ask for.
-This is how the IMDS lags EC2: it reads ``at(key, now - lag)``.
+This is how the IMDS lags EC2: it reads ``at(key, now - lag)``; ``during(key, start, end)``
+gives every version a key had in a window, for IMDS's partial views (addresses that linger after
+an unassign, a MAC still listed after a detach, an ENI seen before its addresses).
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ class History(Generic[T]):
             return None
         index = bisect.bisect_right(times, when) - 1
         return None if index < 0 else self._values[key][index]
+
+    def during(self, key: str, start: float, end: float) -> list[T | None]:
+        """Every version of ``key`` in force at some time in [start, end], oldest first."""
+        times = self._times.get(key)
+        if not times:
+            return []
+        first = bisect.bisect_right(times, start) - 1
+        last = bisect.bisect_right(times, end)
+        found: list[T | None] = [None] if first < 0 else []
+        found += self._values[key][max(first, 0) : last]
+        return found
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._times))

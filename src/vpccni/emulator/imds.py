@@ -8,15 +8,24 @@ interface-id, subnet-id, vpc-id, subnet-ipv4-cidr-block, vpc-ipv4-cidr-blocks, l
 ipv4-prefix (absent, so 404, when the ENI has none), security-group-ids, network-card (only on
 types with several cards); and dynamic/instance-identity/document. Pure: the caller picks the
 time (``now - lag``) and handles tokens.
+
+Also owns :func:`imds_view`, the node as IMDS lists it at that time, with the partial views real
+IMDS shows (:class:`PartialViews`, each off at 0), all read from the model's history: a newly
+attached ENI listed with only its primary address and no prefixes for a while (upstream issue
+#1148); a detached ENI's MAC still listed while its ``device-number`` answers 404 (upstream PR
+#194); released addresses and prefixes still in ``local-ipv4s`` / ``ipv4-prefix`` for a while
+after an unassign (upstream issue #3019).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Union
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TypeGuard, Union
 
-from vpccni.emulator.model import Ec2Model
+from vpccni.emulator.history import History
+from vpccni.emulator.model import Ec2Model, shown_on
 from vpccni.emulator.records import ACCOUNT_ID, Eni, Instance
 from vpccni.emulator.views import dns_name, timestamp
 
@@ -33,13 +42,109 @@ class ImdsAnswer:
 NOT_FOUND = ImdsAnswer(404, "Not Found")
 
 
-def node_tree(model: Ec2Model, instance: Instance, enis: list[Eni]) -> Tree:
-    """The whole ``/latest/`` tree of ``instance`` with ``enis`` attached."""
+@dataclass(frozen=True)
+class PartialViews:
+    """Seconds for which IMDS shows part of the truth (0: never)."""
+
+    addresses_after_attach: float = 0.0
+    mac_after_detach: float = 0.0
+    addresses_after_unassign: float = 0.0
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """A node as IMDS lists it: ``enis`` as listed, ``departed`` MACs without a device-number."""
+
+    instance: Instance
+    enis: list[Eni]
+    departed: list[Eni]
+
+
+def imds_view(
+    model: Ec2Model, instance_id: str, at: float, partial: PartialViews = PartialViews()
+) -> NodeView | None:
+    """What the IMDS of ``instance_id`` lists at emulator time ``at`` (None: no instance)."""
+    instance, enis = model.node_view(instance_id, at)
+    if instance is None:
+        return None
+    history = model.store.history
+    since = instance.launch_time
+    listed = [_as_listed(history, eni, at, since, partial) for eni in enis]
+    departed: list[Eni] = []
+    if partial.mac_after_detach > 0:
+        start = max(at - partial.mac_after_detach, since)
+        shown = {eni.eni_id for eni in enis}
+        for key in history:
+            if key in shown or key == instance_id:
+                continue
+            recent = [
+                v
+                for v in history.during(key, start, at)
+                if isinstance(v, Eni) and shown_on(v, instance_id)
+            ]
+            if recent:
+                departed.append(recent[-1])
+    return NodeView(instance, listed, departed)
+
+
+def _as_listed(
+    history: History[Eni | Instance], eni: Eni, at: float, since: float, partial: PartialViews
+) -> Eni:
+    """``eni`` with the addresses IMDS lists for it at ``at``."""
+    attachment = eni.attachment
+    assert attachment is not None
+    if partial.addresses_after_attach > 0:
+        before = history.at(eni.eni_id, max(at - partial.addresses_after_attach, since))
+        if not _same_attachment(before, attachment.attachment_id):
+            return replace(eni, private_ips=eni.private_ips[:1], prefixes=())
+    if partial.addresses_after_unassign > 0:
+        start = max(at - partial.addresses_after_unassign, since)
+        earlier = [
+            v
+            for v in history.during(eni.eni_id, start, at)
+            if _same_attachment(v, attachment.attachment_id)
+        ]
+        addresses = _union(eni.private_ips, [v.private_ips for v in earlier])
+        prefixes = _union(eni.prefixes, [v.prefixes for v in earlier])
+        if addresses != eni.private_ips or prefixes != eni.prefixes:
+            return replace(eni, private_ips=addresses, prefixes=prefixes)
+    return eni
+
+
+def _same_attachment(version: object, attachment_id: str) -> TypeGuard[Eni]:
+    """``version`` is an ENI shown in IMDS under attachment ``attachment_id``."""
+    return (
+        isinstance(version, Eni)
+        and version.attachment is not None
+        and version.attachment.attachment_id == attachment_id
+        and version.attachment.status in ("attached", "detaching")
+    )
+
+
+def _union(current: tuple[str, ...], earlier: Sequence[tuple[str, ...]]) -> tuple[str, ...]:
+    """``current`` followed by what only earlier versions held, in order of appearance."""
+    seen = dict.fromkeys(current)
+    for values in earlier:
+        seen.update(dict.fromkeys(values))
+    return tuple(seen)
+
+
+def node_tree(
+    model: Ec2Model, instance: Instance, enis: list[Eni], departed: Sequence[Eni] = ()
+) -> Tree:
+    """The whole ``/latest/`` tree of ``instance`` with ``enis`` attached (and ``departed``
+    MACs still listed, with no device-number)."""
     store = model.store
     region = model.region
     limits = store.instance_limits(instance.instance_type)
+    multi_card = len(limits.network_cards) > 1
     primary = next((eni for eni in enis if eni.eni_id == instance.primary_eni_id), None)
-    macs: Tree = {eni.mac: _mac_tree(model, eni, len(limits.network_cards) > 1) for eni in enis}
+    macs: Tree = {}
+    for eni in departed:
+        gone = _mac_tree(model, eni, multi_card)
+        del gone["device-number"]
+        macs[eni.mac] = gone
+    macs.update({eni.mac: _mac_tree(model, eni, multi_card) for eni in enis})
     group_names = [store.groups[g].name for g in instance.group_ids if g in store.groups]
     meta: Tree = {
         "ami-id": instance.image_id,

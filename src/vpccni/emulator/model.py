@@ -189,10 +189,13 @@ class Ec2Model:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def available_addresses(self, subnet_id: str) -> int:
-        """EC2's AvailableIpAddressCount of a subnet."""
+    def available_addresses(self, subnet_id: str, at: float | None = None) -> int:
+        """EC2's AvailableIpAddressCount of a subnet (as it was at ``at``, when given and the
+        model keeps counts: ``delays.subnet_count_lag`` > 0)."""
         self.store.subnet(subnet_id)
-        return self.store.pool(subnet_id).available
+        if at is None:
+            return self.store.pool(subnet_id).available
+        return self.store.available_at(subnet_id, at)
 
     def node_view(self, instance_id: str, at: float) -> tuple[Instance | None, list[Eni]]:
         """The instance and its attached ENIs as they were at emulator time ``at``."""
@@ -203,7 +206,7 @@ class Ec2Model:
         enis = []
         for key in history:
             version = history.at(key, at)
-            if isinstance(version, Eni) and _shown_on(version, instance_id):
+            if isinstance(version, Eni) and shown_on(version, instance_id):
                 enis.append(version)
         enis.sort(key=lambda e: e.attachment.device_index if e.attachment else 0)
         return instance, enis
@@ -211,6 +214,8 @@ class Ec2Model:
     def forget_before(self, horizon: float) -> None:
         """Drop history no reader at or after ``horizon`` needs."""
         self.store.history.prune(horizon)
+        if self.store.available_history is not None:
+            self.store.available_history.prune(horizon)
 
     def invariant_violations(self) -> list[str]:
         """Broken address invariants (empty when all hold); used by tests and the admin API."""
@@ -220,7 +225,8 @@ class Ec2Model:
         return problems
 
 
-def _shown_on(eni: Eni, instance_id: str) -> bool:
+def shown_on(eni: Eni, instance_id: str) -> bool:
+    """``eni`` is listed in the IMDS of ``instance_id`` (attached there, or detaching)."""
     attachment = eni.attachment
     return (
         attachment is not None

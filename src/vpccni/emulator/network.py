@@ -95,6 +95,7 @@ def create_subnet(
     subnet = Subnet(store.mint("subnet"), vpc_id, str(network), zone, tags)
     store.subnets[subnet.subnet_id] = subnet
     store.pools[subnet.subnet_id] = SubnetPool(network)
+    store.note_available(subnet.subnet_id, now)
     return subnet
 
 

@@ -1,7 +1,9 @@
 """How real the emulator feels: AWS's API rate limits, latency, IMDS lag and injected faults.
 
 Owns :class:`Knobs` (every setting, with defaults: rate limits on at AWS's figures, no added
-latency, no IMDS lag, no faults), its JSON form (scenario files, the admin API, ``--state``),
+latency, no IMDS lag or partial IMDS views, no faults), the presets (``realistic_knobs()``: a few
+seconds of attach/detach, IMDS lag and partial views, figures argued in docs/emulator.md), its
+JSON form (scenario files, the admin API, ``--state``; ``"preset"`` names a preset to start from),
 :class:`RateLimiter` (one token bucket per API, as EC2 throttles each API on its own, sized by the
 API's category) and :class:`FaultInjector` (seeded, so a run can be replayed). Pure: time comes
 in as ``now`` on the emulator clock, randomness from a seeded ``random.Random``.
@@ -20,7 +22,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vpccni.core.ec2_rate_limits import BucketSpec, bucket_for
@@ -74,10 +76,60 @@ class Knobs:
     faults: Mapping[str, FaultSpec] = field(default_factory=dict)
     seed: int = 0
     random_addresses: bool = False
+    imds_addresses_delay: float = 0.0
+    imds_stale_mac: float = 0.0
+    imds_stale_addresses: float = 0.0
+    subnet_count_lag: float = 0.0
+
+    @property
+    def history_seconds(self) -> float:
+        """How far back a reader may look: the IMDS lag plus its longest partial view."""
+        partial = max(self.imds_addresses_delay, self.imds_stale_mac, self.imds_stale_addresses)
+        return max(self.imds_lag + partial, self.subnet_count_lag)
 
     def latency_for(self, action: str) -> float:
         """Seconds the HTTP front waits before answering ``action`` ("*" is the default)."""
         return self.latency.get(action, self.latency.get("*", 0.0))
+
+
+# -- presets ----------------------------------------------------------------------------------
+
+TIMING_FIELDS = (
+    "attach_delay",
+    "detach_delay",
+    "imds_lag",
+    "imds_addresses_delay",
+    "imds_stale_mac",
+    "imds_stale_addresses",
+    "subnet_count_lag",
+)
+REALISTIC_TIMING = Knobs(
+    attach_delay=3.0,
+    detach_delay=2.0,
+    imds_lag=2.0,
+    imds_addresses_delay=2.0,
+    imds_stale_mac=5.0,
+    imds_stale_addresses=5.0,
+    subnet_count_lag=5.0,
+)
+
+
+def realistic_knobs(base: Knobs = Knobs()) -> Knobs:
+    """``base`` with EC2's and IMDS's timing as they behave on a good day (docs/emulator.md)."""
+    return _timing_from(REALISTIC_TIMING, base)
+
+
+def instant_knobs(base: Knobs = Knobs()) -> Knobs:
+    """``base`` with every delay, lag and partial view off (the defaults)."""
+    return _timing_from(Knobs(), base)
+
+
+def _timing_from(source: Knobs, base: Knobs) -> Knobs:
+    timing: dict[str, Any] = {name: getattr(source, name) for name in TIMING_FIELDS}
+    return replace(base, **timing)
+
+
+PRESETS = {"default": instant_knobs, "realistic": realistic_knobs}
 
 
 class RateLimiter:
@@ -142,6 +194,10 @@ KNOB_FIELDS = (
     "faults",
     "seed",
     "random_addresses",
+    "imds_addresses_delay",
+    "imds_stale_mac",
+    "imds_stale_addresses",
+    "subnet_count_lag",
 )
 
 
@@ -161,25 +217,35 @@ def knobs_to_json(knobs: Knobs) -> dict[str, Any]:
         },
         "seed": knobs.seed,
         "random_addresses": knobs.random_addresses,
+        "imds_addresses_delay": knobs.imds_addresses_delay,
+        "imds_stale_mac": knobs.imds_stale_mac,
+        "imds_stale_addresses": knobs.imds_stale_addresses,
+        "subnet_count_lag": knobs.subnet_count_lag,
     }
 
 
 def knobs_from_json(
     document: Mapping[str, Any], base: Knobs = Knobs(), where: str = "knobs"
 ) -> Knobs:
-    """``base`` with the fields of ``document`` applied; unknown or bad fields are refused."""
+    """``base`` with the fields of ``document`` applied; unknown or bad fields are refused.
+
+    ``"preset"`` (``default`` or ``realistic``) is applied to ``base`` first, the other fields
+    over it."""
     if not isinstance(document, Mapping):
         raise EmulatorSetupError(f"{where} must be a JSON object, got {type(document).__name__}")
-    unknown = sorted(set(document) - set(KNOB_FIELDS))
+    unknown = sorted(set(document) - set(KNOB_FIELDS) - {"preset"})
     if unknown:
         raise EmulatorSetupError(
-            f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(KNOB_FIELDS)}"
+            f"{where}: unknown field(s) {', '.join(unknown)}; known: preset, "
+            f"{', '.join(KNOB_FIELDS)}"
         )
+    if "preset" in document:
+        base = preset_knobs(document["preset"], base, f"{where}.preset")
     values: dict[str, Any] = {}
     for name in ("rate_limits", "random_addresses"):
         if name in document:
             values[name] = _boolean(document[name], f"{where}.{name}")
-    for name in ("attach_delay", "detach_delay", "imds_lag"):
+    for name in TIMING_FIELDS:
         if name in document:
             values[name] = _seconds(document[name], f"{where}.{name}")
     if "seed" in document:
@@ -202,6 +268,13 @@ def knobs_from_json(
             for k, v in _mapping(document["faults"], f"{where}.faults").items()
         }
     return Knobs(**{**{name: getattr(base, name) for name in KNOB_FIELDS}, **values})
+
+
+def preset_knobs(name: Any, base: Knobs = Knobs(), where: str = "preset") -> Knobs:
+    """``base`` with the timing of preset ``name`` (``default`` or ``realistic``)."""
+    if name not in PRESETS:
+        raise EmulatorSetupError(f"{where} must be one of {', '.join(PRESETS)}, got {name!r}")
+    return PRESETS[name](base)
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:

@@ -5,7 +5,8 @@ it (parameters and result shaped like boto3's): it draws a token from the API's 
 bucket, may fail on purpose (injected faults), then runs the action on the model.
 ``imds_token`` / ``imds_get`` are IMDSv2 for one node: a token is bound to its node and expires
 on the emulator clock; answers show the node's ENIs as they were ``imds_lag`` seconds ago (never
-before the instance launched, so a new node sees its primary ENI at once). Pure: the caller
+before the instance launched, so a new node sees its primary ENI at once), with the partial views
+the ``imds_*`` knobs turn on (``vpccni.emulator.imds.PartialViews``). Pure: the caller
 passes ``now``; the HTTP front in ``server`` adds the real clock, threads and sockets.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from vpccni.emulator import actions, interface_actions
 from vpccni.emulator.errors import Ec2Error
-from vpccni.emulator.imds import NOT_FOUND, ImdsAnswer, lookup, node_tree
+from vpccni.emulator.imds import NOT_FOUND, ImdsAnswer, PartialViews, imds_view, lookup, node_tree
 from vpccni.emulator.model import DEFAULT_REGION, Ec2Model
 from vpccni.emulator.realism import (
     FaultInjector,
@@ -59,7 +60,7 @@ class Emulator:
     def set_knobs(self, knobs: Knobs) -> None:
         """Apply new knobs; rate-limit buckets restart full, the model keeps its state."""
         self._knobs = knobs
-        self.model.delays = Delays(knobs.attach_delay, knobs.detach_delay)
+        self.model.delays = _delays(knobs)
         self._limiter = RateLimiter(knobs)
         self._faults = FaultInjector(knobs)
 
@@ -75,7 +76,7 @@ class Emulator:
         knobs = self._knobs
         rng = random.Random(f"addresses/{knobs.seed}") if knobs.random_addresses else None
         model = Ec2Model(self.limits, self.region, rng)
-        model.delays = Delays(knobs.attach_delay, knobs.detach_delay)
+        model.delays = _delays(knobs)
         return model
 
     # -- EC2 ----------------------------------------------------------------------------------
@@ -107,7 +108,7 @@ class Emulator:
             self.stats["faults"] += 1
             raise fault_error(fault)
         if self.stats["requests"] % PRUNE_EVERY == 0:
-            self.model.forget_before(now - self._knobs.imds_lag - 1.0)
+            self.model.forget_before(now - self._knobs.history_seconds - 1.0)
         return result
 
     def bucket_levels(self, now: float) -> dict[str, float]:
@@ -140,8 +141,16 @@ class Emulator:
         current = self.model.store.instances.get(instance_id)
         if current is None or not current.running:
             return NOT_FOUND
-        at = max(now - self._knobs.imds_lag, current.launch_time)
-        instance, enis = self.model.node_view(instance_id, at)
-        if instance is None:
+        knobs = self._knobs
+        at = max(now - knobs.imds_lag, current.launch_time)
+        partial = PartialViews(
+            knobs.imds_addresses_delay, knobs.imds_stale_mac, knobs.imds_stale_addresses
+        )
+        view = imds_view(self.model, instance_id, at, partial)
+        if view is None:
             return NOT_FOUND
-        return lookup(node_tree(self.model, instance, enis), path)
+        return lookup(node_tree(self.model, view.instance, view.enis, view.departed), path)
+
+
+def _delays(knobs: Knobs) -> Delays:
+    return Delays(knobs.attach_delay, knobs.detach_delay, knobs.subnet_count_lag)

@@ -2,9 +2,11 @@
 
 Owns :class:`Store`, the single mutable container the operations in ``network`` and
 ``interfaces`` work on, and :class:`Delays` (how long attach and detach take on the emulator
-clock). Lookups raise EC2's NotFound errors. Every change to an ENI or instance goes through
+clock, and how late DescribeSubnets' AvailableIpAddressCount is). Lookups raise EC2's NotFound
+errors. Every change to an ENI or instance goes through
 ``put_*`` / ``drop_eni`` so that :class:`~vpccni.emulator.history.History` sees it at the time it
-happened; timed transitions (attaching -> attached, detaching -> detached) wait in a queue and
+happened (and, while ``delays.subnet_count_lag`` is set, each subnet's free-address count
+likewise); timed transitions (attaching -> attached, detaching -> detached) wait in a queue and
 ``settle(now)`` applies those that are due, each at its own time. Ids are minted from counters,
 so a run is reproducible.
 """
@@ -46,10 +48,12 @@ class LimitsSource(Protocol):
 
 @dataclass(frozen=True)
 class Delays:
-    """Seconds on the emulator clock before an attach or detach completes (0: at once)."""
+    """Seconds on the emulator clock before an attach or detach completes (0: at once), and
+    how far behind the true count DescribeSubnets' AvailableIpAddressCount is."""
 
     attach: float = 0.0
     detach: float = 0.0
+    subnet_count_lag: float = 0.0
 
 
 @dataclass(frozen=True, order=True)
@@ -68,6 +72,7 @@ class Store:
         self.limits = limits
         self.region = region
         self.rng = rng
+        self.available_history: History[int] | None = None
         self.delays = Delays()
         self.vpcs: dict[str, Vpc] = {}
         self.subnets: dict[str, Subnet] = {}
@@ -80,6 +85,21 @@ class Store:
         self.pending: list[Transition] = []
         self.history: History[Eni | Instance] = History()
         self._max_slots: int | None = None
+
+    @property
+    def delays(self) -> Delays:
+        return self._delays
+
+    @delays.setter
+    def delays(self, value: Delays) -> None:
+        """New delays; a subnet-count lag starts keeping counts (known so far: the current)."""
+        self._delays = value
+        if value.subnet_count_lag <= 0:
+            self.available_history = None
+        elif self.available_history is None:
+            self.available_history = History()
+            for subnet_id, pool in self.pools.items():
+                self.available_history.record(subnet_id, float("-inf"), pool.available)
 
     # -- ids ----------------------------------------------------------------------------------
 
@@ -164,7 +184,24 @@ class Store:
     def pool(self, subnet_id: str) -> SubnetPool:
         return self.pools[subnet_id]
 
+    def available_at(self, subnet_id: str, at: float) -> int:
+        """The subnet's free-address count as it was at ``at`` (for a subnet younger than that,
+        its first count; when counts are not kept, the current one)."""
+        history = self.available_history
+        if history is None:
+            return self.pools[subnet_id].available
+        count = history.at(subnet_id, at)
+        if count is None:
+            later = history.during(subnet_id, at, float("inf"))
+            count = next((c for c in later if c is not None), self.pools[subnet_id].available)
+        return count
+
     # -- changes ------------------------------------------------------------------------------
+
+    def note_available(self, subnet_id: str, at: float) -> None:
+        """Remember the subnet's free-address count from ``at`` on (when counts are kept)."""
+        if self.available_history is not None:
+            self.available_history.record(subnet_id, at, self.pools[subnet_id].available)
 
     def put_eni(self, eni: Eni, at: float) -> None:
         old = self.enis.get(eni.eni_id)
@@ -174,6 +211,7 @@ class Store:
         if eni.attachment is not None:
             self.attachments[eni.attachment.attachment_id] = eni.eni_id
         self.history.record(eni.eni_id, at, eni)
+        self.note_available(eni.subnet_id, at)
 
     def drop_eni(self, eni_id: str, at: float) -> None:
         eni = self.enis.pop(eni_id)
@@ -185,6 +223,7 @@ class Store:
         for prefix in eni.prefixes:
             pool.release_prefix(int(IPv4Network(prefix).network_address))
         self.history.record(eni_id, at, None)
+        self.note_available(eni.subnet_id, at)
 
     def put_instance(self, instance: Instance, at: float) -> None:
         self.instances[instance.instance_id] = instance

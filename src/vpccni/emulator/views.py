@@ -162,13 +162,14 @@ def instance_fields(store: Store, instance: Instance) -> dict[str, list[str]]:
     }
 
 
-def subnet_view(store: Store, subnet: Subnet) -> dict[str, Any]:
+def subnet_view(store: Store, subnet: Subnet, at: float = float("inf")) -> dict[str, Any]:
+    """The subnet, its AvailableIpAddressCount as it was at ``at`` (when counts lag)."""
     return {
         "SubnetId": subnet.subnet_id,
         "VpcId": subnet.vpc_id,
         "CidrBlock": subnet.cidr,
         "AvailabilityZone": subnet.availability_zone,
-        "AvailableIpAddressCount": store.pool(subnet.subnet_id).available,
+        "AvailableIpAddressCount": store.available_at(subnet.subnet_id, at),
         "State": "available",
         "DefaultForAz": False,
         "MapPublicIpOnLaunch": False,
@@ -180,7 +181,7 @@ def subnet_view(store: Store, subnet: Subnet) -> dict[str, Any]:
     }
 
 
-def subnet_fields(store: Store, subnet: Subnet) -> dict[str, list[str]]:
+def subnet_fields(store: Store, subnet: Subnet, at: float = float("inf")) -> dict[str, list[str]]:
     return {
         "subnet-id": [subnet.subnet_id],
         "vpc-id": [subnet.vpc_id],
@@ -189,7 +190,7 @@ def subnet_fields(store: Store, subnet: Subnet) -> dict[str, list[str]]:
         "cidrBlock": [subnet.cidr],
         "availability-zone": [subnet.availability_zone],
         "availabilityZone": [subnet.availability_zone],
-        "available-ip-address-count": [str(store.pool(subnet.subnet_id).available)],
+        "available-ip-address-count": [str(store.available_at(subnet.subnet_id, at))],
         "state": ["available"],
         "default-for-az": ["false"],
         "owner-id": [ACCOUNT_ID],
