@@ -1,38 +1,78 @@
-"""The one reader of environment variables for the shell: validated settings, or a clear error.
+"""The daemon's settings: read once from the environment and the flags, validated, passed down.
 
-IPAM variables are parsed by ``vpccni.core.config`` (pure); this module adds how to reach EC2
-and IMDS. EC2: ``AWS_ENDPOINT_URL_EC2`` (the standard variable, which botocore also reads), else
-upstream's ``AWS_EC2_ENDPOINT``; region from ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` (else the
-daemon asks IMDS); retries from ``AWS_RETRY_MODE`` (standard or adaptive) and
-``AWS_MAX_ATTEMPTS``; ``HTTP_TIMEOUT`` in seconds, at least 10 as upstream requires. IMDS:
-``AWS_EC2_METADATA_SERVICE_ENDPOINT`` as botocore reads it. Credentials come from the standard
-chain and are never read here.
+:func:`read_settings` is the only place ``vpccni ipamd`` reads ``os.environ``; it hands the
+environment and the command-line flags to :func:`parse_settings`, which returns one frozen
+:class:`Settings` or raises ``ConfigError`` naming every bad value (variable or flag, its value,
+why, what is accepted) - a bad value is never replaced by a default. Everything below it takes
+the parts it needs as arguments. The values are parsed by ``vpccni.core.config``'s one reader
+(Go's ``ParseBool`` / ``Atoi`` rules), which also parses the IPAM variables into ``IpamConfig``
+(it lives in the core because ``vpccni explain`` and the planners parse their ``env`` with it).
+
+The parts: ``ipam`` (the warm-pool variables), ``cloud`` (EC2: ``AWS_ENDPOINT_URL_EC2``, else
+upstream's ``AWS_EC2_ENDPOINT``; ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else IMDS's;
+``AWS_RETRY_MODE``, ``AWS_MAX_ATTEMPTS``, ``HTTP_TIMEOUT`` of at least 10 s; IMDS:
+``AWS_EC2_METADATA_SERVICE_ENDPOINT``), ``datapath`` (upstream's networkutils variables) and
+``daemon`` (the flags, ``CLUSTER_NAME``, ``DISABLE_METRICS``, ``DISABLE_INTROSPECTION``,
+``INTROSPECTION_BIND_ADDRESS``, ``AWS_VPC_K8S_CNI_LOGLEVEL``, ``VPCCNI_CLOCK``). Not read here:
+credentials and botocore's own configuration (profiles, CA bundle), which botocore takes from
+its standard chain; the CNI plugin's variables, read by the plugin in its own process.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from vpccni.adapters.ec2_boto3 import Ec2Endpoint
 from vpccni.adapters.imds_http import DEFAULT_ENDPOINT
-from vpccni.core.config import ConfigError
+from vpccni.core.config import (
+    ConfigError,
+    IpamConfig,
+    SettingsReader,
+    in_range,
+    parse_int,
+    parse_seconds,
+    read_ipam_config,
+)
 
 RETRY_MODES = ("standard", "adaptive")
 MIN_HTTP_TIMEOUT = 10
+RANDOMIZE_SNAT = {"none": 0, "hashrandom": 1, "prng": 2}
+CLOCKS = ("system", "emulator")
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
+}
+MAX_UNIX_PATH_BYTES = 107  # sun_path is 108 bytes with its terminating NUL
+MAX_TAG_VALUE = 256
+_REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+_VETH_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,4}")
+_CIDR = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}")
+URL_ACCEPTED = "an http:// or https:// URL such as http://127.0.0.1:5309"
+SECONDS_ACCEPTED = "a number of seconds above 0, such as 5 or 0.2"
+BIND_ACCEPTED = "HOST:PORT with PORT 1 to 65535 (empty HOST: every interface)"
 
 
 @dataclass(frozen=True)
 class CloudSettings:
     """How this process reaches EC2 and IMDS. ``region`` None: ask IMDS."""
 
-    ec2_endpoint_url: str | None
-    region: str | None
-    retry_mode: str
-    max_attempts: int
-    http_timeout: float
-    imds_endpoint: str
+    ec2_endpoint_url: str | None = None
+    region: str | None = None
+    retry_mode: str = "standard"
+    max_attempts: int = 3
+    http_timeout: float = float(MIN_HTTP_TIMEOUT)
+    imds_endpoint: str = DEFAULT_ENDPOINT
 
     def ec2(self, region: str) -> Ec2Endpoint:
         """The EC2 endpoint for ``region`` (this one's region wins when set)."""
@@ -45,111 +85,318 @@ class CloudSettings:
         )
 
 
-def cloud_settings(env: Mapping[str, str]) -> CloudSettings:
-    """Validate the cloud variables in ``env``."""
-    problems: list[str] = []
-    endpoint = env.get("AWS_ENDPOINT_URL_EC2") or env.get("AWS_EC2_ENDPOINT") or None
-    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        problems.append(f"EC2 endpoint {endpoint!r} must start with http:// or https://")
-    retry_mode = env.get("AWS_RETRY_MODE", "standard") or "standard"
-    if retry_mode not in RETRY_MODES:
-        problems.append(f"AWS_RETRY_MODE={retry_mode!r}; accepted: {', '.join(RETRY_MODES)}")
-    max_attempts = _integer(env, "AWS_MAX_ATTEMPTS", 3, 1, problems)
-    timeout = _integer(env, "HTTP_TIMEOUT", MIN_HTTP_TIMEOUT, MIN_HTTP_TIMEOUT, problems)
+@dataclass(frozen=True)
+class DatapathSettings:
+    """Upstream's networkutils variables: the node's host networking and the pods' veths."""
+
+    connmark: int = 0x80
+    exclude_snat_cidrs: tuple[IPv4Network, ...] | None = None
+    external_snat: bool = False
+    external_service_cidrs: tuple[IPv4Network, ...] | None = None
+    mtu: int = 9001
+    veth_prefix: str = "eni"
+    node_port_support: bool = True
+    randomize_snat: str = "prng"
+
+    @property
+    def random_snat_code(self) -> int:
+        """Upstream's number for ``randomize_snat`` (none 0, hashrandom 1, prng 2)."""
+        return RANDOMIZE_SNAT[self.randomize_snat]
+
+    def document(self) -> dict[str, object]:
+        """Upstream's ``/v1/networkutils-env-settings`` document."""
+
+        def cidrs(found: tuple[IPv4Network, ...] | None) -> list[str] | None:
+            return None if found is None else [str(cidr) for cidr in found]
+
+        return {
+            "AWS_VPC_K8S_CNI_CONNMARK": self.connmark,
+            "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS": cidrs(self.exclude_snat_cidrs),
+            "AWS_VPC_K8S_CNI_EXTERNALSNAT": self.external_snat,
+            "AWS_EXTERNAL_SERVICE_CIDRS": cidrs(self.external_service_cidrs),
+            "AWS_VPC_ENI_MTU": self.mtu,
+            "AWS_VPC_K8S_CNI_VETHPREFIX": self.veth_prefix,
+            "AWS_VPC_CNI_NODE_PORT_SUPPORT": self.node_port_support,
+            "AWS_VPC_K8S_CNI_RANDOMIZESNAT": self.random_snat_code,
+        }
+
+
+@dataclass(frozen=True)
+class DaemonFlags:
+    """``vpccni ipamd``'s command-line flags as given: text, parsed with the environment."""
+
+    socket: str = "/run/vpccni/ipamd.sock"
+    checkpoint_dir: str = "/var/lib/vpccni/ipam"
+    spool_dir: str = "/var/lib/vpccni/del-spool"
+    introspection_bind: str = "127.0.0.1:61679"
+    metrics_bind: str = ":61678"
+    tick_seconds: str = "5"
+    reconcile_seconds: str = "60"
+    cleanup_seconds: str = "3600"
+    max_pods: str | None = None
+    netns: str | None = None
+    host_datapath: bool = False
+
+    def values(self) -> dict[str, str | None]:
+        """Each text flag by its command-line name (None: not given)."""
+        return {
+            "--socket": self.socket,
+            "--checkpoint-dir": self.checkpoint_dir,
+            "--spool-dir": self.spool_dir,
+            "--introspection-bind": self.introspection_bind,
+            "--metrics-bind": self.metrics_bind,
+            "--tick-seconds": self.tick_seconds,
+            "--reconcile-seconds": self.reconcile_seconds,
+            "--cleanup-seconds": self.cleanup_seconds,
+            "--max-pods": self.max_pods,
+            "--netns": self.netns,
+        }
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """Where the daemon listens and keeps its files, how often it acts, what it serves.
+
+    ``introspection_bind`` None: ``DISABLE_INTROSPECTION``; ``metrics_bind`` None: no
+    ``/metrics`` (``--metrics-bind none`` or ``DISABLE_METRICS``); ``max_pods`` None: the
+    instance table's figure.
+    """
+
+    socket_path: Path = Path("/run/vpccni/ipamd.sock")
+    checkpoint_dir: Path = Path("/var/lib/vpccni/ipam")
+    spool_dir: Path = Path("/var/lib/vpccni/del-spool")
+    introspection_bind: str | None = "127.0.0.1:61679"
+    metrics_bind: tuple[str, int] | None = ("0.0.0.0", 61678)
+    tick_seconds: float = 5.0
+    reconcile_seconds: float = 60.0
+    cleanup_seconds: float = 3600.0
+    max_pods: int | None = None
+    cluster_name: str = ""
+    emulator_clock: bool = False
+    log_level: int = logging.INFO
+    datapath_netns: str | None = None
+    host_datapath: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``vpccni ipamd`` is told, validated."""
+
+    ipam: IpamConfig
+    cloud: CloudSettings
+    datapath: DatapathSettings
+    daemon: DaemonSettings
+
+
+def read_settings(flags: DaemonFlags) -> Settings:
+    """The daemon's settings from this process's environment and ``flags``."""
+    return parse_settings(os.environ, flags)
+
+
+def parse_settings(env: Mapping[str, str], flags: DaemonFlags | None = None) -> Settings:
+    """Validate every variable in ``env`` the daemon reads, and ``flags``; refuse bad values."""
+    flags = flags or DaemonFlags()
+    variables = SettingsReader(env)
+    given = SettingsReader(flags.values(), empty_is_unset=False)
+    ipam = read_ipam_config(variables)
+    cloud = _cloud(variables)
+    datapath = _datapath(variables)
+    daemon = _daemon(variables, given, flags)
+    problems = variables.problems + given.problems
+    if daemon.emulator_clock and cloud.ec2_endpoint_url is None:
+        problems.append(
+            "VPCCNI_CLOCK='emulator' needs the emulator's address but no EC2 endpoint is set; "
+            "set AWS_ENDPOINT_URL_EC2 to the emulator (e.g. http://127.0.0.1:5309) or unset "
+            "VPCCNI_CLOCK"
+        )
+    if flags.netns is not None and flags.host_datapath:
+        problems.append("--netns and --host-datapath contradict each other; give one of them")
     if problems:
         raise ConfigError(problems)
+    return Settings(ipam, cloud, datapath, daemon)
+
+
+def _cloud(env: SettingsReader) -> CloudSettings:
+    standard = env.value("AWS_ENDPOINT_URL_EC2", _url, None, URL_ACCEPTED)
+    upstream = env.value("AWS_EC2_ENDPOINT", _url, None, URL_ACCEPTED)
+    region_accepted = "a region name such as us-west-2 (lowercase letters, digits, dashes)"
+    region = env.value("AWS_REGION", _region, None, region_accepted)
+    default_region = env.value("AWS_DEFAULT_REGION", _region, None, region_accepted)
     return CloudSettings(
-        ec2_endpoint_url=endpoint,
-        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-        retry_mode=retry_mode,
-        max_attempts=max_attempts,
-        http_timeout=float(timeout),
-        imds_endpoint=env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or DEFAULT_ENDPOINT,
+        ec2_endpoint_url=standard or upstream,
+        region=region or default_region,
+        retry_mode=env.choice("AWS_RETRY_MODE", "standard", RETRY_MODES),
+        max_attempts=env.integer("AWS_MAX_ATTEMPTS", 3, 1),
+        http_timeout=float(env.integer("HTTP_TIMEOUT", MIN_HTTP_TIMEOUT, MIN_HTTP_TIMEOUT)),
+        imds_endpoint=env.value(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT", _url, DEFAULT_ENDPOINT, URL_ACCEPTED
+        ),
     )
 
 
-def _integer(
-    env: Mapping[str, str], name: str, default: int, minimum: int, problems: list[str]
-) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+def _datapath(env: SettingsReader) -> DatapathSettings:
+    defaults = DatapathSettings()
+    cidrs_accepted = "IPv4 CIDRs separated by commas, such as 10.0.0.0/8,172.16.0.0/12"
+    return DatapathSettings(
+        connmark=env.value(
+            "AWS_VPC_K8S_CNI_CONNMARK", _connmark, defaults.connmark, "1 to 2^32-1 (e.g. 0x80)"
+        ),
+        exclude_snat_cidrs=env.value(
+            "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", _cidrs, None, cidrs_accepted
+        ),
+        external_snat=env.flag("AWS_VPC_K8S_CNI_EXTERNALSNAT", defaults.external_snat),
+        external_service_cidrs=env.value(
+            "AWS_EXTERNAL_SERVICE_CIDRS", _cidrs, None, cidrs_accepted
+        ),
+        mtu=env.integer("AWS_VPC_ENI_MTU", defaults.mtu, 576, 9001),
+        veth_prefix=env.value(
+            "AWS_VPC_K8S_CNI_VETHPREFIX",
+            _veth_prefix,
+            defaults.veth_prefix,
+            "1 to 4 letters, digits, '_', '.' or '-', not eth, lo or vlan",
+        ),
+        node_port_support=env.flag("AWS_VPC_CNI_NODE_PORT_SUPPORT", defaults.node_port_support),
+        randomize_snat=env.choice(
+            "AWS_VPC_K8S_CNI_RANDOMIZESNAT", defaults.randomize_snat, tuple(RANDOMIZE_SNAT)
+        ),
+    )
+
+
+def _daemon(env: SettingsReader, given: SettingsReader, flags: DaemonFlags) -> DaemonSettings:
+    defaults = DaemonSettings()
+    introspection_accepted = BIND_ACCEPTED + ", or unix:PATH"
+    introspection = given.value(
+        "--introspection-bind", _introspection_bind, None, introspection_accepted
+    )
+    introspection = env.value(
+        "INTROSPECTION_BIND_ADDRESS", _introspection_bind, introspection, introspection_accepted
+    )
+    metrics = given.value("--metrics-bind", _metrics_bind, None, BIND_ACCEPTED + ", or none")
+    return DaemonSettings(
+        socket_path=given.value("--socket", _unix_path, defaults.socket_path, _UNIX_ACCEPTED),
+        checkpoint_dir=given.value("--checkpoint-dir", _path, defaults.checkpoint_dir, "a path"),
+        spool_dir=given.value("--spool-dir", _path, defaults.spool_dir, "a path"),
+        introspection_bind=None if env.flag("DISABLE_INTROSPECTION", False) else introspection,
+        metrics_bind=None if env.flag("DISABLE_METRICS", False) else metrics,
+        tick_seconds=_seconds(given, "--tick-seconds", defaults.tick_seconds),
+        reconcile_seconds=_seconds(given, "--reconcile-seconds", defaults.reconcile_seconds),
+        cleanup_seconds=_seconds(given, "--cleanup-seconds", defaults.cleanup_seconds),
+        max_pods=given.value("--max-pods", _max_pods, None, "1 or more"),
+        cluster_name=env.value(
+            "CLUSTER_NAME", _cluster_name, "", f"at most {MAX_TAG_VALUE} characters"
+        ),
+        emulator_clock=env.choice("VPCCNI_CLOCK", "system", CLOCKS) == "emulator",
+        log_level=env.value(
+            "AWS_VPC_K8S_CNI_LOGLEVEL",
+            _log_level,
+            defaults.log_level,
+            "DEBUG, INFO, WARN, ERROR or FATAL (any case)",
+        ),
+        datapath_netns=given.value("--netns", _text, None, "a namespace name or path"),
+        host_datapath=flags.host_datapath,
+    )
+
+
+_UNIX_ACCEPTED = f"a path of at most {MAX_UNIX_PATH_BYTES} bytes"
+
+
+def _url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or raw != raw.strip():
+        raise ValueError("is not an http:// or https:// URL")
+    return raw
+
+
+def _region(raw: str) -> str:
+    if not _REGION.fullmatch(raw):
+        raise ValueError("is not a region name")
+    return raw
+
+
+def _connmark(raw: str) -> int:
+    return in_range(parse_int(raw, base_prefixes=True), 1, 2**32 - 1)
+
+
+def _cidrs(raw: str) -> tuple[IPv4Network, ...]:
+    found = []
+    for item in raw.split(","):
+        if not _CIDR.fullmatch(item.strip()):
+            raise ValueError(f"has {item.strip()!r}, which is not an IPv4 CIDR (A.B.C.D/N)")
+        try:
+            found.append(IPv4Network(item.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"has {item.strip()!r}, which is not an IPv4 CIDR") from None
+    return tuple(found)
+
+
+def _veth_prefix(raw: str) -> str:
+    if not _VETH_PREFIX.fullmatch(raw) or raw in ("eth", "lo", "vlan"):
+        raise ValueError("cannot prefix the host side of pod veths")
+    return raw
+
+
+def _text(raw: str) -> str:
+    if not raw or raw != raw.strip():
+        raise ValueError("is empty or has spaces around it")
+    return raw
+
+
+def _path(raw: str) -> Path:
+    return Path(_text(raw))
+
+
+def _unix_path(raw: str) -> Path:
+    if len(os.fsencode(_text(raw))) > MAX_UNIX_PATH_BYTES:
+        raise ValueError("is too long for a Unix socket")
+    return Path(raw)
+
+
+def _tcp_bind(raw: str) -> tuple[str, int]:
+    host, colon, port = raw.rpartition(":")
+    if not colon or host != host.strip() or " " in host:
+        raise ValueError("is not HOST:PORT")
     try:
-        value = int(raw, 10)
+        return host, in_range(parse_int(port), 1, 65535)
     except ValueError:
-        problems.append(f"{name}={raw!r} is not an integer; accepted: {minimum} or more")
-        return default
-    if value < minimum:
-        problems.append(f"{name}={raw!r} is too small; accepted: {minimum} or more")
-    return value
+        raise ValueError(f"has port {port!r}, which is not 1 to 65535") from None
 
 
-RANDOMIZE_SNAT = {"none": 0, "hashrandom": 1, "prng": 2}
+def _introspection_bind(raw: str) -> str:
+    if raw.startswith("unix:"):
+        _unix_path(raw[len("unix:") :])
+    else:
+        _tcp_bind(raw)
+    return raw
 
 
-def networkutils_settings(env: Mapping[str, str]) -> dict[str, object]:
-    """Upstream's ``/v1/networkutils-env-settings`` document from the datapath variables.
+def _metrics_bind(raw: str) -> tuple[str, int] | None:
+    if raw == "none":
+        return None
+    host, port = _tcp_bind(raw)
+    return host or "0.0.0.0", port
 
-    Validated strictly (a bad value is refused, not replaced). The datapath that applies them
-    arrives with the datapath work; until then they are reported only.
-    """
-    problems: list[str] = []
 
-    def flag(name: str, default: bool) -> bool:
-        raw = env.get(name, "").strip()
-        if not raw:
-            return default
-        if raw.lower() in ("true", "1", "t"):
-            return True
-        if raw.lower() in ("false", "0", "f"):
-            return False
-        problems.append(f"{name}={raw!r} is not a boolean; accepted: true or false")
-        return default
+def _seconds(given: SettingsReader, name: str, default: float) -> float:
+    def parse(raw: str) -> float:
+        value = parse_seconds(raw)
+        if value <= 0:
+            raise ValueError("is not above 0")
+        return value
 
-    def cidrs(name: str) -> list[str] | None:
-        raw = env.get(name, "").strip()
-        if not raw:
-            return None
-        found = []
-        for item in raw.split(","):
-            try:
-                found.append(str(IPv4Network(item.strip(), strict=False)))
-            except ValueError:
-                problems.append(f"{name} has {item.strip()!r}, which is not an IPv4 CIDR")
-        return found
+    return given.value(name, parse, default, SECONDS_ACCEPTED)
 
-    connmark_raw = env.get("AWS_VPC_K8S_CNI_CONNMARK", "").strip() or "0x80"
-    try:
-        connmark = int(connmark_raw, 0)
-        if not 0 < connmark < 2**32:
-            raise ValueError
-    except ValueError:
-        problems.append(f"AWS_VPC_K8S_CNI_CONNMARK={connmark_raw!r}; accepted: 1 .. 2^32-1")
-        connmark = 0x80
-    mtu = _integer(env, "AWS_VPC_ENI_MTU", 9001, 576, problems)
-    if mtu > 9001:
-        problems.append(f"AWS_VPC_ENI_MTU={mtu} is above 9001")
-    prefix = env.get("AWS_VPC_K8S_CNI_VETHPREFIX", "").strip() or "eni"
-    if len(prefix) > 4 or prefix in ("eth", "lo", "vlan"):
-        problems.append(
-            f"AWS_VPC_K8S_CNI_VETHPREFIX={prefix!r}; at most 4 characters, not eth/lo/vlan"
-        )
-    randomize = env.get("AWS_VPC_K8S_CNI_RANDOMIZESNAT", "").strip() or "prng"
-    if randomize not in RANDOMIZE_SNAT:
-        problems.append(
-            f"AWS_VPC_K8S_CNI_RANDOMIZESNAT={randomize!r}; accepted: none, hashrandom, prng"
-        )
-        randomize = "prng"
-    document: dict[str, object] = {
-        "AWS_VPC_K8S_CNI_CONNMARK": connmark,
-        "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS": cidrs("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS"),
-        "AWS_VPC_K8S_CNI_EXTERNALSNAT": flag("AWS_VPC_K8S_CNI_EXTERNALSNAT", False),
-        "AWS_EXTERNAL_SERVICE_CIDRS": cidrs("AWS_EXTERNAL_SERVICE_CIDRS"),
-        "AWS_VPC_ENI_MTU": mtu,
-        "AWS_VPC_K8S_CNI_VETHPREFIX": prefix,
-        "AWS_VPC_CNI_NODE_PORT_SUPPORT": flag("AWS_VPC_CNI_NODE_PORT_SUPPORT", True),
-        "AWS_VPC_K8S_CNI_RANDOMIZESNAT": RANDOMIZE_SNAT[randomize],
-    }
-    if problems:
-        raise ConfigError(problems)
-    return document
+
+def _max_pods(raw: str) -> int:
+    return in_range(parse_int(raw), 1)
+
+
+def _cluster_name(raw: str) -> str:
+    if len(raw) > MAX_TAG_VALUE:
+        raise ValueError("is too long for an EC2 tag value")
+    return raw
+
+
+def _log_level(raw: str) -> int:
+    if raw.lower() not in LOG_LEVELS:
+        raise ValueError("is not a log level")
+    return LOG_LEVELS[raw.lower()]

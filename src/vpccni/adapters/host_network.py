@@ -19,7 +19,7 @@ import shlex
 import subprocess
 from collections.abc import Sequence
 from ipaddress import IPv4Network
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyroute2 import IPRoute
 
@@ -35,6 +35,9 @@ from vpccni.core.naming import (
 from vpccni.errors import VpccniError
 from vpccni.ports import EniLink, PodWiring
 
+if TYPE_CHECKING:
+    from vpccni.settings import DatapathSettings
+
 SNAT_CHAIN = "AWS-SNAT-CHAIN-0"
 CONNMARK_CHAIN = "AWS-CONNMARK-CHAIN-0"
 RANDOM_FLAGS = {0: [], 1: ["--random"], 2: ["--random-fully"]}
@@ -47,7 +50,7 @@ class HostNetworkError(VpccniError):
 class NetlinkHostNetwork:
     """Implements ``vpccni.ports.HostNetwork``."""
 
-    def __init__(self, node_netns: str | None, settings: dict[str, Any]) -> None:
+    def __init__(self, node_netns: str | None, settings: DatapathSettings) -> None:
         self.node_netns = node_netns
         self.settings = settings
         self._ipr: Any = None
@@ -65,12 +68,12 @@ class NetlinkHostNetwork:
         self._thread.run(lambda: self._setup_node(primary, vpc_cidrs))
 
     def _setup_node(self, primary: EniLink, vpc_cidrs: Sequence[IPv4Network]) -> None:
-        mtu = int(self.settings["AWS_VPC_ENI_MTU"])
+        mtu = self.settings.mtu
         index = self._link_by_mac(primary.mac)
         if index is not None:
             self.ipr.link("set", index=index, mtu=mtu)
-        mark = int(self.settings["AWS_VPC_K8S_CNI_CONNMARK"])
-        external = bool(self.settings["AWS_VPC_K8S_CNI_EXTERNALSNAT"])
+        mark = self.settings.connmark
+        external = self.settings.external_snat
         with _ignoring(errno.ENOENT, errno.ESRCH):
             self.ipr.rule(
                 "del",
@@ -80,7 +83,7 @@ class NetlinkHostNetwork:
                 fwmask=mark,
                 table=MAIN_TABLE,
             )
-        if not external or self.settings["AWS_VPC_CNI_NODE_PORT_SUPPORT"]:
+        if not external or self.settings.node_port_support:
             self.ipr.rule(
                 "add",
                 family=AF_INET,
@@ -94,10 +97,8 @@ class NetlinkHostNetwork:
     def _iptables_snat(
         self, primary: EniLink, vpc_cidrs: Sequence[IPv4Network], external: bool, mark: int
     ) -> None:
-        excluded = [
-            IPv4Network(c) for c in self.settings["AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS"] or []
-        ]
-        prefix = str(self.settings["AWS_VPC_K8S_CNI_VETHPREFIX"])
+        excluded = self.settings.exclude_snat_cidrs or ()
+        prefix = self.settings.veth_prefix
         hexmark = f"{mark:#x}"
         jumps = [  # our rules in the built-in chains: removed, then re-added unless external SNAT
             ("nat", "POSTROUTING", f'-m comment --comment "AWS SNAT CHAIN" -j {SNAT_CHAIN}'),
@@ -125,7 +126,7 @@ class NetlinkHostNetwork:
             self._delete_all(table, chain, shlex.split(rule))
         if external:
             return
-        random = " ".join(RANDOM_FLAGS[int(self.settings["AWS_VPC_K8S_CNI_RANDOMIZESNAT"])])
+        random = " ".join(RANDOM_FLAGS[self.settings.random_snat_code])
         snat = [f'-d {c} -m comment --comment "AWS SNAT CHAIN" -j RETURN' for c in vpc_cidrs]
         snat += [
             ("" if c.prefixlen == 0 else f"-d {c} ")
@@ -163,7 +164,7 @@ class NetlinkHostNetwork:
             return False
         ipr = self.ipr
         table = route_table(eni.device_index)
-        ipr.link("set", index=index, state="up", mtu=int(self.settings["AWS_VPC_ENI_MTU"]))
+        ipr.link("set", index=index, state="up", mtu=self.settings.mtu)
         for address in ipr.get_addr(index=index, family=AF_INET):
             if address.get_attr("IFA_ADDRESS") != str(eni.primary_ip):
                 ipr.addr(
@@ -199,7 +200,7 @@ class NetlinkHostNetwork:
 
     def _converge_pods(self, wired: Sequence[PodWiring]) -> list[str]:
         """Remove pod routes, rules and veths nobody owns; restore owned ones. Returns changes."""
-        prefix = str(self.settings["AWS_VPC_K8S_CNI_VETHPREFIX"])
+        prefix = self.settings.veth_prefix
         wanted = {str(w.address): w for w in wired}
         changes: list[str] = []
         ipr = self.ipr
@@ -265,7 +266,7 @@ class NetlinkHostNetwork:
     def _host_veths(self) -> set[str]:
         """Names of the pod veths on the node that are up with their pod end (a veth left
         half-made by a crashed ADD is not)."""
-        prefix = str(self.settings["AWS_VPC_K8S_CNI_VETHPREFIX"])
+        prefix = self.settings.veth_prefix
         links = self.ipr.get_links()
         return {
             str(link.get_attr("IFLA_IFNAME"))

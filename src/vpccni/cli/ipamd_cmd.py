@@ -1,27 +1,22 @@
-"""``vpccni ipamd``: the node daemon (see docs/ipamd.md)."""
+"""``vpccni ipamd``: the node daemon (see docs/ipamd.md).
+
+The flags are taken as text and parsed with the environment by ``vpccni.settings``, so a bad
+flag and a bad variable are refused the same way, all of them in one message.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
-from vpccni.daemon.runner import DaemonOptions, run_daemon
-
-LOG_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
+from vpccni.daemon.runner import run_daemon
+from vpccni.settings import DaemonFlags, read_settings
 
 
 def register(subparsers: Any) -> None:
     """Add the ``ipamd`` subcommand."""
-    defaults = DaemonOptions()
+    defaults = DaemonFlags()
     parser = subparsers.add_parser(
         "ipamd",
         help="run the node daemon (IPAM, warm pool, plugin API, introspection, metrics)",
@@ -30,9 +25,9 @@ def register(subparsers: Any) -> None:
         "ENABLE_PREFIX_DELEGATION, MAX_ENI, IP_COOLDOWN_PERIOD, ...) and AWS_ENDPOINT_URL_EC2 / "
         "AWS_EC2_METADATA_SERVICE_ENDPOINT for the cloud; invalid values are refused.",
     )
-    parser.add_argument("--socket", type=Path, default=defaults.socket_path)
-    parser.add_argument("--checkpoint-dir", type=Path, default=defaults.checkpoint_dir)
-    parser.add_argument("--spool-dir", type=Path, default=defaults.spool_dir)
+    parser.add_argument("--socket", default=defaults.socket)
+    parser.add_argument("--checkpoint-dir", default=defaults.checkpoint_dir)
+    parser.add_argument("--spool-dir", default=defaults.spool_dir)
     parser.add_argument(
         "--introspection-bind",
         default=defaults.introspection_bind,
@@ -43,10 +38,10 @@ def register(subparsers: Any) -> None:
         default=defaults.metrics_bind,
         help="host:port for /metrics, or 'none' (default :61678, all interfaces, as upstream)",
     )
-    parser.add_argument("--tick-seconds", type=float, default=defaults.tick_seconds)
-    parser.add_argument("--reconcile-seconds", type=float, default=defaults.reconcile_seconds)
-    parser.add_argument("--cleanup-seconds", type=float, default=defaults.cleanup_seconds)
-    parser.add_argument("--max-pods", type=int, help="kubelet's max pods (default: the table's)")
+    parser.add_argument("--tick-seconds", default=defaults.tick_seconds)
+    parser.add_argument("--reconcile-seconds", default=defaults.reconcile_seconds)
+    parser.add_argument("--cleanup-seconds", default=defaults.cleanup_seconds)
+    parser.add_argument("--max-pods", help="kubelet's max pods (default: the table's)")
     parser.add_argument(
         "--netns",
         metavar="NAME",
@@ -62,24 +57,24 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> str:
     """Run the daemon until it is signalled."""
-    level = os.environ.get("AWS_VPC_K8S_CNI_LOGLEVEL", "info").lower()
+    settings = read_settings(
+        DaemonFlags(
+            socket=args.socket,
+            checkpoint_dir=args.checkpoint_dir,
+            spool_dir=args.spool_dir,
+            introspection_bind=args.introspection_bind,
+            metrics_bind=args.metrics_bind,
+            tick_seconds=args.tick_seconds,
+            reconcile_seconds=args.reconcile_seconds,
+            cleanup_seconds=args.cleanup_seconds,
+            max_pods=args.max_pods,
+            netns=args.netns,
+            host_datapath=args.host_datapath,
+        )
+    )
     logging.basicConfig(
-        level=LOG_LEVELS.get(level, logging.INFO),
+        level=settings.daemon.log_level,
         format="%(asctime)s %(levelname)s %(message)s",
     )
-    options = DaemonOptions(
-        socket_path=args.socket,
-        checkpoint_dir=args.checkpoint_dir,
-        spool_dir=args.spool_dir,
-        introspection_bind=args.introspection_bind,
-        metrics_bind=None if args.metrics_bind == "none" else args.metrics_bind,
-        tick_seconds=args.tick_seconds,
-        reconcile_seconds=args.reconcile_seconds,
-        cleanup_seconds=args.cleanup_seconds,
-        max_pods=args.max_pods,
-        emulator_clock=os.environ.get("VPCCNI_CLOCK", "system") == "emulator",
-        datapath_netns=args.netns,
-        host_datapath=args.host_datapath,
-    )
-    run_daemon(dict(os.environ), options)
+    run_daemon(settings)
     return "ipamd stopped"

@@ -1,8 +1,10 @@
 """Assembles and runs the daemon: adapters, bootstrap, servers, the pool loop, shutdown.
 
+Everything comes from one validated :class:`~vpccni.settings.Settings`, built by the caller.
 The pool loop ticks every ``tick_seconds`` (5 s as upstream), reconciles with EC2 every
-``reconcile_seconds`` (60 s) and sweeps leaked ENIs every ``cleanup_seconds`` (1 h). SIGTERM or
-SIGINT stops growth at once (``terminating``), lets in-flight requests and the current tick
+``reconcile_seconds`` (60 s) and sweeps leaked ENIs every ``cleanup_seconds`` (1 h), measured
+on the daemon's clock (the system's, or the emulator's with ``VPCCNI_CLOCK=emulator``). SIGTERM
+or SIGINT stops growth at once (``terminating``), lets in-flight requests and the current tick
 finish, closes the servers and the checkpoint, and exits 0.
 """
 
@@ -13,11 +15,9 @@ import os
 import random
 import signal
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from pathlib import Path
 from typing import Any
 
 from vpccni.adapters.checkpoint_file import FileCheckpointStore
@@ -32,7 +32,7 @@ from vpccni.adapters.prometheus_metrics import PrometheusMetrics
 from vpccni.cloud.guarded_ec2 import GuardedEc2
 from vpccni.cloud.retry import Backoff
 from vpccni.core.cloud import CloudError
-from vpccni.core.config import ConfigError, IpamConfig, parse_ipam_config
+from vpccni.core.config import IpamConfig
 from vpccni.core.model import PodKey, PodMeta
 from vpccni.daemon.bootstrap import Node, NodeOptions, NodePorts, bootstrap
 from vpccni.daemon.datapath import Datapath
@@ -40,52 +40,30 @@ from vpccni.daemon.introspection import routes, serve_introspection
 from vpccni.daemon.rpc import RpcHooks, RpcServer, delete_pod
 from vpccni.daemon.spool import replay_spool
 from vpccni.ports import Clock, Metrics, NullMetrics
-from vpccni.settings import cloud_settings, networkutils_settings
+from vpccni.settings import DaemonSettings, DatapathSettings, Settings
 
 log = logging.getLogger("vpccni.ipamd")
 
 
-@dataclass(frozen=True)
-class DaemonOptions:
-    """Where the daemon listens and keeps its files, and how often it acts."""
-
-    socket_path: Path = Path("/run/vpccni/ipamd.sock")
-    checkpoint_dir: Path = Path("/var/lib/vpccni/ipam")
-    spool_dir: Path = Path("/var/lib/vpccni/del-spool")
-    introspection_bind: str = "127.0.0.1:61679"
-    metrics_bind: str | None = ":61678"
-    tick_seconds: float = 5.0
-    reconcile_seconds: float = 60.0
-    cleanup_seconds: float = 3600.0
-    max_pods: int | None = None
-    emulator_clock: bool = False
-    datapath_netns: str | None = None
-    host_datapath: bool = False
-
-
-def run_daemon(env: Mapping[str, str], options: DaemonOptions) -> int:
+def run_daemon(settings: Settings) -> int:
     """Start, serve until signalled, stop cleanly; returns the exit code."""
-    config = parse_ipam_config(env)
-    cloud = cloud_settings(env)
-    networkutils = networkutils_settings(env)
+    cloud, options = settings.cloud, settings.daemon
     imds = ImdsV2(cloud.imds_endpoint, timeout_seconds=cloud.http_timeout)
     identity = imds.identity()
     endpoint = cloud.ec2(identity.region)
     clock: Clock = SystemClock()
-    if options.emulator_clock:
-        if endpoint.endpoint_url is None:
-            raise ConfigError(["VPCCNI_CLOCK=emulator needs AWS_ENDPOINT_URL_EC2 (the emulator)"])
+    if options.emulator_clock and endpoint.endpoint_url is not None:
         clock = RemoteEmulatorClock(endpoint.endpoint_url)
     metrics: Metrics = NullMetrics()
     prometheus = None
-    if options.metrics_bind and env.get("DISABLE_METRICS", "").lower() not in ("true", "1"):
+    if options.metrics_bind is not None:
         prometheus = PrometheusMetrics()
         metrics = prometheus
     ec2 = GuardedEc2(Boto3Ec2(make_ec2_client(endpoint)), clock, metrics)
     store = FileCheckpointStore(options.checkpoint_dir)
     node = _bootstrap_until_ready(
-        config,
-        NodeOptions(options.spool_dir, env.get("CLUSTER_NAME", ""), options.max_pods),
+        settings.ipam,
+        NodeOptions(options.spool_dir, options.cluster_name, options.max_pods),
         NodePorts(
             ec2,
             imds,
@@ -93,16 +71,16 @@ def run_daemon(env: Mapping[str, str], options: DaemonOptions) -> int:
             store,
             load_instance_table(),
             metrics,
-            _datapath_factory(options, networkutils),
+            _datapath_factory(options, settings.datapath),
         ),
     )
     if node is None:
         return 0
-    return _serve(_Running(node, options, metrics, prometheus, networkutils, store), env)
+    return _serve(_Running(node, options, clock, metrics, prometheus, settings.datapath, store))
 
 
 def _datapath_factory(
-    options: DaemonOptions, networkutils: dict[str, Any]
+    options: DaemonSettings, datapath: DatapathSettings
 ) -> Callable[[IPv4Network], Datapath] | None:
     """Pod and host networking in ``--netns`` (or this namespace with ``--host-datapath``)."""
     if options.datapath_netns is None and not options.host_datapath:
@@ -112,10 +90,10 @@ def _datapath_factory(
     def make(subnet: IPv4Network) -> Datapath:
         return Datapath(
             NetlinkPodNetwork(netns),
-            NetlinkHostNetwork(netns, networkutils),
+            NetlinkHostNetwork(netns, datapath),
             subnet,
-            int(str(networkutils["AWS_VPC_ENI_MTU"])),
-            str(networkutils["AWS_VPC_K8S_CNI_VETHPREFIX"]),
+            datapath.mtu,
+            datapath.veth_prefix,
         )
 
     return make
@@ -152,16 +130,18 @@ def _bootstrap_until_ready(
 @dataclass(frozen=True)
 class _Running:
     node: Node
-    options: DaemonOptions
+    options: DaemonSettings
+    clock: Clock
     metrics: Metrics
     prometheus: PrometheusMetrics | None
-    networkutils: dict[str, Any]
+    datapath: DatapathSettings
     store: FileCheckpointStore
 
 
-def _serve(running: _Running, env: Mapping[str, str]) -> int:
+def _serve(running: _Running) -> int:
     node, options, metrics = running.node, running.options, running.metrics
-    prometheus, networkutils, store = running.prometheus, running.networkutils, running.store
+    prometheus, store = running.prometheus, running.store
+    networkutils = running.datapath.document()
     stop = threading.Event()
     main_pid = os.getpid()
     hooks = RpcHooks(
@@ -173,12 +153,12 @@ def _serve(running: _Running, env: Mapping[str, str]) -> int:
     )
     rpc = RpcServer(options.socket_path, node.service, hooks)
     servers: list[Any] = [rpc]
-    if env.get("DISABLE_INTROSPECTION", "").lower() not in ("true", "1"):
-        bind = env.get("INTROSPECTION_BIND_ADDRESS") or options.introspection_bind
-        servers.append(serve_introspection(bind, routes(node, lambda: networkutils)))
-    if prometheus is not None and options.metrics_bind:
-        host, _, port = options.metrics_bind.rpartition(":")
-        prometheus.serve(host or "0.0.0.0", int(port))
+    if options.introspection_bind is not None:
+        servers.append(
+            serve_introspection(options.introspection_bind, routes(node, lambda: networkutils))
+        )
+    if prometheus is not None and options.metrics_bind is not None:
+        prometheus.serve(*options.metrics_bind)
     threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
     for thread in threads:
         thread.start()
@@ -193,7 +173,7 @@ def _serve(running: _Running, env: Mapping[str, str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log.info("serving the plugin API on %s", options.socket_path)
-    _pool_loop(node, options, metrics, hooks, stop)
+    _pool_loop(node, running, hooks, stop)
     for server in servers:
         server.shutdown()
         server.server_close()
@@ -202,28 +182,35 @@ def _serve(running: _Running, env: Mapping[str, str]) -> int:
     return 0
 
 
-def _pool_loop(
-    node: Node, options: DaemonOptions, metrics: Metrics, hooks: RpcHooks, stop: threading.Event
-) -> None:
-    last_reconcile = last_cleanup = time.monotonic()
+def _pool_loop(node: Node, running: _Running, hooks: RpcHooks, stop: threading.Event) -> None:
+    """Tick until ``stop``; reconcile and sweep when their intervals have passed on the clock."""
+    options, metrics, clock = running.options, running.metrics, running.clock
+    last_reconcile = last_cleanup = None
     node.pool.report()
     while not stop.wait(options.tick_seconds):
         try:
             node.pool.tick()
             metrics.pods_waiting(len(hooks.waiting))
             _drain_spool(node, options, hooks)
-            now = time.monotonic()
-            if now - last_reconcile >= options.reconcile_seconds:
+            now = clock.now()
+            last_reconcile = last_reconcile if last_reconcile is not None else now
+            last_cleanup = last_cleanup if last_cleanup is not None else now
+            if _due(now, last_reconcile, options.reconcile_seconds):
                 node.pool.reconcile()
                 last_reconcile = now
-            if now - last_cleanup >= options.cleanup_seconds:
+            if _due(now, last_cleanup, options.cleanup_seconds):
                 node.pool.lifecycle.cleanup_leaked_enis()
                 last_cleanup = now
         except Exception:
             log.exception("pool manager tick failed; retrying on the next tick")
 
 
-def _drain_spool(node: Node, options: DaemonOptions, hooks: RpcHooks) -> None:
+def _due(now: float, last: float, interval: float) -> bool:
+    """``interval`` has passed since ``last`` (or the clock stepped back: act, start over)."""
+    return now - last >= interval or now < last
+
+
+def _drain_spool(node: Node, options: DaemonSettings, hooks: RpcHooks) -> None:
     """Release DELs a plugin spooled although the daemon runs (it could not connect in time)."""
 
     def release(key: PodKey, addresses: list[IPv4Address]) -> bool:
