@@ -15,7 +15,8 @@ upstream's ``AWS_EC2_ENDPOINT``; ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else I
 ``daemon`` (the flags, ``CLUSTER_NAME``, ``DISABLE_METRICS``, ``DISABLE_INTROSPECTION``,
 ``INTROSPECTION_BIND_ADDRESS``, ``AWS_VPC_K8S_CNI_LOGLEVEL``, ``VPCCNI_CLOCK``). Not read here:
 credentials and botocore's own configuration (profiles, CA bundle), which botocore takes from
-its standard chain; the CNI plugin's variables, read by the plugin in its own process.
+its standard chain; the CNI plugin's variables, read by the plugin in its own process;
+``VPCCNI_DEBUG``, which ``vpccni``'s entry point reads for every command to show a traceback.
 """
 
 from __future__ import annotations
