@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from ipaddress import IPv4Network
 
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from tests.cloud.conftest import Backend, VirtualClock, advance, backend_for, start_emulator
 from vpccni.adapters.imds_http import ImdsV2
 from vpccni.cloud.lifecycle import EniLifecycle, NodeContext
-from vpccni.core.cloud import CloudError, ImdsInterface
+from vpccni.core.cloud import CloudError, EniDescription, ImdsInterface
 from vpccni.core.limits import InstanceTable
 
 
@@ -99,11 +101,31 @@ def listed(imds: ImdsV2, eni_id: str) -> ImdsInterface | None:
     return next((i for i in imds.interfaces() if i.eni_id == eni_id), None)
 
 
-def test_a_new_eni_is_listed_before_its_addresses_and_prefixes(table: InstanceTable) -> None:
-    server = start_emulator(table, imds_addresses_delay=10.0)
+@contextmanager
+def node_with(
+    table: InstanceTable, **knobs: float
+) -> Iterator[tuple[Backend, NodeContext, ImdsV2]]:
+    """An emulator with ``knobs`` and one launched node: (backend, node, the node's IMDS)."""
+    server = start_emulator(table, **knobs)
     try:
         backend = backend_for(server)
-        context, imds = setup_node(backend)
+        yield (backend, *setup_node(backend))
+    finally:
+        server.stop()
+
+
+def detached_eni(backend: Backend, context: NodeContext) -> EniDescription:
+    """A new ENI attached, then detached at once; as it was while attached."""
+    eni_id = attached_eni(backend, context.instance_id, context.subnet_id)
+    eni = backend.ec2.describe_enis([eni_id])[0]
+    assert eni.attachment is not None
+    backend.ec2.detach_eni(eni.attachment.attachment_id)
+    assert backend.ec2.describe_enis([eni_id])[0].attachment is None
+    return eni
+
+
+def test_a_new_eni_is_listed_before_its_addresses_and_prefixes(table: InstanceTable) -> None:
+    with node_with(table, imds_addresses_delay=10.0) as (backend, context, imds):
         with_ips = attached_eni(
             backend, context.instance_id, context.subnet_id, SecondaryPrivateIpAddressCount=3
         )
@@ -115,9 +137,8 @@ def test_a_new_eni_is_listed_before_its_addresses_and_prefixes(table: InstanceTa
         assert early.local_ipv4s == (eni.primary_ip,)
 
         advance(backend, 5)
-        backend.client.detach_network_interface(
-            AttachmentId=eni.attachment.attachment_id if eni.attachment else ""
-        )
+        assert eni.attachment is not None
+        backend.ec2.detach_eni(eni.attachment.attachment_id)
         with_prefix = attached_eni(
             backend, context.instance_id, context.subnet_id, Ipv4PrefixCount=1
         )
@@ -127,30 +148,18 @@ def test_a_new_eni_is_listed_before_its_addresses_and_prefixes(table: InstanceTa
         later = listed(imds, with_prefix)
         assert later is not None
         assert len(later.ipv4_prefixes) == 1
-    finally:
-        server.stop()
 
 
 def test_a_detached_enis_mac_lingers_without_a_device_number(table: InstanceTable) -> None:
-    server = start_emulator(table, imds_stale_mac=10.0)
-    try:
-        backend = backend_for(server)
-        context, imds = setup_node(backend)
-        eni_id = attached_eni(backend, context.instance_id, context.subnet_id)
-        eni = backend.ec2.describe_enis([eni_id])[0]
-        assert eni.attachment is not None
-        backend.ec2.detach_eni(eni.attachment.attachment_id)
-        assert backend.ec2.describe_enis([eni_id])[0].attachment is None
-
+    with node_with(table, imds_stale_mac=10.0) as (backend, context, imds):
+        eni = detached_eni(backend, context)
         macs = [m.strip("/") for m in imds.get(MACS).split()]
         assert eni.mac in macs  # still listed (upstream PR #194) ...
         assert imds.get_optional(f"{MACS}{eni.mac}/device-number") is None  # ... but 404 here
-        assert imds.get(f"{MACS}{eni.mac}/interface-id") == eni_id
+        assert imds.get(f"{MACS}{eni.mac}/interface-id") == eni.eni_id
         advance(backend, 11)
         assert eni.mac not in imds.get(MACS)
-        assert eni_id not in {i.eni_id for i in imds.interfaces()}
-    finally:
-        server.stop()
+        assert eni.eni_id not in {i.eni_id for i in imds.interfaces()}
 
 
 @pytest.mark.xfail(
@@ -159,24 +168,13 @@ def test_a_detached_enis_mac_lingers_without_a_device_number(table: InstanceTabl
     "whole listing, as upstream did before PR #194; it should skip that MAC",
 )
 def test_the_adapter_skips_a_lingering_mac(table: InstanceTable) -> None:
-    server = start_emulator(table, imds_stale_mac=10.0)
-    try:
-        backend = backend_for(server)
-        context, imds = setup_node(backend)
-        eni_id = attached_eni(backend, context.instance_id, context.subnet_id)
-        attachment = backend.ec2.describe_enis([eni_id])[0].attachment
-        assert attachment is not None
-        backend.ec2.detach_eni(attachment.attachment_id)
-        assert eni_id not in {i.eni_id for i in imds.interfaces()}
-    finally:
-        server.stop()
+    with node_with(table, imds_stale_mac=10.0) as (backend, context, imds):
+        eni = detached_eni(backend, context)
+        assert eni.eni_id not in {i.eni_id for i in imds.interfaces()}
 
 
 def test_released_addresses_and_prefixes_linger_after_an_unassign(table: InstanceTable) -> None:
-    server = start_emulator(table, imds_stale_addresses=10.0)
-    try:
-        backend = backend_for(server)
-        context, imds = setup_node(backend)
+    with node_with(table, imds_stale_addresses=10.0) as (backend, context, imds):
         eni_id = attached_eni(
             backend, context.instance_id, context.subnet_id, SecondaryPrivateIpAddressCount=4
         )
@@ -199,5 +197,3 @@ def test_released_addresses_and_prefixes_linger_after_an_unassign(table: Instanc
         assert fresh is not None
         assert fresh.local_ipv4s == (truth.primary_ip, *truth.secondary_ips)
         assert fresh.ipv4_prefixes == ()
-    finally:
-        server.stop()

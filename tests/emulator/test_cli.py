@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -145,6 +146,16 @@ def start_process(*argv: str) -> tuple[subprocess.Popen[str], str, list[str]]:
     return process, endpoint, lines
 
 
+def ec2_client(endpoint: str) -> Any:
+    return boto3.client(
+        "ec2",
+        endpoint_url=endpoint,
+        region_name="us-west-2",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+
+
 def test_the_command_serves_boto3_and_keeps_its_state(tmp_path: Path) -> None:
     scenario = tmp_path / "scenario.json"
     scenario.write_text(json.dumps(SCENARIO))
@@ -152,13 +163,7 @@ def test_the_command_serves_boto3_and_keeps_its_state(tmp_path: Path) -> None:
     process, endpoint, lines = start_process("--scenario", str(scenario), "--state", str(state))
     try:
         assert sum(line.startswith("IMDS") for line in lines) == 2
-        ec2 = boto3.client(
-            "ec2",
-            endpoint_url=endpoint,
-            region_name="us-west-2",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-        )
+        ec2 = ec2_client(endpoint)
         reservations = ec2.describe_instances()["Reservations"]
         instances = [i for r in reservations for i in r["Instances"]]
         assert sorted(t["Value"] for i in instances for t in i["Tags"]) == ["node-1", "node-2"]
@@ -228,13 +233,7 @@ def test_a_realistic_emulator_shows_a_new_eni_late_and_partly_to_the_adapter(
     scenario.write_text(json.dumps({**SCENARIO, "knobs": {}}))
     process, endpoint, _ = start_process("--scenario", str(scenario), "--preset", "realistic")
     try:
-        ec2 = boto3.client(
-            "ec2",
-            endpoint_url=endpoint,
-            region_name="us-west-2",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-        )
+        ec2 = ec2_client(endpoint)
         instance = ec2.describe_instances()["Reservations"][0]["Instances"][0]
         eni = ec2.create_network_interface(
             SubnetId=instance["SubnetId"], SecondaryPrivateIpAddressCount=3

@@ -8,7 +8,7 @@ import pytest
 
 from vpccni.core.limits import InstanceTable
 from vpccni.emulator.errors import Ec2Error, EmulatorSetupError
-from vpccni.emulator.realism import Knobs, knobs_from_json, knobs_to_json
+from vpccni.emulator.realism import Knobs, RateLimiter, knobs_from_json, knobs_to_json
 from vpccni.emulator.service import Emulator
 
 
@@ -120,3 +120,19 @@ def test_knobs_round_trip_and_bad_knobs_are_named() -> None:
     ]:
         with pytest.raises(EmulatorSetupError, match=words.replace("(", r"\(").replace(")", r"\)")):
             knobs_from_json(bad)
+
+
+def test_many_requests_at_one_instant_take_what_one_by_one_would() -> None:
+    one_by_one, at_once = RateLimiter(Knobs()), RateLimiter(Knobs())
+    key = "AttachNetworkInterface"
+    for now, count in [(0.0, 30), (0.0, 30), (1.5, 10), (1.5, 0), (9.0, 80), (100.0, 3)]:
+        admitted = 0
+        for _ in range(count):
+            try:
+                one_by_one.take(key, now)
+                admitted += 1
+            except Ec2Error:
+                pass
+        assert at_once.take_many(key, now, count) == admitted
+        assert at_once.levels(now) == one_by_one.levels(now)
+    assert RateLimiter(Knobs(rate_limits=False)).take_many(key, 0.0, 10_000) == 10_000

@@ -22,42 +22,9 @@ from vpccni.core.cloud import (
     EniAttachment,
     EniDescription,
     InstanceDescription,
-    LimitExceeded,
     NotFound,
-    SubnetExhausted,
-    Throttled,
-    Unauthorized,
+    ec2_error,
 )
-
-_ERRORS: dict[str, tuple[type[CloudError], str]] = {
-    "InsufficientFreeAddressesInSubnet": (
-        SubnetExhausted,
-        "the subnet has no free addresses; pool growth pauses for 120 s - add addresses "
-        "(a larger or additional subnet) or enable prefix delegation",
-    ),
-    "InsufficientCidrBlocks": (
-        SubnetExhausted,
-        "the subnet has no free aligned /28 although single addresses remain (fragmentation); "
-        "pool growth pauses for 120 s - use a subnet CIDR reservation for prefixes",
-    ),
-    "AttachmentLimitExceeded": (LimitExceeded, "the instance holds its maximum number of ENIs"),
-    "PrivateIpAddressLimitExceeded": (
-        LimitExceeded,
-        "the ENI holds its maximum number of addresses and prefixes",
-    ),
-    "RequestLimitExceeded": (
-        Throttled,
-        "EC2 throttled the request after the SDK's retries; it is retried on a later tick",
-    ),
-    "Throttling": (Throttled, "EC2 throttled the request; it is retried on a later tick"),
-    "InvalidNetworkInterfaceID.NotFound": (NotFound, "the ENI no longer exists"),
-    "InvalidAttachmentID.NotFound": (NotFound, "the attachment no longer exists"),
-    "InvalidInstanceID.NotFound": (NotFound, "the instance does not exist"),
-    "UnauthorizedOperation": (
-        Unauthorized,
-        "the node's IAM role lacks this permission - attach the AmazonEKS_CNI_Policy",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -284,11 +251,7 @@ def translate(operation: str, error: ClientError) -> CloudError:
     """A botocore ClientError as a vpccni cloud error with a message a person can act on."""
     details = error.response.get("Error", {})
     code = str(details.get("Code", "Unknown"))
-    message = str(details.get("Message", "")).strip()
-    kind, hint = _ERRORS.get(code, (CloudError, "see EC2's message"))
-    return kind(
-        f"EC2 {operation} failed: {code}: {message}; {hint}", code=code, operation=operation
-    )
+    return ec2_error(operation, code, str(details.get("Message", "")).strip())
 
 
 def _attachment(raw: Mapping[str, Any]) -> EniAttachment:

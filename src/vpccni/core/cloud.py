@@ -3,7 +3,9 @@
 Pure values returned by the EC2 and IMDS ports (``vpccni.ports``), plus the error family their
 adapters raise. The error classes group EC2's codes by what the daemon does about them: a subnet
 that ran out (pause growth 120 s), an instance or ENI limit (stop growing), throttling (retry
-later), a resource that is gone (treat as already done).
+later), a resource that is gone (treat as already done). The one table from EC2's codes to those
+classes is here too (:func:`error_for_code`, :func:`ec2_error`): the boto3 adapter and the
+simulator's EC2 both translate through it.
 """
 
 from __future__ import annotations
@@ -132,3 +134,51 @@ class NotFound(CloudError):
 
 class Unauthorized(CloudError):
     """UnauthorizedOperation: the node's IAM role lacks a permission."""
+
+
+# EC2's error codes with a meaning for vpccni (behaviour reference section 8.7): the class the
+# adapters raise and what happens next, in words a person can act on.
+_CODES: dict[str, tuple[type[CloudError], str]] = {
+    "InsufficientFreeAddressesInSubnet": (
+        SubnetExhausted,
+        "the subnet has no free addresses; pool growth pauses for 120 s - add addresses "
+        "(a larger or additional subnet) or enable prefix delegation",
+    ),
+    "InsufficientCidrBlocks": (
+        SubnetExhausted,
+        "the subnet has no free aligned /28 although single addresses remain (fragmentation); "
+        "pool growth pauses for 120 s - use a subnet CIDR reservation for prefixes",
+    ),
+    "AttachmentLimitExceeded": (LimitExceeded, "the instance holds its maximum number of ENIs"),
+    "PrivateIpAddressLimitExceeded": (
+        LimitExceeded,
+        "the ENI holds its maximum number of addresses and prefixes",
+    ),
+    "RequestLimitExceeded": (
+        Throttled,
+        "EC2 throttled the request after the SDK's retries; it is retried on a later tick",
+    ),
+    "Throttling": (Throttled, "EC2 throttled the request; it is retried on a later tick"),
+    "InvalidNetworkInterfaceID.NotFound": (NotFound, "the ENI no longer exists"),
+    "InvalidAttachmentID.NotFound": (NotFound, "the attachment no longer exists"),
+    "InvalidInstanceID.NotFound": (NotFound, "the instance does not exist"),
+    "UnauthorizedOperation": (
+        Unauthorized,
+        "the node's IAM role lacks this permission - attach the AmazonEKS_CNI_Policy",
+    ),
+}
+_OTHER_CODE = (CloudError, "see EC2's message")
+
+
+def error_for_code(code: str) -> type[CloudError]:
+    """The cloud error class for an EC2 error code (``CloudError`` for codes with no meaning)."""
+    return _CODES.get(code, _OTHER_CODE)[0]
+
+
+def ec2_error(operation: str, code: str, message: str) -> CloudError:
+    """An EC2 error answer as the cloud error vpccni raises, its message naming the operation,
+    EC2's code and message, and what happens next."""
+    kind, hint = _CODES.get(code, _OTHER_CODE)
+    return kind(
+        f"EC2 {operation} failed: {code}: {message}; {hint}", code=code, operation=operation
+    )

@@ -52,33 +52,40 @@ def bucket_for(action: str, unfiltered: bool = False) -> BucketSpec:
     return MUTATING
 
 
-@dataclass
+@dataclass(slots=True)
 class TokenBucket:
-    """A token bucket on the caller's clock; starts full."""
+    """A token bucket on the caller's clock, full from its first use; the one implementation of
+    the refill arithmetic (the daemon's guard, the emulator's throttling and the simulator's)."""
 
     spec: BucketSpec
     tokens: float = -1.0
     updated: float = 0.0
 
-    def _refill(self, now: float) -> None:
+    def level(self, now: float) -> float:
+        """Tokens in the bucket at ``now`` (refilled continuously, at most ``spec.size``)."""
         if self.tokens < 0:
-            self.tokens, self.updated = self.spec.size, now
-            return
-        elapsed = max(now - self.updated, 0.0)
-        self.tokens = min(self.spec.size, self.tokens + elapsed * self.spec.refill)
+            return self.spec.size
+        elapsed = now - self.updated
+        if elapsed <= 0:
+            return self.tokens
+        return min(self.spec.size, self.tokens + elapsed * self.spec.refill)
+
+    def take_many(self, now: float, count: int) -> int:
+        """As ``count`` requests at ``now``, each taking a token if one is left: how many got
+        one. O(1) whatever ``count``."""
+        tokens = self.level(now)
+        admitted = min(count, int(tokens))
+        self.tokens = tokens - admitted
         self.updated = now
+        return admitted
 
     def try_take(self, now: float) -> bool:
         """Take one token if there is one."""
-        self._refill(now)
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
+        return self.take_many(now, 1) == 1
 
     def wait_time(self, now: float) -> float:
         """Seconds until a token will be available (0 when one is)."""
-        self._refill(now)
-        if self.tokens >= 1:
+        tokens = self.level(now)
+        if tokens >= 1:
             return 0.0
-        return (1 - self.tokens) / self.spec.refill if self.spec.refill > 0 else float("inf")
+        return (1 - tokens) / self.spec.refill if self.spec.refill > 0 else float("inf")

@@ -5,8 +5,9 @@ latency, no IMDS lag or partial IMDS views, no faults), the presets (``realistic
 seconds of attach/detach, IMDS lag and partial views, figures argued in docs/emulator.md), its
 JSON form (scenario files, the admin API, ``--state``; ``"preset"`` names a preset to start from),
 :class:`RateLimiter` (one token bucket per API, as EC2 throttles each API on its own, sized by the
-API's category) and :class:`FaultInjector` (seeded, so a run can be replayed). Pure: time comes
-in as ``now`` on the emulator clock, randomness from a seeded ``random.Random``.
+API's category; the bucket arithmetic is ``vpccni.core.ec2_rate_limits.TokenBucket``) and
+:class:`FaultInjector` (seeded, so a run can be replayed). Pure: time comes in as ``now`` on the
+emulator clock, randomness from a seeded ``random.Random``.
 
 Bucket sizes and refill rates are those AWS publishes ("Request throttling for the Amazon EC2
 API"; see shared reference users-and-peers.md §2.3): non-mutating 100 / 20 per s; unfiltered and
@@ -25,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from vpccni.core.ec2_rate_limits import BucketSpec, bucket_for
+from vpccni.core.ec2_rate_limits import BucketSpec, TokenBucket, bucket_for
 from vpccni.emulator.errors import Ec2Error, EmulatorSetupError
 
 UNFILTERED_CATEGORY = {"DescribeInstances", "DescribeNetworkInterfaces", "DescribeSecurityGroups"}
@@ -136,28 +137,28 @@ class RateLimiter:
     """One token bucket per bucket key, refilled continuously on the emulator clock."""
 
     def __init__(self, knobs: Knobs) -> None:
-        self._knobs = knobs
-        self._tokens: dict[str, tuple[float, float]] = {}
+        self._on = knobs.rate_limits
+        self._overrides = knobs.buckets
+        self._buckets: dict[str, TokenBucket] = {}
 
     def take(self, key: str, now: float) -> None:
         """Spend one token of ``key`` or raise RequestLimitExceeded (HTTP 503)."""
-        if not self._knobs.rate_limits:
-            return
-        spec = self._knobs.buckets.get(key) or default_bucket(key)
-        tokens, last = self._tokens.get(key, (spec.size, now))
-        tokens = min(spec.size, tokens + max(now - last, 0.0) * spec.refill)
-        if tokens < 1:
-            self._tokens[key] = (tokens, now)
+        if self.take_many(key, now, 1) < 1:
             raise Ec2Error("RequestLimitExceeded", "Request limit exceeded.")
-        self._tokens[key] = (tokens - 1, now)
+
+    def take_many(self, key: str, now: float, count: int) -> int:
+        """As ``count`` calls of ``take`` at ``now``: how many got a token (O(1))."""
+        if not self._on:
+            return count
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            spec = self._overrides.get(key) or default_bucket(key)
+            bucket = self._buckets[key] = TokenBucket(spec)
+        return bucket.take_many(now, count)
 
     def levels(self, now: float) -> dict[str, float]:
         """Tokens left per bucket used so far (for the admin API)."""
-        result = {}
-        for key, (tokens, last) in sorted(self._tokens.items()):
-            spec = self._knobs.buckets.get(key) or default_bucket(key)
-            result[key] = round(min(spec.size, tokens + (now - last) * spec.refill), 3)
-        return result
+        return {key: round(self._buckets[key].level(now), 3) for key in sorted(self._buckets)}
 
 
 class FaultInjector:

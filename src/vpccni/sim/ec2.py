@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
@@ -31,13 +32,8 @@ from vpccni.core.cloud import (
     EniAttachment,
     EniDescription,
     InstanceDescription,
-    LimitExceeded,
-    NotFound,
-    SubnetExhausted,
-    Throttled,
-    Unauthorized,
+    ec2_error,
 )
-from vpccni.core.ec2_rate_limits import BucketSpec
 from vpccni.emulator.errors import Ec2Error
 from vpccni.emulator.interfaces import AddressRequest
 from vpccni.emulator.model import Ec2Model
@@ -46,7 +42,6 @@ from vpccni.emulator.realism import (
     Knobs,
     RateLimiter,
     bucket_key,
-    default_bucket,
     fault_error,
 )
 from vpccni.emulator.records import Attachment, Eni
@@ -60,18 +55,6 @@ SDK_ATTEMPTS = 3
 SDK_MAX_BACKOFF = 20.0
 PRUNE_EVERY = 4096
 RETRYABLE = frozenset({"RequestLimitExceeded", "Throttling", "InternalError", "Unavailable"})
-_ERRORS: dict[str, type[CloudError]] = {
-    "InsufficientFreeAddressesInSubnet": SubnetExhausted,
-    "InsufficientCidrBlocks": SubnetExhausted,
-    "AttachmentLimitExceeded": LimitExceeded,
-    "PrivateIpAddressLimitExceeded": LimitExceeded,
-    "RequestLimitExceeded": Throttled,
-    "Throttling": Throttled,
-    "InvalidNetworkInterfaceID.NotFound": NotFound,
-    "InvalidAttachmentID.NotFound": NotFound,
-    "InvalidInstanceID.NotFound": NotFound,
-    "UnauthorizedOperation": Unauthorized,
-}
 NO_PARAMS: Mapping[str, Any] = {}
 
 
@@ -172,36 +155,12 @@ class Ec2Account:
         return result
 
 
-class _Limiter(RateLimiter):
-    """The emulator's limiter with each bucket's size and refill looked up once."""
-
-    def __init__(self, knobs: Knobs) -> None:
-        super().__init__(knobs)
-        self._specs: dict[str, BucketSpec] = {}
-        self._on = knobs.rate_limits
-        self._knobs_buckets = knobs.buckets
-
-    def take(self, key: str, now: float) -> None:
-        if self.take_many(key, now, 1) < 1:
-            raise Ec2Error("RequestLimitExceeded", "Request limit exceeded.")
-
-    def take_many(self, key: str, now: float, count: int) -> int:
-        """As ``count`` calls of ``take`` at ``now``: how many got a token."""
-        if not self._on:
-            return count
-        spec = self._specs.get(key)
-        if spec is None:
-            spec = self._specs[key] = self._knobs_buckets.get(key) or default_bucket(key)
-        tokens, last = self._tokens.get(key, (spec.size, now))
-        tokens = min(spec.size, tokens + max(now - last, 0.0) * spec.refill)
-        admitted = min(count, int(tokens)) if tokens >= 1 else 0
-        self._tokens[key] = (tokens - admitted, now)
-        return admitted
+# The emulator's limiter answers ``take_many`` (many identical requests at one instant) in O(1).
+_Limiter = RateLimiter
 
 
 def _translate(action: str, error: Ec2Error) -> CloudError:
-    kind = _ERRORS.get(error.code, CloudError)
-    return kind(f"EC2 {action} failed: {error.code}: {error}", code=error.code, operation=action)
+    return ec2_error(action, error.code, error.message)
 
 
 class NodeEc2:
@@ -282,9 +241,10 @@ class NodeEc2:
         self, eni_id: str, instance_id: str, device_index: int, network_card: int = 0
     ) -> str:
         def attach(now: float) -> str:
-            attachment = self.model.attach_eni(
-                now, eni_id, instance_id, device_index, network_card_index=network_card
-            )
+            with self._caller_time(now):
+                attachment = self.model.attach_eni(
+                    now, eni_id, instance_id, device_index, network_card_index=network_card
+                )
             return attachment.attachment_id
 
         return self.account.call("AttachNetworkInterface", attach, self.clock)
@@ -299,11 +259,24 @@ class NodeEc2:
         )
 
     def detach_eni(self, attachment_id: str, force: bool = False) -> None:
-        self.account.call(
-            "DetachNetworkInterface",
-            lambda now: self.model.detach_eni(now, attachment_id, force),
-            self.clock,
-        )
+        def detach(now: float) -> None:
+            with self._caller_time(now):
+                self.model.detach_eni(now, attachment_id, force)
+
+        self.account.call("DetachNetworkInterface", detach, self.clock)
+
+    @contextmanager
+    def _caller_time(self, now: float) -> Iterator[None]:
+        """Timed transitions count from this node's clock (see ``IndexedStore.schedule``)."""
+        store = self.model.store
+        if not isinstance(store, IndexedStore):
+            yield
+            return
+        store.caller_lag = max(self.model.now - now, 0.0)
+        try:
+            yield
+        finally:
+            store.caller_lag = 0.0
 
     def delete_eni(self, eni_id: str) -> None:
         self.account.call(
