@@ -108,14 +108,14 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
     datastore = Datastore(config.mode, config.ip_cooldown_seconds)
     service = IpamService(datastore, store, clock)
     lifecycle = EniLifecycle(ec2, clock, context, random.Random())
-    pool = PoolManager(service, lifecycle, config, limits, ports.metrics)
+    pool = PoolManager(service, lifecycle, config, limits, ports.metrics, imds=imds)
     if ports.make_datapath is not None:
         if primary.subnet_cidr is None:
             raise CloudError("IMDS gives no subnet CIDR for the primary interface")
         pool.datapath = ports.make_datapath(primary.subnet_cidr)
         primary_link = EniLink(identity.primary_mac, identity.local_ipv4, primary.subnet_cidr, 0)
         pool.datapath.host.setup_node(primary_link, primary.vpc_cidrs)
-    pool.reconcile_or_raise()
+    pool.reconcile_or_raise(force_ec2=True)
     stale = _restore(service, store)
     _release_inactive_kind(pool)
     spool = replay_spool(options.spool_dir, service)

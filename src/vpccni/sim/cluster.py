@@ -95,6 +95,7 @@ class Simulation:
         self.launched: dict[int, int] = {}
         self.reconcile_slots: list[list[int]] = [[] for _ in range(RECONCILE_SLOTS)]
         self.security_groups: list[str] = []
+        self.imds_reconciles = 0
         self._make_network()
         horizon = duration if duration is not None else stable_limit
         self.recorder = Recorder(self, sample_seconds or max(60.0, horizon / 720))
@@ -388,29 +389,20 @@ class Simulation:
     # -- EC2 reads the simulator does not need answered -----------------------------------------
 
     def _reconcile_sweep(self, when: float) -> None:
-        """Every node whose reconcile falls in this second: the daemon's two EC2 reads.
+        """Every node whose 60 s reconcile falls in this second runs it (IMDS first).
 
-        A node in sync is charged for them (all of this second's at once); a node whose
-        actions failed runs the real reconcile, which may adopt what EC2 holds.
+        A node in sync would read IMDS, find it equal to its pool and stop there - no EC2 call,
+        no change - so it is only counted; a node whose pool may lack what EC2 holds runs the
+        engine's reconcile, which reads EC2 only when IMDS differs.
         """
         self.queue.push(when + RECONCILE_SECONDS / RECONCILE_SLOTS, RECONCILE, -1)
-        clean = 0
         for index in self.reconcile_slots[int(when) % RECONCILE_SLOTS]:
             node = self.nodes[index]
             if not node.out_of_sync:
-                clean += 1
+                self.imds_reconciles += 1
                 continue
             for addition in node.reconcile(when):
                 self._push(max(addition.at, when), APPLY, node.index, addition)
-            self._charge(node.clock.now(), index, "DescribeSubnets", SUBNET_READ, 0)
-        for action, params in (
-            ("DescribeNetworkInterfaces", FILTERED),
-            ("DescribeSubnets", SUBNET_READ),
-        ):
-            throttled = clean - self.account.charge_many(action, params, when, clean)
-            for _ in range(throttled):
-                delay = self.account.backoff(0)
-                self.queue.push(when + delay, CHARGE, -1, ((action, params), 1))
 
     def _charge_event(self, when: float, index: int, payload: tuple[object, ...]) -> None:
         what, attempt = payload

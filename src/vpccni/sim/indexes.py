@@ -137,6 +137,17 @@ class IndexedStore(Store):
     def __init__(self, limits: LimitsSource, region: str, rng: random.Random | None) -> None:
         super().__init__(limits, region, rng)
         self._attached: dict[str, set[str]] = {}
+        self.caller_lag = 0.0
+
+    def schedule(self, due: float, kind: str, eni_id: str, attachment_id: str) -> None:
+        """An attachment completes its delay after the *calling node* asked.
+
+        The shared model's time is the latest of all nodes' clocks; a node whose clock is behind
+        it by ``caller_lag`` asked that much earlier, so its attach or detach is due that much
+        sooner (at the model's present at the latest), as it would be on that node's own EC2.
+        """
+        delay = self.delays.attach if kind == "attached" else self.delays.detach
+        super().schedule(due - min(self.caller_lag, delay), kind, eni_id, attachment_id)
 
     def put_eni(self, eni: Eni, at: float) -> None:
         self._unindex(eni.eni_id)

@@ -130,6 +130,11 @@ class Recorder:
                 "nodes": sum(1 for n in sim.nodes if n.counters.exhaustion_times),
             },
             errors=dict(sorted(errors.items())),
+            reconciles={
+                "imds_only": sim.imds_reconciles
+                + sum(n.engine.state.imds_reconciles for n in sim.nodes),
+                "with_ec2_read": sum(n.engine.state.ec2_reconciles for n in sim.nodes),
+            },
         )
 
     def _ec2(self) -> dict[str, Any]:

@@ -1,35 +1,40 @@
-"""One simulated node's daemon: the core's decisions, executed through the EC2 port.
+"""One simulated node's daemon: the daemon's own pool engine over a fast pool and the emulator.
 
-:class:`SimNode` does what the daemon's pool manager (``vpccni.daemon.pool``) does on a tick:
-``plan_scaling`` on the pool's views, then every action through the same
-:class:`~vpccni.cloud.lifecycle.EniLifecycle` (create -> attach at the lowest free device index
--> DeleteOnTermination, rolled back on failure; detach -> wait -> delete) and EC2 port calls,
-with the same error policy (a subnet running out pauses growth for 120 s, a limit error
-re-reads the ENI, another error retries once with one address, release errors are only
-counted). The daemon's pool manager cannot be used as is: it owns a core ``Datastore`` whose
-pod path is too slow for millions of simulated pod events and it rebuilds the views twice per
-tick (docs/planning.md). What EC2 added reaches the pool only when the calls finished on the
-node's virtual clock: ``tick`` returns those additions with their times, the simulation applies
-them then, and pods arriving meanwhile see the pool as it was.
+:class:`SimNode` runs :class:`vpccni.engine.PoolEngine` - the code the daemon's pool manager runs
+- with three simulator ports: :class:`SimLedger` over the lean :class:`NodePool` (the daemon's
+durable datastore is too slow for millions of simulated pod events; ``tests/planning/
+test_nodepool.py`` holds the two equal), the node's :class:`~vpccni.sim.ec2.NodeEc2` on its
+virtual clock, and :class:`SimImds`, the node's instance metadata read from the emulator model.
+What EC2 added reaches the pool only when the calls finished on the node's virtual clock: the
+ledger records those additions with their times, ``tick`` and ``reconcile`` return them, and
+the simulation applies them then, so pods arriving meanwhile see the pool as it was. Removals
+apply at once, as in the daemon.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 
 from vpccni.cloud.lifecycle import EniLifecycle, NodeContext
-from vpccni.core.cloud import CloudError, LimitExceeded, SubnetExhausted
+from vpccni.core.cloud import ImdsInterface, InstanceIdentity
 from vpccni.core.config import IpamConfig
 from vpccni.core.model import EniInfo
-from vpccni.core.pool import NodeLimits
-from vpccni.core.reconcile import RECONCILE_COOLDOWN_SECONDS, eni_cidrs, eni_info, plan_reconcile
-from vpccni.core.scaling import Action, Decision, PoolTiming, plan_scaling
-from vpccni.ports import Ec2
+from vpccni.core.pool import EniView, NodeLimits
+from vpccni.core.scaling import Decision, PoolTiming
+from vpccni.emulator.model import Ec2Model
+from vpccni.engine import PoolEngine
 from vpccni.sim.clock import VirtualClock
+from vpccni.sim.ec2 import NodeEc2
 from vpccni.sim.nodepool import NodePool
+
+QUIET = logging.getLogger("vpccni.sim.node")
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,86 @@ class NodeCounters:
     exhaustion_times: list[float] = field(default_factory=list)
 
 
+class SimLedger:
+    """The engine's ledger port over a :class:`NodePool`; additions land later."""
+
+    def __init__(self, pool: NodePool, clock: VirtualClock) -> None:
+        self.pool = pool
+        self.clock = clock
+        self.additions: list[Addition] = []
+
+    def views(self, now: float) -> tuple[EniView, ...]:
+        return self.pool.views(now)
+
+    def cidrs_by_eni(self) -> Mapping[str, frozenset[IPv4Network]]:
+        return {
+            eni.info.eni_id: frozenset(IPv4Network(c.text) for c in eni.cidrs)
+            for eni in self.pool.ordered
+        }
+
+    def add_eni(self, info: EniInfo, cidrs: Iterable[IPv4Network]) -> None:
+        self.additions.append(Addition(self.clock.now(), info.eni_id, tuple(cidrs), info))
+
+    def add_cidrs(self, eni_id: str, cidrs: Iterable[IPv4Network]) -> None:
+        found = tuple(cidrs)
+        if found:
+            self.additions.append(Addition(self.clock.now(), eni_id, found))
+
+    def remove_unused_cidrs(self, eni_id: str, cidrs: Iterable[IPv4Network]) -> list[IPv4Network]:
+        return [cidr for cidr in cidrs if self.pool.remove_cidr(eni_id, str(cidr))]
+
+    def remove_unused_eni(self, eni_id: str) -> bool:
+        return self.pool.remove_eni(eni_id)
+
+    def force_remove_cidr(self, eni_id: str, cidr: IPv4Network) -> int:
+        return self.pool.force_remove_cidr(eni_id, str(cidr), self.clock.now())
+
+    def force_remove_eni(self, eni_id: str) -> int:
+        return self.pool.force_remove_eni(eni_id, self.clock.now())
+
+
+class SimImds:
+    """The node's instance metadata (``vpccni.ports.Imds``) read from the emulator model.
+
+    Answers as the emulator's IMDS does with no lag: the ENIs attached (or detaching) to the
+    instance on the node's clock, their addresses and prefixes.
+    """
+
+    def __init__(self, model: Ec2Model, instance_id: str, clock: VirtualClock) -> None:
+        self.model = model
+        self.instance_id = instance_id
+        self.clock = clock
+
+    def identity(self) -> InstanceIdentity:
+        raise NotImplementedError("the simulator's nodes start without reading their identity")
+
+    def interfaces(self) -> list[ImdsInterface]:
+        self.model.advance(self.clock.now())
+        found = []
+        for eni in self.model.store.enis_of(self.instance_id):
+            attachment = eni.attachment
+            if attachment is None or attachment.status not in ("attached", "detaching"):
+                continue
+            found.append(
+                ImdsInterface(
+                    mac=eni.mac,
+                    eni_id=eni.eni_id,
+                    device_number=attachment.device_index,
+                    network_card=attachment.network_card_index,
+                    local_ipv4s=tuple(IPv4Address(a) for a in eni.private_ips),
+                    ipv4_prefixes=tuple(IPv4Network(p) for p in eni.prefixes),
+                    subnet_id=eni.subnet_id,
+                    subnet_cidr=None,
+                    vpc_id=eni.vpc_id,
+                    vpc_cidrs=(),
+                    security_group_ids=tuple(eni.group_ids),
+                )
+            )
+        return found
+
+
 class SimNode:
-    """The pool and the pool manager of one node."""
+    """The pool and the pool engine of one node."""
 
     def __init__(
         self,
@@ -62,7 +145,7 @@ class SimNode:
         context: NodeContext,
         config: IpamConfig,
         limits: NodeLimits,
-        ec2: Ec2,
+        ec2: NodeEc2,
         clock: VirtualClock,
         seed: int,
     ) -> None:
@@ -76,13 +159,13 @@ class SimNode:
         self.limits = limits
         self.ec2 = ec2
         self.clock = clock
-        self.lifecycle = EniLifecycle(ec2, clock, context, random.Random(f"{seed}/eni/{index}"))
         self.pool = NodePool(config.mode, config.ip_cooldown_seconds)
-        self.last_release_at: float | None = None
-        self.insufficient_capacity_at: float | None = None
-        self.recently_released: dict[IPv4Network, float] = {}
-        self.counters = NodeCounters()
-        self.out_of_sync = False
+        self.ledger = SimLedger(self.pool, clock)
+        lifecycle = EniLifecycle(ec2, clock, context, random.Random(f"{seed}/eni/{index}"))
+        imds = SimImds(ec2.model, context.instance_id, clock)
+        self.engine = PoolEngine(self.ledger, lifecycle, config, limits, imds)
+        self.engine.log = QUIET  # a cluster's worth of per-node warnings would drown the report
+        self.counters = NodeCounters(errors=self.engine.state.errors)
         self.waiting: deque[tuple[int, float, float | None]] = deque()
         self.admitted = 0
         self.over_max_pods = 0
@@ -90,141 +173,37 @@ class SimNode:
         self.tick_at: float | None = None
         self.tick_origin = 0.0
         self.retry_at: float | None = None
-        self._additions: list[Addition] = []
-        self._timing = PoolTiming()
 
     @property
     def capacity(self) -> int:
         """Pods the kubelet runs (max pods counts the two host-network pods)."""
         return max(self.limits.max_pods - 2, 0)
 
-    def timing(self) -> PoolTiming:
-        timing = self._timing
-        if (
-            timing.last_release_at != self.last_release_at
-            or timing.insufficient_capacity_at != self.insufficient_capacity_at
-        ):
-            timing = self._timing = PoolTiming(self.last_release_at, self.insufficient_capacity_at)
-        return timing
+    @property
+    def out_of_sync(self) -> bool:
+        """The pool may lack what EC2 holds: the periodic reconcile has work to do.
 
-    # -- one tick -------------------------------------------------------------------------------
+        A node in sync has nothing a reconcile could change (IMDS equals its pool), so the
+        simulation skips its reconcile; that reconcile would read IMDS only and spend no EC2.
+        """
+        return self.engine.state.may_differ
+
+    def timing(self) -> PoolTiming:
+        return self.engine.state.timing()
 
     def tick(self, now: float) -> tuple[Decision, list[Addition]]:
         """Decide at ``now`` and act; returns the decision and what EC2 added, with times."""
         self.clock.set(now)
-        decision = plan_scaling(self.pool.views(now), self.config, self.limits, now, self.timing())
-        self._additions = []
-        for action in decision.actions:
-            self._run(action)
-        return decision, self._additions
-
-    def _run(self, action: Action) -> None:
-        try:
-            if action.action in ("assign-ips", "assign-prefixes"):
-                self._assign(action, prefixes=action.action == "assign-prefixes")
-            elif action.action == "create-eni":
-                self._create_eni(action)
-            elif action.action in ("release-ips", "release-prefixes"):
-                self._release(action)
-            else:
-                self._free_eni(action)
-        except SubnetExhausted as error:
-            self.insufficient_capacity_at = self.clock.now()
+        self.ledger.additions = []
+        exhaustions = self.engine.state.exhaustions
+        decision = self.engine.tick()
+        if self.engine.state.exhaustions != exhaustions:
             self.counters.exhaustion_times.append(self.clock.now())
-            self._error("increaseIPPool", error)
-        except CloudError as error:
-            self.out_of_sync = True  # EC2 may hold what the pool lacks: reconcile will look
-            self._error(action.action, error)
-
-    def _assign(self, action: Action, prefixes: bool) -> None:
-        assert action.eni is not None
-        try:
-            cidrs = self.lifecycle.assign_cidrs(action.eni, action.count, prefixes)
-        except LimitExceeded:
-            self._resync_eni(action.eni)
-            return
-        except SubnetExhausted:
-            raise
-        except CloudError:
-            cidrs = self.lifecycle.assign_cidrs(action.eni, 1, prefixes)
-        self._additions.append(Addition(self.clock.now(), action.eni, tuple(cidrs)))
-
-    def _create_eni(self, action: Action) -> None:
-        eni = self.lifecycle.allocate_cidrs_eni(action.count, self.config.prefix_delegation)
-        attached = self.lifecycle.wait_attached(eni.eni_id)
-        if attached is None:
-            self.out_of_sync = True  # the next reconcile adopts it, as in the daemon
-            return
-        now = self.clock.now()
-        self._additions.append(
-            Addition(now, attached.eni_id, eni_cidrs(attached), eni_info(attached, now))
-        )
-
-    def _release(self, action: Action) -> None:
-        assert action.eni is not None
-        removed = [
-            IPv4Network(text) for text in action.cidrs if self.pool.remove_cidr(action.eni, text)
-        ]
-        if not removed:
-            return
-        now = self.clock.now()
-        self.last_release_at = now
-        for cidr in removed:
-            self.recently_released[cidr] = now
-        try:
-            self.lifecycle.release_cidrs(action.eni, removed)
-        except CloudError as error:
-            self.out_of_sync = True
-            self._error("decreaseIPPool", error)
-
-    def _free_eni(self, action: Action) -> None:
-        assert action.eni is not None
-        if not self.pool.remove_eni(action.eni):
-            return
-        try:
-            self.lifecycle.free_eni(action.eni)
-        except CloudError as error:
-            self.out_of_sync = True
-            self._error("decreaseIPPoolFreeENIFailed", error)
-
-    def _resync_eni(self, eni_id: str) -> None:
-        eni = self.lifecycle.describe(eni_id)
-        have = {c.text for e in self.pool.ordered if e.info.eni_id == eni_id for c in e.cidrs}
-        missing = tuple(c for c in eni_cidrs(eni) if str(c) not in have)
-        if missing:
-            self._additions.append(Addition(self.clock.now(), eni_id, missing))
-
-    # -- reconcile (only when something may differ from EC2) -----------------------------------
+        return decision, self.ledger.additions
 
     def reconcile(self, now: float) -> list[Addition]:
-        """The daemon's reconcile, for a node whose pool may lack what EC2 holds."""
+        """The daemon's reconcile (IMDS first, EC2 on a difference); what it adds, with times."""
         self.clock.set(now)
-        self._additions = []
-        try:
-            truth = self.ec2.describe_enis(
-                filters={"attachment.instance-id": [self.lifecycle.node.instance_id]}
-            )
-        except CloudError as error:
-            self._error("reconcileFailedGetENIs", error)
-            return []
-        now = self.clock.now()
-        for cidr in [c for c, at in self.recently_released.items() if now - at >= 60.0]:
-            del self.recently_released[cidr]
-        current = {
-            eni.info.eni_id: frozenset(IPv4Network(c.text) for c in eni.cidrs)
-            for eni in self.pool.ordered
-        }
-        plan = plan_reconcile(
-            current, truth, self.lifecycle.node.instance_id, now, self.recently_released
-        )
-        for info, cidrs in plan.add_enis:
-            self._additions.append(Addition(now, info.eni_id, cidrs, info))
-        for eni_id, cidr in plan.add_cidrs:
-            self._additions.append(Addition(now, eni_id, (cidr,)))
-        self.out_of_sync = bool(plan.remove_cidrs or plan.remove_enis) or any(
-            now - at < RECONCILE_COOLDOWN_SECONDS for at in self.recently_released.values()
-        )
-        return self._additions
-
-    def _error(self, fn: str, error: Exception) -> None:
-        self.counters.errors[fn] = self.counters.errors.get(fn, 0) + 1
+        self.ledger.additions = []
+        self.engine.reconcile()
+        return self.ledger.additions

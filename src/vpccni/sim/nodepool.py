@@ -138,6 +138,27 @@ class NodePool:
         self.ordered.remove(eni)
         return True
 
+    def force_remove_cidr(self, eni_id: str, text: str, now: float) -> int:
+        """EC2 no longer has the CIDR: release its pods, drop it; returns the pods that lost it."""
+        eni = self.enis.get(eni_id)
+        cidr = None if eni is None else next((c for c in eni.cidrs if c.text == text), None)
+        if cidr is None:
+            return 0
+        lost = [pod for pod, (_, held, _) in self.pods.items() if held is cidr]
+        for pod in lost:
+            self.release(pod, now)
+        self.remove_cidr(eni_id, text)
+        return len(lost)
+
+    def force_remove_eni(self, eni_id: str, now: float) -> int:
+        """EC2 no longer attaches the ENI: release its pods, drop it; returns how many lost it."""
+        eni = self.enis.get(eni_id)
+        if eni is None:
+            return 0
+        lost = sum(self.force_remove_cidr(eni_id, c.text, now) for c in list(eni.cidrs))
+        self.remove_eni(eni_id)
+        return lost
+
     # -- pods -----------------------------------------------------------------------------------
 
     def assign(self, pod: int, now: float) -> bool:

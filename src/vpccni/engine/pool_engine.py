@@ -1,0 +1,271 @@
+"""One node's pool engine: decide with the core, act through EC2, record only what EC2 confirmed.
+
+``tick`` is one pass of upstream's pool manager: ``plan_scaling`` on the ledger's views, then
+each action through the ENI lifecycle (create -> attach at the lowest free device index ->
+DeleteOnTermination, rolled back on failure; detach -> wait -> delete) with upstream's error
+policy: a subnet running out pauses growth for 120 s; ``PrivateIpAddressLimitExceeded`` /
+``AttachmentLimitExceeded`` re-reads the ENI (the pool is out of sync with EC2); any other error
+on an assignment retries once with one address; release errors are counted and left to
+reconcile. A new ENI joins the pool once IMDS lists it (polled with backoff, as upstream's
+``WaitForENIAndIPsAttached``) and, with a datapath, its link is configured. ``reconcile``
+(module ``vpccni.engine.reconcile``) makes the ledger match the node's ENIs. Errors never escape
+a tick: they are counted, remembered for ``explain`` and retried on a later tick.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from ipaddress import IPv4Network
+
+from vpccni.cloud.lifecycle import EniLifecycle
+from vpccni.cloud.retry import Backoff, retry
+from vpccni.core.cloud import CloudError, EniDescription, LimitExceeded, SubnetExhausted
+from vpccni.core.config import IpamConfig
+from vpccni.core.pool import NodeLimits
+from vpccni.core.reconcile import eni_cidrs, eni_info
+from vpccni.core.scaling import Action, Decision, plan_scaling
+from vpccni.engine.ledger import LinkCheck, PoolLedger
+from vpccni.engine.reconcile import ReconcileOutcome, reconcile
+from vpccni.engine.state import EngineState
+from vpccni.ports import Clock, Imds, Metrics, NullMetrics
+
+log = logging.getLogger("vpccni.ipamd")
+WAIT_IMDS = Backoff(attempts=12, base=0.1, cap=60.0)
+"""Polling IMDS for a new ENI, as upstream: 12 tries, 100 ms doubling up to 1 min, 15 % jitter."""
+WAIT_LINK = Backoff(attempts=10, base=0.1, cap=2.0)
+SUBNET_READ_SECONDS = 60.0
+"""At most one DescribeSubnets a minute, and only after the pool tried to grow."""
+GROWTH = frozenset({"assign-ips", "assign-prefixes", "create-eni"})
+
+
+class _NotYet(Exception):
+    pass
+
+
+class PoolEngine:
+    """Keeps one node's warm pool at its targets through EC2."""
+
+    def __init__(
+        self,
+        ledger: PoolLedger,
+        lifecycle: EniLifecycle,
+        config: IpamConfig,
+        limits: NodeLimits,
+        imds: Imds,
+        *,
+        metrics: Metrics | None = None,
+        links: LinkCheck | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.lifecycle = lifecycle
+        self.ec2 = lifecycle.ec2
+        self.clock: Clock = lifecycle.clock
+        self.config = config
+        self.limits = limits
+        self.imds = imds
+        self.metrics: Metrics = metrics or NullMetrics()
+        self.links = links
+        self.state = EngineState()
+        self.log = log
+
+    # -- deciding and acting --------------------------------------------------------------------
+
+    def decide(self) -> Decision:
+        """The core's decision on the current pool, without acting on it."""
+        now = self.clock.now()
+        return plan_scaling(
+            self.ledger.views(now), self.config, self.limits, now, self.state.timing()
+        )
+
+    def tick(self) -> Decision:
+        """Decide and act once; returns the decision taken."""
+        decision = self.decide()
+        self.state.last_decision = decision
+        grew = False
+        for action in decision.actions:
+            self._run(action)
+            grew = grew or action.action in GROWTH
+        if grew:
+            self.read_subnet(force=False)
+        return decision
+
+    def execute(self, action: Action) -> None:
+        """Run one decided action (errors counted, never raised)."""
+        self._run(action)
+
+    def _run(self, action: Action) -> None:
+        runners: dict[str, Callable[[Action], None]] = {
+            "assign-ips": self._assign,
+            "assign-prefixes": self._assign,
+            "create-eni": self._create_eni,
+            "release-ips": self._release,
+            "release-prefixes": self._release,
+            "free-eni": self._free_eni,
+        }
+        try:
+            runners[action.action](action)
+        except SubnetExhausted as error:
+            self.state.insufficient_capacity_at = self.clock.now()
+            self.state.exhaustions += 1
+            self.error("increaseIPPool", error)
+        except CloudError as error:
+            self.state.may_differ = True  # EC2 may hold what the pool lacks: reconcile looks
+            self.error(action.action, error)
+
+    def _assign(self, action: Action) -> None:
+        assert action.eni is not None
+        prefixes = action.action == "assign-prefixes"
+        try:
+            cidrs = self.lifecycle.assign_cidrs(action.eni, action.count, prefixes)
+        except LimitExceeded:
+            self._resync_eni(action.eni)  # upstream: the datastore is out of sync with EC2
+            return
+        except SubnetExhausted:
+            raise
+        except CloudError:
+            cidrs = self.lifecycle.assign_cidrs(action.eni, 1, prefixes)  # upstream: once, 1
+        self.ledger.add_cidrs(action.eni, cidrs)
+        self.log.info("%s", action.reason)
+
+    def _create_eni(self, action: Action) -> None:
+        eni = self.lifecycle.allocate_cidrs_eni(action.count, self.config.prefix_delegation)
+        if not self._listed_in_imds(eni.eni_id):
+            self.state.may_differ = True
+            self.log.warning("%s is not in IMDS yet; reconcile adds it once it is", eni.eni_id)
+            return
+        if not self.host_ready(eni, wait=True):
+            self.state.may_differ = True
+            self.log.warning("%s has no link on the node yet; reconcile adds it later", eni.eni_id)
+            return
+        info = eni_info(eni, self.clock.now())
+        self.ledger.add_eni(info, eni_cidrs(eni))
+        self.log.info("%s: %s at device %d", action.reason, eni.eni_id, info.device_index)
+
+    def _listed_in_imds(self, eni_id: str) -> bool:
+        """Poll IMDS with backoff until it lists the ENI (attached and visible to the node)."""
+
+        def listed() -> bool:
+            try:
+                interfaces = self.imds.interfaces()
+            except CloudError as error:
+                raise _NotYet() from error
+            if any(i.eni_id == eni_id for i in interfaces):
+                return True
+            raise _NotYet()
+
+        try:
+            return retry(
+                listed,
+                backoff=WAIT_IMDS,
+                clock=self.clock,
+                rng=self.lifecycle.rng,
+                retry_on=(_NotYet,),
+            )
+        except _NotYet:
+            return False
+
+    def host_ready(self, eni: EniDescription, wait: bool) -> bool:
+        """Host networking for the ENI is configured (always true without a datapath)."""
+        links = self.links
+        attachment = eni.attachment
+        if links is None or attachment is None:
+            return True
+
+        def ready() -> bool:
+            assert links is not None
+            assert attachment is not None
+            if links.eni_ready(eni.mac, eni.primary_ip, attachment.device_index):
+                return True
+            raise _NotYet()
+
+        try:
+            if not wait:
+                return ready()
+            return retry(
+                ready,
+                backoff=WAIT_LINK,
+                clock=self.clock,
+                rng=self.lifecycle.rng,
+                retry_on=(_NotYet,),
+            )
+        except _NotYet:
+            return False
+
+    def _release(self, action: Action) -> None:
+        assert action.eni is not None
+        removed = self.ledger.remove_unused_cidrs(
+            action.eni, [IPv4Network(c) for c in action.cidrs]
+        )
+        if not removed:
+            return
+        now = self.clock.now()
+        self.state.last_release_at = now
+        for cidr in removed:
+            self.state.recently_released[cidr] = now
+        try:
+            self.lifecycle.release_cidrs(action.eni, removed)
+        except CloudError as error:
+            self.state.may_differ = True
+            self.error("decreaseIPPool", error)  # upstream logs only; reconcile re-adds
+            return
+        self.log.info("%s", action.reason)
+
+    def _free_eni(self, action: Action) -> None:
+        assert action.eni is not None
+        if not self.ledger.remove_unused_eni(action.eni):
+            return
+        try:
+            self.lifecycle.free_eni(action.eni)
+        except CloudError as error:
+            self.state.may_differ = True
+            self.error("decreaseIPPoolFreeENIFailed", error)  # reconcile re-adds if attached
+            return
+        self.log.info("%s", action.reason)
+
+    def _resync_eni(self, eni_id: str) -> None:
+        eni = self.lifecycle.describe(eni_id)
+        have = self.ledger.cidrs_by_eni().get(eni_id, frozenset())
+        missing = [cidr for cidr in eni_cidrs(eni) if cidr not in have]
+        if missing:
+            self.ledger.add_cidrs(eni_id, missing)
+
+    # -- reconcile ------------------------------------------------------------------------------
+
+    def reconcile(self, *, force_ec2: bool = False) -> ReconcileOutcome | None:
+        """Make the pool match the node's ENIs (IMDS first); a failed read is counted, None."""
+        try:
+            return reconcile(self, force_ec2=force_ec2)
+        except CloudError as error:
+            self.error("reconcileFailedGetENIs", error)
+            return None
+
+    def reconcile_or_raise(self, *, force_ec2: bool = False) -> ReconcileOutcome:
+        """As ``reconcile``, but a failed IMDS or EC2 read raises (start-up must not go on)."""
+        return reconcile(self, force_ec2=force_ec2)
+
+    # -- the subnet's free addresses -------------------------------------------------------------
+
+    def read_subnet(self, force: bool) -> None:
+        """Publish the node subnet's free addresses (DescribeSubnets).
+
+        Read at start-up and after the pool tried to grow, at most once a minute: a read every
+        reconcile on every node would spend the account's DescribeSubnets budget at scale.
+        """
+        now = self.clock.now()
+        last = self.state.subnet_read_at
+        if not force and last is not None and now - last < SUBNET_READ_SECONDS:
+            return
+        self.state.subnet_read_at = now
+        subnet = self.lifecycle.node.subnet_id
+        try:
+            self.metrics.subnet_free(subnet, self.ec2.subnet_free_addresses(subnet))
+        except CloudError as error:
+            self.error("describeSubnet", error)
+
+    def error(self, fn: str, error: Exception) -> None:
+        """Count, remember and log a failed step."""
+        self.state.errors[fn] = self.state.errors.get(fn, 0) + 1
+        self.state.last_error = f"{fn}: {error}"
+        self.metrics.error(fn)
+        self.log.warning("%s failed: %s", fn, error)

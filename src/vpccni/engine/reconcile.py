@@ -1,0 +1,110 @@
+"""Reconcile one node's pool: IMDS first, EC2 only on a difference, EC2 the truth when read.
+
+As upstream's ``nodeIPPoolReconcile``: read the attached ENIs and their addresses from IMDS (a
+local call that spends none of the account's EC2 budget); when they match the pool (modulo CIDRs
+this node released within the 60 s cooldown, which stale IMDS data may still list) nothing more
+happens. When they differ - an ENI attached that the pool lacks, one it has that IMDS no longer
+lists, addresses added or missing - one ``DescribeNetworkInterfaces`` for this instance is the
+truth: adopt attached ENIs (tagged, once their link is up), add what EC2 added, force-remove
+only what EC2 no longer has. A failed read changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from vpccni.core.cloud import CloudError, EniDescription
+from vpccni.core.reconcile import (
+    RECONCILE_COOLDOWN_SECONDS,
+    imds_difference,
+    plan_reconcile,
+    unmanaged_enis,
+)
+
+if TYPE_CHECKING:
+    from vpccni.engine.pool_engine import PoolEngine
+
+
+@dataclass(frozen=True)
+class ReconcileOutcome:
+    """What one reconcile found and did."""
+
+    difference: str | None
+    read_ec2: bool
+    adopted: int = 0
+    added: int = 0
+    removed: int = 0
+    pods_lost: int = 0
+
+
+def reconcile(engine: PoolEngine, *, force_ec2: bool = False) -> ReconcileOutcome:
+    """Make the pool match the node's ENIs; raises CloudError when IMDS or EC2 cannot be read."""
+    state = engine.state
+    now = engine.clock.now()
+    released = state.recently_released
+    for cidr in [c for c, at in released.items() if now - at >= RECONCILE_COOLDOWN_SECONDS]:
+        del released[cidr]
+    current = engine.ledger.cidrs_by_eni()
+    difference = "start-up: EC2 is read once" if force_ec2 else None
+    if difference is None:
+        interfaces = engine.imds.interfaces()
+        difference = imds_difference(current, interfaces, now, released, state.unmanaged)
+    if difference is None:
+        state.imds_reconciles += 1
+        state.may_differ = bool(released)
+        return ReconcileOutcome(None, read_ec2=False)
+    engine.log.info("reconcile: %s; reading EC2", difference)
+    instance_id = engine.lifecycle.node.instance_id
+    truth = engine.ec2.describe_enis(filters={"attachment.instance-id": [instance_id]})
+    state.ec2_reconciles += 1
+    now = engine.clock.now()
+    state.unmanaged = unmanaged_enis(truth, instance_id)
+    current = engine.ledger.cidrs_by_eni()
+    plan = plan_reconcile(current, truth, instance_id, now, released)
+    described = {eni.eni_id: eni for eni in truth}
+    adopted = 0
+    pending = False
+    for info, cidrs in plan.add_enis:
+        eni = described[info.eni_id]
+        if not engine.host_ready(eni, wait=False):
+            engine.log.info("reconcile: %s waits for its link to appear", info.eni_id)
+            pending = True
+            continue
+        engine.log.info("reconcile: adopting %s (device %d)", info.eni_id, info.device_index)
+        engine.ledger.add_eni(info, cidrs)
+        adopted += 1
+        _tag(engine, eni)
+    for eni_id, cidr in plan.add_cidrs:
+        engine.ledger.add_cidrs(eni_id, [cidr])
+    lost = 0
+    for eni_id, cidr in plan.remove_cidrs:
+        pods = engine.ledger.force_remove_cidr(eni_id, cidr)
+        lost += pods
+        engine.metrics.force_removed(0, pods)
+        engine.log.warning(
+            "reconcile: EC2 no longer has %s on %s (%d pods lost it)", cidr, eni_id, pods
+        )
+    for eni_id in plan.remove_enis:
+        pods = engine.ledger.force_remove_eni(eni_id)
+        lost += pods
+        engine.metrics.force_removed(1, pods)
+        engine.log.warning("reconcile: %s is no longer attached (%d pods lost it)", eni_id, pods)
+    state.may_differ = pending or bool(released)
+    return ReconcileOutcome(
+        difference,
+        read_ec2=True,
+        adopted=adopted,
+        added=len(plan.add_cidrs),
+        removed=len(plan.remove_cidrs) + len(plan.remove_enis),
+        pods_lost=lost,
+    )
+
+
+def _tag(engine: PoolEngine, eni: EniDescription) -> None:
+    if eni.interface_type == "trunk":
+        return
+    try:
+        engine.lifecycle.tag_eni(eni)
+    except CloudError as error:
+        engine.error("eniTag", error)
