@@ -47,6 +47,7 @@ TIMING = st.builds(
     insufficient_capacity_at=st.one_of(st.none(), st.sampled_from([NOW - 5, NOW - 120, NOW])),
     terminating=st.booleans(),
     unschedulable=st.booleans(),
+    throttled_until=st.one_of(st.none(), st.sampled_from([NOW - 1, NOW, NOW + 7, NOW + 200])),
 )
 ENIS = st.lists(
     st.tuples(

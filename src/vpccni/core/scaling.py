@@ -62,6 +62,8 @@ class PoolTiming:
     insufficient_capacity_at: float | None = None
     terminating: bool = False
     unschedulable: bool = False
+    throttled_until: float | None = None
+    """EC2 throttled this node's growth: no growth before this time (vpccni; see docs/ipam.md)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,9 @@ class _Tick:
         return None
 
     def _capacity_pause(self) -> str | None:
+        until = self.timing.throttled_until
+        if until is not None and self.now < until:
+            return f"growth paused {until - self.now:.0f} s more: EC2 throttled this node's calls"
         since = self.timing.insufficient_capacity_at
         if since is None or self.now - since >= INSUFFICIENT_CAPACITY_PAUSE_SECONDS:
             return None

@@ -168,10 +168,14 @@ def _too_high(stats: PoolStats, config: IpamConfig) -> bool:
 
 
 def _capacity_pause_end(timing: PoolTiming, now: float) -> float:
+    end = now
+    until = timing.throttled_until
+    if until is not None and now < until:
+        end = until
     since = timing.insufficient_capacity_at
-    if since is None or now - since >= INSUFFICIENT_CAPACITY_PAUSE_SECONDS:
-        return now
-    return since + INSUFFICIENT_CAPACITY_PAUSE_SECONDS - EARLY
+    if since is not None and end - since < INSUFFICIENT_CAPACITY_PAUSE_SECONDS:
+        end = since + INSUFFICIENT_CAPACITY_PAUSE_SECONDS - EARLY
+    return max(end, now)
 
 
 def _can_grow(enis: Sequence[EniCounts], config: IpamConfig, limits: NodeLimits) -> bool:

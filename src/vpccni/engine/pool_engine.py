@@ -20,7 +20,13 @@ from ipaddress import IPv4Network
 
 from vpccni.cloud.lifecycle import EniLifecycle
 from vpccni.cloud.retry import Backoff, retry
-from vpccni.core.cloud import CloudError, EniDescription, LimitExceeded, SubnetExhausted
+from vpccni.core.cloud import (
+    CloudError,
+    EniDescription,
+    LimitExceeded,
+    SubnetExhausted,
+    Throttled,
+)
 from vpccni.core.config import IpamConfig
 from vpccni.core.pool import NodeLimits
 from vpccni.core.reconcile import eni_cidrs, eni_info
@@ -34,8 +40,10 @@ log = logging.getLogger("vpccni.ipamd")
 WAIT_IMDS = Backoff(attempts=12, base=0.1, cap=60.0)
 """Polling IMDS for a new ENI, as upstream: 12 tries, 100 ms doubling up to 1 min, 15 % jitter."""
 WAIT_LINK = Backoff(attempts=10, base=0.1, cap=2.0)
-SUBNET_READ_SECONDS = 60.0
-"""At most one DescribeSubnets a minute, and only after the pool tried to grow."""
+SUBNET_READ_SECONDS = 600.0
+"""After growth, at most one DescribeSubnets per 10 minutes (and at start, and on exhaustion)."""
+THROTTLE_PAUSE = Backoff(attempts=0, base=5.0, cap=60.0, jitter=0.5)
+"""Growth paused after EC2 throttled it: 5 s doubling to 1 min, +/- 50 %, reset by a success."""
 GROWTH = frozenset({"assign-ips", "assign-prefixes", "create-eni"})
 
 
@@ -86,7 +94,7 @@ class PoolEngine:
         for action in decision.actions:
             self._run(action)
             grew = grew or action.action in GROWTH
-        if grew:
+        if grew and self.state.throttle_streak == 0:
             self.read_subnet(force=False)
         return decision
 
@@ -103,15 +111,28 @@ class PoolEngine:
             "release-prefixes": self._release,
             "free-eni": self._free_eni,
         }
+        state = self.state
         try:
             runners[action.action](action)
         except SubnetExhausted as error:
-            self.state.insufficient_capacity_at = self.clock.now()
-            self.state.exhaustions += 1
+            state.insufficient_capacity_at = self.clock.now()
+            state.exhaustions += 1
             self.error("increaseIPPool", error)
+            self.read_subnet(force=True)
+        except Throttled as error:
+            state.may_differ = True
+            if action.action in GROWTH:
+                pause = THROTTLE_PAUSE.delay(state.throttle_streak, self.lifecycle.rng)
+                state.throttled_until = self.clock.now() + pause
+                state.throttle_streak += 1
+            self.error(action.action, error)
         except CloudError as error:
             self.state.may_differ = True  # EC2 may hold what the pool lacks: reconcile looks
             self.error(action.action, error)
+
+    def _grew(self) -> None:
+        self.state.throttle_streak = 0
+        self.state.throttled_until = None
 
     def _assign(self, action: Action) -> None:
         assert action.eni is not None
@@ -121,11 +142,12 @@ class PoolEngine:
         except LimitExceeded:
             self._resync_eni(action.eni)  # upstream: the datastore is out of sync with EC2
             return
-        except SubnetExhausted:
-            raise
+        except (SubnetExhausted, Throttled):
+            raise  # a retry with one address cannot help (upstream retries throttles too)
         except CloudError:
             cidrs = self.lifecycle.assign_cidrs(action.eni, 1, prefixes)  # upstream: once, 1
         self.ledger.add_cidrs(action.eni, cidrs)
+        self._grew()
         self.log.info("%s", action.reason)
 
     def _create_eni(self, action: Action) -> None:
@@ -140,6 +162,7 @@ class PoolEngine:
             return
         info = eni_info(eni, self.clock.now())
         self.ledger.add_eni(info, eni_cidrs(eni))
+        self._grew()
         self.log.info("%s: %s at device %d", action.reason, eni.eni_id, info.device_index)
 
     def _listed_in_imds(self, eni_id: str) -> bool:

@@ -21,6 +21,9 @@ class EngineState:
     """Attached ENIs EC2 says are not ours to manage (no_manage tag, other network cards)."""
     may_differ: bool = True
     """The pool may lack something EC2 holds (a failed call, an attachment still pending)."""
+    throttled_until: float | None = None
+    throttle_streak: int = 0
+    """Consecutive growth attempts EC2 throttled: the pause doubles with each (jittered)."""
     subnet_read_at: float | None = None
     last_decision: Decision | None = None
     last_error: str = ""
@@ -37,8 +40,12 @@ class EngineState:
             timing.last_release_at != self.last_release_at
             or timing.insufficient_capacity_at != self.insufficient_capacity_at
             or timing.terminating != self.terminating
+            or timing.throttled_until != self.throttled_until
         ):
             timing = self._timing = PoolTiming(
-                self.last_release_at, self.insufficient_capacity_at, self.terminating
+                self.last_release_at,
+                self.insufficient_capacity_at,
+                self.terminating,
+                throttled_until=self.throttled_until,
             )
         return timing
