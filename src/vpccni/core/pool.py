@@ -12,11 +12,26 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from vpccni.core.config import IpamConfig
 from vpccni.core.model import ADDRESSES_PER_PREFIX, EniInfo, Mode
 
 MIN_ENI_LIFETIME_SECONDS = 60.0
+
+
+class HasEni(Protocol):
+    """What the ENI-level rules read of an ENI: its info and its assigned addresses.
+
+    Satisfied by :class:`EniView` and by the per-ENI counters of ``vpccni.core.wake``, so each
+    rule below is written once for both.
+    """
+
+    @property
+    def info(self) -> EniInfo: ...
+
+    @property
+    def assigned(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -151,14 +166,35 @@ def prefixes_needed(stats: PoolStats, config: IpamConfig) -> int:
     return max(1, config.warm_prefix_target - stats.free_prefixes)
 
 
-def pool_too_low(stats: PoolStats, config: IpamConfig, limits: NodeLimits) -> tuple[bool, str]:
-    """Upstream's ``isDatastorePoolTooLow``, with the reason in words."""
+def pool_is_low(stats: PoolStats, config: IpamConfig, limits: NodeLimits) -> bool:
+    """Upstream's ``isDatastorePoolTooLow`` (the rule; ``pool_too_low`` adds the words)."""
     if stats.total >= limits.max_pods:
-        return False, f"total {stats.total} >= max pods {limits.max_pods}: no growth"
-    targets = target_state(stats, config)
+        return False
+    if config.warm_ip_targets_defined:
+        return target_state(stats, config).short > 0
+    free = stats.available
+    if config.prefix_delegation:
+        wanted = config.warm_prefix_target * ADDRESSES_PER_PREFIX
+        return free < wanted or (config.warm_prefix_target == 0 and free == 0)
+    wanted = config.warm_eni_target * limits.addresses_per_eni(config.mode)
+    return free < wanted or (config.warm_eni_target == 0 and free == 0)
+
+
+def pool_is_high(stats: PoolStats, config: IpamConfig) -> bool:
+    """Upstream's ``isDatastorePoolTooHigh`` (the rule; ``pool_too_high`` adds the words)."""
+    if config.warm_ip_targets_defined:
+        return target_state(stats, config).over > 0
+    return config.prefix_delegation and stats.free_prefixes > config.warm_prefix_target
+
+
+def pool_too_low(stats: PoolStats, config: IpamConfig, limits: NodeLimits) -> tuple[bool, str]:
+    """``pool_is_low``, with the reason in words."""
+    low = pool_is_low(stats, config, limits)
+    if stats.total >= limits.max_pods:
+        return low, f"total {stats.total} >= max pods {limits.max_pods}: no growth"
     unit = "prefixes" if config.prefix_delegation else "IPs"
-    if targets.defined:
-        low = targets.short > 0
+    if config.warm_ip_targets_defined:
+        targets = target_state(stats, config)
         return low, (
             f"warm IP targets (WARM_IP_TARGET={config.warm_ip_target}, MINIMUM_IP_TARGET="
             f"{config.minimum_ip_target}): short {targets.short} {unit}"
@@ -166,24 +202,23 @@ def pool_too_low(stats: PoolStats, config: IpamConfig, limits: NodeLimits) -> tu
     free = stats.available
     if config.prefix_delegation:
         wanted = config.warm_prefix_target * ADDRESSES_PER_PREFIX
-        low = free < wanted or (config.warm_prefix_target == 0 and free == 0)
         return low, f"WARM_PREFIX_TARGET={config.warm_prefix_target}: {free} free, want {wanted}"
     wanted = config.warm_eni_target * limits.addresses_per_eni(config.mode)
-    low = free < wanted or (config.warm_eni_target == 0 and free == 0)
     return low, f"WARM_ENI_TARGET={config.warm_eni_target}: {free} free, want {wanted}"
 
 
 def pool_too_high(stats: PoolStats, config: IpamConfig) -> tuple[bool, str]:
-    """Upstream's ``isDatastorePoolTooHigh``."""
-    targets = target_state(stats, config)
-    if targets.defined:
+    """``pool_is_high``, with the reason in words."""
+    high = pool_is_high(stats, config)
+    if config.warm_ip_targets_defined:
         unit = "prefixes" if config.prefix_delegation else "IPs"
-        return targets.over > 0, f"over the warm IP targets by {targets.over} {unit}"
+        over = target_state(stats, config).over
+        return high, f"over the warm IP targets by {over} {unit}"
     if config.prefix_delegation:
-        return stats.free_prefixes > config.warm_prefix_target, (
+        return high, (
             f"{stats.free_prefixes} free prefixes, WARM_PREFIX_TARGET={config.warm_prefix_target}"
         )
-    return False, "WARM_ENI_TARGET alone never releases single IPs, only whole ENIs"
+    return high, "WARM_ENI_TARGET alone never releases single IPs, only whole ENIs"
 
 
 def release_count(stats: PoolStats, config: IpamConfig) -> int:
@@ -197,7 +232,7 @@ def release_count(stats: PoolStats, config: IpamConfig) -> int:
 
 
 def should_remove_extra_enis(
-    stats: PoolStats, config: IpamConfig, limits: NodeLimits, enis: Sequence[EniView]
+    stats: PoolStats, config: IpamConfig, limits: NodeLimits, enis: Sequence[HasEni]
 ) -> bool:
     """Upstream's ``shouldRemoveExtraENIs`` gate before looking for a deletable ENI."""
     if config.warm_ip_targets_defined:
@@ -236,60 +271,71 @@ def _deletion_blocker(
     for broken, why in own_rules:
         if broken:
             return why
-    mode = config.mode
     others = [other for other in enis if other.eni_id != eni.eni_id and not other.info.excluded]
-    active = [cidr for other in others for cidr in other.active(mode)]
-    free_prefixes = sum(
-        1 for other in others for cidr in other.cidrs if cidr.prefix and cidr.assigned == 0
+    active = [cidr for other in others for cidr in other.active(config.mode)]
+    return rest_blocker(
+        free=sum(c.size - c.assigned for c in active),
+        total=sum(c.size for c in active),
+        free_prefixes=sum(
+            1 for other in others for cidr in other.cidrs if cidr.prefix and cidr.assigned == 0
+        ),
+        config=config,
     )
-    rest_rules = (
-        (
-            config.warm_ip_target > 0
-            and sum(c.size - c.assigned for c in active) < _round_up(config.warm_ip_target, mode),
-            "the other ENIs would not meet WARM_IP_TARGET",
-        ),
-        (
-            config.minimum_ip_target > 0
-            and sum(c.size for c in active) < _round_up(config.minimum_ip_target, mode),
-            "the other ENIs would not meet MINIMUM_IP_TARGET",
-        ),
-        (
-            mode.uses_prefixes
-            and config.warm_prefix_target > 0
-            and free_prefixes < config.warm_prefix_target,
-            "the other ENIs would not meet WARM_PREFIX_TARGET",
-        ),
-    )
-    for broken, why in rest_rules:
-        if broken:
-            return why
+
+
+def rest_blocker(free: int, total: int, free_prefixes: int, config: IpamConfig) -> str | None:
+    """Rules 5-7 of ``deletable_eni``: what the *other* ENIs fail to meet, or None.
+
+    ``free``/``total`` count their active-kind addresses, ``free_prefixes`` their unused /28s.
+    """
+    mode = config.mode
+    if config.warm_ip_target > 0 and free < round_up_to_prefixes(config.warm_ip_target, mode):
+        return "the other ENIs would not meet WARM_IP_TARGET"
+    if config.minimum_ip_target > 0 and total < round_up_to_prefixes(
+        config.minimum_ip_target, mode
+    ):
+        return "the other ENIs would not meet MINIMUM_IP_TARGET"
+    if (
+        mode.uses_prefixes
+        and config.warm_prefix_target > 0
+        and free_prefixes < config.warm_prefix_target
+    ):
+        return "the other ENIs would not meet WARM_PREFIX_TARGET"
     return None
 
 
-def _round_up(addresses: int, mode: Mode) -> int:
+def round_up_to_prefixes(addresses: int, mode: Mode) -> int:
+    """In prefix mode, ``addresses`` rounded up to whole /28s; unchanged otherwise."""
     if not mode.uses_prefixes:
         return addresses
     return math.ceil(addresses / ADDRESSES_PER_PREFIX) * ADDRESSES_PER_PREFIX
 
 
-def has_room_for_eni(enis: Sequence[EniView], config: IpamConfig, limits: NodeLimits) -> bool:
-    """Upstream's ``hasRoomForEni`` (unmanaged ENIs are not in the pool and count as 0 here)."""
+def has_room_for_eni(enis: Sequence[HasEni], config: IpamConfig, limits: NodeLimits) -> bool:
+    """Upstream's ``hasRoomForEni`` (unmanaged ENIs are not in the pool and count as 0 here).
+
+    With security groups for pods on a trunking type, one slot stays reserved for the trunk ENI
+    until it exists.
+    """
     trunk_reserve = int(
         limits.trunking and config.pod_eni and not any(eni.info.trunk for eni in enis)
     )
     return len(enis) < limits.eni_cap(config) - trunk_reserve
 
 
+def can_take_cidrs(info: EniInfo, cidr_count: int, config: IpamConfig, limits: NodeLimits) -> bool:
+    """The pool manager may add CIDRs to this ENI: not trunk, not excluded, a free slot."""
+    return (
+        not info.trunk
+        and not info.excluded
+        and not (config.custom_networking and info.primary)
+        and cidr_count < limits.slots_per_eni
+    )
+
+
 def allocatable_enis(
     enis: Sequence[EniView], config: IpamConfig, limits: NodeLimits
 ) -> list[EniView]:
     """ENIs that can take more CIDRs, lowest device index first (upstream: map order)."""
-    found = [
-        eni
-        for eni in enis
-        if not eni.info.trunk
-        and not eni.info.excluded
-        and not (config.custom_networking and eni.info.primary)
-        and len(eni.cidrs) < limits.slots_per_eni
-    ]
+    found = [eni for eni in enis if can_take_cidrs(eni.info, len(eni.cidrs), config, limits)]
     return sorted(found, key=lambda e: (e.info.device_index, e.eni_id))

@@ -22,13 +22,18 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vpccni.core.config import IpamConfig
-from vpccni.core.model import ADDRESSES_PER_PREFIX, EniInfo, Mode
+from vpccni.core.model import EniInfo, Mode
 from vpccni.core.pool import (
     MIN_ENI_LIFETIME_SECONDS,
     EniView,
     NodeLimits,
     PoolStats,
-    target_state,
+    can_take_cidrs,
+    has_room_for_eni,
+    pool_is_high,
+    pool_is_low,
+    rest_blocker,
+    should_remove_extra_enis,
 )
 from vpccni.core.scaling import (
     INSUFFICIENT_CAPACITY_PAUSE_SECONDS,
@@ -136,35 +141,14 @@ def next_wake(
         if last is None or now - last >= RELEASE_INTERVAL_SECONDS:
             return now
         wake = last + RELEASE_INTERVAL_SECONDS - EARLY
-    if not attach_blocked and _should_remove_extra_enis(stats, config, limits, enis):
+    if not attach_blocked and should_remove_extra_enis(stats, config, limits, enis):
         wake = min(wake, _free_eni_wake(enis, config, now, cooldown_seconds))
     return max(wake, now)
 
 
 def _low_high(stats: PoolStats, config: IpamConfig, limits: NodeLimits) -> tuple[bool, bool]:
-    """``pool_too_low`` and ``pool_too_high`` with one ``target_state`` and no reason text.
-
-    This is on the simulator's path after every pod event; the property tests hold it to the
-    two functions (and ``plan_scaling``) on random pools.
-    """
-    if stats.total >= limits.max_pods:
-        return False, _too_high(stats, config)
-    if config.warm_ip_targets_defined:
-        targets = target_state(stats, config)
-        return targets.short > 0, targets.over > 0
-    free = stats.available
-    if config.prefix_delegation:
-        wanted = config.warm_prefix_target * ADDRESSES_PER_PREFIX
-        low = free < wanted or (config.warm_prefix_target == 0 and free == 0)
-        return low, stats.free_prefixes > config.warm_prefix_target
-    wanted = config.warm_eni_target * limits.addresses_per_eni(config.mode)
-    return free < wanted or (config.warm_eni_target == 0 and free == 0), False
-
-
-def _too_high(stats: PoolStats, config: IpamConfig) -> bool:
-    if config.warm_ip_targets_defined:
-        return target_state(stats, config).over > 0
-    return config.prefix_delegation and stats.free_prefixes > config.warm_prefix_target
+    """``pool_too_low`` and ``pool_too_high`` without their reason text (the same rules)."""
+    return pool_is_low(stats, config, limits), pool_is_high(stats, config)
 
 
 def _capacity_pause_end(timing: PoolTiming, now: float) -> float:
@@ -181,33 +165,9 @@ def _capacity_pause_end(timing: PoolTiming, now: float) -> float:
 def _can_grow(enis: Sequence[EniCounts], config: IpamConfig, limits: NodeLimits) -> bool:
     """An ENI has a free slot (``allocatable_enis``) or there is room for one (``has_room``)."""
     for eni in enis:
-        info = eni.info
-        if info.trunk or info.excluded or (config.custom_networking and info.primary):
-            continue
-        if eni.cidr_count < limits.slots_per_eni:
+        if can_take_cidrs(eni.info, eni.cidr_count, config, limits):
             return True
-    trunk_reserve = int(
-        limits.trunking and config.pod_eni and not any(eni.info.trunk for eni in enis)
-    )
-    return len(enis) < limits.eni_cap(config) - trunk_reserve
-
-
-def _should_remove_extra_enis(
-    stats: PoolStats, config: IpamConfig, limits: NodeLimits, enis: Sequence[EniCounts]
-) -> bool:
-    """``should_remove_extra_enis`` over counts."""
-    if config.warm_ip_targets_defined:
-        return True
-    per_eni = limits.addresses_per_eni(config.mode)
-    if config.prefix_delegation:
-        if stats.available >= (config.warm_prefix_target + 1) * per_eni:
-            return True
-        for eni in enis:
-            info = eni.info
-            if eni.assigned == 0 and not (info.primary or info.trunk or info.efa):
-                return True
-        return False
-    return stats.available >= (config.warm_eni_target + 1) * per_eni
+    return has_room_for_eni(enis, config, limits)
 
 
 def _free_eni_wake(
@@ -234,21 +194,10 @@ def _free_eni_wake(
 def _rest_suffices(eni: EniCounts, enis: Sequence[EniCounts], config: IpamConfig) -> bool:
     """Rules 5-7 of ``deletable_eni``: the other ENIs still meet W, M and WP."""
     others = [o for o in enis if o.info.eni_id != eni.info.eni_id and not o.info.excluded]
-    mode = config.mode
-    if config.warm_ip_target > 0:
-        free = sum(o.active_size - o.active_assigned for o in others)
-        if free < _round_up(config.warm_ip_target, mode):
-            return False
-    if config.minimum_ip_target > 0:
-        total = sum(o.active_size for o in others)
-        if total < _round_up(config.minimum_ip_target, mode):
-            return False
-    if mode.uses_prefixes and config.warm_prefix_target > 0:
-        return sum(o.free_prefixes for o in others) >= config.warm_prefix_target
-    return True
-
-
-def _round_up(addresses: int, mode: Mode) -> int:
-    if not mode.uses_prefixes:
-        return addresses
-    return math.ceil(addresses / ADDRESSES_PER_PREFIX) * ADDRESSES_PER_PREFIX
+    blocker = rest_blocker(
+        free=sum(o.active_size - o.active_assigned for o in others),
+        total=sum(o.active_size for o in others),
+        free_prefixes=sum(o.free_prefixes for o in others),
+        config=config,
+    )
+    return blocker is None
