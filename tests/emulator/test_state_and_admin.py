@@ -12,10 +12,10 @@ from tests.emulator.conftest import EmulatorFactory, admin, client, network
 from vpccni.core.limits import InstanceTable
 from vpccni.emulator.errors import EmulatorSetupError
 from vpccni.emulator.realism import Knobs
-from vpccni.emulator.scenario import apply_scenario, parse_scenario
 from vpccni.emulator.server import EmulatorServer
 from vpccni.emulator.service import Emulator
 from vpccni.emulator.statefile import dump_state, read_state_file, write_state_file
+from vpccni.emulator.world import apply_scenario, parse_scenario
 
 SCENARIO = {
     "region": "us-west-2",

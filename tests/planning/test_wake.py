@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from tests.planning.conftest import EXAMPLES
 from vpccni.core.config import IpamConfig
 from vpccni.core.model import EniInfo
-from vpccni.core.pool import NodeLimits, pool_stats, pool_too_high, pool_too_low
+from vpccni.core.pool_rules import NodeLimits, pool_stats, pool_too_high, pool_too_low
 from vpccni.core.scaling import PoolTiming, plan_scaling
 from vpccni.core.wake import _low_high, next_wake, stats_of
-from vpccni.sim.nodepool import NodePool
+from vpccni.sim.fast_pool import NodePool
 
 NOW = 1000.0
 CONFIGS = st.builds(

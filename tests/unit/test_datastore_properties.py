@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from vpccni.core.config import IpamConfig
 from vpccni.core.datastore import Datastore, NoAvailableAddress
 from vpccni.core.model import Assignment, EniInfo, PodKey, PodMeta
-from vpccni.core.pool import NodeLimits
+from vpccni.core.pool_rules import NodeLimits
 from vpccni.core.scaling import Action, PoolTiming, plan_scaling
 
 EXAMPLES = int(os.environ.get("VPCCNI_PROPERTY_EXAMPLES", "60"))

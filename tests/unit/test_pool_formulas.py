@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vpccni.core.config import IpamConfig
-from vpccni.core.pool import (
+from vpccni.core.pool_rules import (
     NodeLimits,
     PoolStats,
     pool_too_high,

@@ -23,7 +23,7 @@ from vpccni.core.config import IpamConfig
 from vpccni.core.datastore import Datastore, DatastoreError
 from vpccni.core.maxpods import HOST_NETWORK_PODS
 from vpccni.core.model import PodKey, PodMeta
-from vpccni.core.pool import MIN_ENI_LIFETIME_SECONDS, NodeLimits
+from vpccni.core.pool_rules import MIN_ENI_LIFETIME_SECONDS, NodeLimits
 from vpccni.core.scaling import INSUFFICIENT_CAPACITY_PAUSE_SECONDS, RELEASE_INTERVAL_SECONDS
 from vpccni.engine import PoolEngine
 from vpccni.engine.datastore_ledger import DatastoreLedger

@@ -22,7 +22,7 @@ from vpccni.core.config import refusals as startup_refusals
 from vpccni.core.limits import InstanceLimits, NetworkCard
 from vpccni.core.maxpods import HOST_NETWORK_PODS
 from vpccni.core.model import Mode
-from vpccni.core.pool import NodeLimits
+from vpccni.core.pool_rules import NodeLimits
 from vpccni.emulator.realism import Knobs, knobs_from_json
 from vpccni.errors import InvalidInput, VpccniError
 

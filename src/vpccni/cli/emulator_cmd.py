@@ -23,8 +23,8 @@ from vpccni.errors import InvalidInput
 if TYPE_CHECKING:
     from vpccni.emulator.clock import EmulatorClock
     from vpccni.emulator.realism import Knobs
-    from vpccni.emulator.scenario import Scenario
     from vpccni.emulator.service import Emulator
+    from vpccni.emulator.world import Scenario
 
 DEFAULT_PORT = 5309
 DEFAULT_REGION = "us-west-2"
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> str:
 
 def read_scenario(path: Path) -> Scenario:
     from vpccni.emulator.errors import EmulatorSetupError
-    from vpccni.emulator.scenario import parse_scenario
+    from vpccni.emulator.world import parse_scenario
 
     try:
         with path.open(encoding="utf-8") as handle:
@@ -195,9 +195,9 @@ def build(
     from vpccni.adapters.instance_data import load_instance_table
     from vpccni.emulator.clock import EmulatorClock
     from vpccni.emulator.realism import Knobs
-    from vpccni.emulator.scenario import apply_scenario
     from vpccni.emulator.service import Emulator
     from vpccni.emulator.statefile import read_state_file
+    from vpccni.emulator.world import apply_scenario
 
     table = load_instance_table()
     loaded = read_state_file(state_path, table) if state_path else None

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from vpccni.adapters.instance_data import load_instance_table
-from vpccni.cli.render import to_json
+from vpccni.cli.output import to_json
 from vpccni.core.explain import SnapshotError, explain
 from vpccni.errors import InvalidInput
 

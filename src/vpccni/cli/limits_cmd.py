@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from vpccni.adapters.instance_data import load_instance_table
-from vpccni.cli.render import FORMATS, key_values, to_json
+from vpccni.cli.output import FORMATS, key_values, to_json
 from vpccni.core.limits import InstanceLimits
 from vpccni.errors import InvalidInput
 

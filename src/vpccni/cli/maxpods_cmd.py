@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from vpccni.adapters.instance_data import load_instance_table
-from vpccni.cli.render import FORMATS, columns, key_values, to_json
+from vpccni.cli.output import FORMATS, columns, key_values, to_json
 from vpccni.core.maxpods import (
     MaxPods,
     MaxPodsOptions,

@@ -19,7 +19,7 @@ from vpccni.capacity.compat import COMPAT_NAMES, compare
 from vpccni.capacity.plan import plan
 from vpccni.capacity.render import render_compat, render_plan
 from vpccni.capacity.scenario import Scenario, decode_scenario, parse_scenario
-from vpccni.cli.render import FORMATS, to_json
+from vpccni.cli.output import FORMATS, to_json
 from vpccni.errors import InvalidInput
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from vpccni.capacity.render import render_simulation
+from vpccni.cli.output import FORMATS, to_json
 from vpccni.cli.plan_cmd import load_scenario
-from vpccni.cli.render import FORMATS, to_json
 from vpccni.errors import InvalidInput
 from vpccni.sim.cluster import Simulation
 

@@ -14,7 +14,7 @@ import os
 import socket
 from typing import Any
 
-from vpccni.cli.render import FORMATS, columns, to_json
+from vpccni.cli.output import FORMATS, columns, to_json
 from vpccni.errors import InvalidInput, VpccniError
 
 CLONE_NEWNET = 0x40000000

@@ -30,7 +30,7 @@ from vpccni.core.model import (
     PodMeta,
     cidr_kind_matches,
 )
-from vpccni.core.pool import CidrView, EniView
+from vpccni.core.pool_rules import CidrView, EniView
 from vpccni.errors import VpccniError
 
 

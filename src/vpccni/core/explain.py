@@ -13,7 +13,7 @@ from typing import Any
 from vpccni.core.config import IpamConfig, parse_ipam_config
 from vpccni.core.maxpods import HOST_NETWORK_PODS
 from vpccni.core.model import ADDRESSES_PER_PREFIX, EniInfo
-from vpccni.core.pool import CidrView, EniView, NodeLimits
+from vpccni.core.pool_rules import CidrView, EniView, NodeLimits
 from vpccni.core.scaling import Decision, PoolTiming, plan_scaling
 from vpccni.errors import InvalidInput
 

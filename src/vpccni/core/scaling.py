@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from vpccni.core.config import IpamConfig
-from vpccni.core.pool import (
+from vpccni.core.pool_rules import (
     CidrView,
     EniView,
     NodeLimits,

@@ -6,7 +6,7 @@ act), a later time (a timer must pass first: the 120 s capacity pause, the 30 s 
 an ENI's 60 s minimum lifetime, an address's cooldown) or ``math.inf`` (only a pod or pool change
 can make it act). It applies the same rules as ``plan_scaling`` in the same order - pool too low
 (grow), else too high (release), then free one ENI - using the pool arithmetic of
-``vpccni.core.pool``; the property tests check it against ``plan_scaling`` on random pools and
+``vpccni.core.pool_rules``; the property tests check it against ``plan_scaling`` on random pools and
 times, in both directions. The simulator calls it after every pod event so that it only ticks a
 node when the tick can do something, instead of stepping 1,000 nodes every 5 s.
 
@@ -23,7 +23,7 @@ from typing import Protocol
 
 from vpccni.core.config import IpamConfig
 from vpccni.core.model import EniInfo, Mode
-from vpccni.core.pool import (
+from vpccni.core.pool_rules import (
     MIN_ENI_LIFETIME_SECONDS,
     EniView,
     NodeLimits,

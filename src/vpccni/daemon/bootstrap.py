@@ -28,9 +28,9 @@ from vpccni.core.datastore import Datastore
 from vpccni.core.limits import InstanceTable
 from vpccni.core.maxpods import HOST_NETWORK_PODS
 from vpccni.core.model import cidr_kind_matches
-from vpccni.core.pool import NodeLimits
+from vpccni.core.pool_rules import NodeLimits
 from vpccni.daemon.datapath import Datapath
-from vpccni.daemon.pool import PoolManager
+from vpccni.daemon.pool_manager import PoolManager
 from vpccni.daemon.service import IpamService
 from vpccni.daemon.spool import SpoolReplay, replay_spool
 from vpccni.ports import CheckpointStore, Clock, Ec2, EniLink, Imds, Metrics, NullMetrics

@@ -17,7 +17,7 @@ from ipaddress import IPv4Address, IPv4Network
 from vpccni.core.checkpoint import AssignRecord, ReleaseRecord
 from vpccni.core.datastore import Datastore, DatastoreError
 from vpccni.core.model import Assignment, EniInfo, PodKey, PodMeta
-from vpccni.core.pool import EniView
+from vpccni.core.pool_rules import EniView
 from vpccni.ports import CheckpointStore, Clock
 
 

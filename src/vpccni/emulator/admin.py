@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from vpccni.emulator.errors import EmulatorSetupError
 from vpccni.emulator.realism import knobs_from_json, knobs_to_json
-from vpccni.emulator.scenario import apply_scenario, parse_scenario
 from vpccni.emulator.statefile import dump_state
+from vpccni.emulator.world import apply_scenario, parse_scenario
 
 if TYPE_CHECKING:
     from vpccni.emulator.server import EmulatorServer

@@ -1,7 +1,7 @@
 """The engine's ledger port over a plain core :class:`Datastore` (no checkpoint, no lock).
 
 For callers that keep the pool in memory only: the planner's convergence and tests. The daemon
-uses its durable IPAM service instead (``vpccni.daemon.pool.ServiceLedger``).
+uses its durable IPAM service instead (``vpccni.daemon.pool_manager.ServiceLedger``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from ipaddress import IPv4Network
 
 from vpccni.core.datastore import Datastore, DatastoreError
 from vpccni.core.model import EniInfo
-from vpccni.core.pool import EniView
+from vpccni.core.pool_rules import EniView
 
 
 class DatastoreLedger:

@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
 
 from vpccni.core.model import EniInfo
-from vpccni.core.pool import EniView
+from vpccni.core.pool_rules import EniView
 
 
 class PoolLedger(Protocol):

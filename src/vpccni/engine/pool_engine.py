@@ -28,7 +28,7 @@ from vpccni.core.cloud import (
     Throttled,
 )
 from vpccni.core.config import IpamConfig
-from vpccni.core.pool import NodeLimits
+from vpccni.core.pool_rules import NodeLimits
 from vpccni.core.reconcile import eni_cidrs, eni_info
 from vpccni.core.scaling import Action, Decision, plan_scaling
 from vpccni.engine.ledger import LinkCheck, PoolLedger

@@ -3,7 +3,7 @@
 :class:`SimNode` runs :class:`vpccni.engine.PoolEngine` - the code the daemon's pool manager runs
 - with three simulator ports: :class:`SimLedger` over the lean :class:`NodePool` (the daemon's
 durable datastore is too slow for millions of simulated pod events; ``tests/planning/
-test_nodepool.py`` holds the two equal), the node's :class:`~vpccni.sim.ec2.NodeEc2` on its
+test_fast_pool.py`` holds the two equal), the node's :class:`~vpccni.sim.ec2.NodeEc2` on its
 virtual clock, and :class:`SimImds`, the node's instance metadata read from the emulator model.
 What EC2 added reaches the pool only when the calls finished on the node's virtual clock: the
 ledger records those additions with their times, ``tick`` and ``reconcile`` return them, and
@@ -24,13 +24,13 @@ from vpccni.cloud.lifecycle import EniLifecycle, NodeContext
 from vpccni.core.cloud import ImdsInterface, InstanceIdentity
 from vpccni.core.config import IpamConfig
 from vpccni.core.model import EniInfo
-from vpccni.core.pool import EniView, NodeLimits
+from vpccni.core.pool_rules import EniView, NodeLimits
 from vpccni.core.scaling import Decision, PoolTiming
 from vpccni.emulator.model import Ec2Model
 from vpccni.engine import PoolEngine
 from vpccni.sim.clock import VirtualClock
 from vpccni.sim.ec2 import NodeEc2
-from vpccni.sim.nodepool import NodePool
+from vpccni.sim.fast_pool import NodePool
 
 QUIET = logging.getLogger("vpccni.sim.node")
 QUIET.addHandler(logging.NullHandler())

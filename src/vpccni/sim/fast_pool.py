@@ -4,11 +4,12 @@
 which does millions of pod ADD/DEL per run: it hands out addresses with the same *packing* rule
 (the ENI with the most assignments, then its fullest CIDR, then the lowest free address that is
 not cooling), keeps the same cooldown semantics (cooling while ``now - released <= cooldown``)
-and produces the same :class:`~vpccni.core.pool.EniView` values for ``plan_scaling``. It differs
+and produces the same :class:`~vpccni.core.pool_rules.EniView` values for ``plan_scaling``.
+It differs
 only in representation: addresses are offsets in an integer bitmask, pods are integers, no
 checkpoint, and it keeps per-ENI counters (:class:`PoolEni` satisfies
 :class:`vpccni.core.wake.EniCounts`) so the simulator can ask ``next_wake`` after every pod
-event without building views. ``tests/planning/test_nodepool.py`` drives both with the same random
+event without building views. ``tests/planning/test_fast_pool.py`` drives both with the same random
 operations and requires identical views and addresses at every step.
 """
 
@@ -19,7 +20,7 @@ import math
 from ipaddress import IPv4Network
 
 from vpccni.core.model import ADDRESSES_PER_PREFIX, PREFIX_LENGTH, EniInfo, Mode
-from vpccni.core.pool import CidrView, EniView
+from vpccni.core.pool_rules import CidrView, EniView
 
 
 class PoolCidr:

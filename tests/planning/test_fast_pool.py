@@ -17,7 +17,7 @@ from tests.planning.conftest import EXAMPLES
 from vpccni.core.datastore import Datastore, DatastoreError
 from vpccni.core.model import EniInfo, Mode, PodKey, PodMeta
 from vpccni.core.wake import counts_of
-from vpccni.sim.nodepool import NodePool
+from vpccni.sim.fast_pool import NodePool
 
 OPS = st.lists(
     st.one_of(

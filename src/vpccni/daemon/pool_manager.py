@@ -15,7 +15,7 @@ from ipaddress import IPv4Network
 from vpccni.cloud.lifecycle import EniLifecycle
 from vpccni.core.config import IpamConfig
 from vpccni.core.model import EniInfo
-from vpccni.core.pool import EniView, NodeLimits
+from vpccni.core.pool_rules import EniView, NodeLimits
 from vpccni.core.scaling import Decision
 from vpccni.daemon.datapath import Datapath
 from vpccni.daemon.service import IpamService
