@@ -37,7 +37,7 @@ def alternatives(scenario: Scenario, group: NodeGroup) -> list[tuple[str, IpamCo
             replace(base, warm_eni_target=0, warm_ip_target=2, minimum_ip_target=typical + 2),
         ),
     ]
-    if group.limits.nitro or group.limits.bare_metal:
+    if group.limits.prefixes_allowed:
         options.append(("prefix, WARM_PREFIX_TARGET=1", replace(base, prefix_delegation=True)))
     seen: list[IpamConfig] = []
     unique = []

@@ -20,7 +20,7 @@ from typing import Any
 from vpccni.core.config import ConfigError, IpamConfig, parse_ipam_config
 from vpccni.core.config import refusals as startup_refusals
 from vpccni.core.limits import InstanceLimits, NetworkCard
-from vpccni.core.maxpods import HOST_NETWORK_PODS
+from vpccni.core.maxpods import HOST_NETWORK_PODS, default_max_pods
 from vpccni.core.model import Mode
 from vpccni.core.pool_rules import NodeLimits
 from vpccni.emulator.realism import Knobs, knobs_from_json
@@ -240,14 +240,14 @@ def _group(
     doc = _object(raw, where)
     _known(doc, GROUP_FIELDS, where)
     limits = _limits(doc, where, index, resolve)
-    if config.prefix_delegation and not (limits.nitro or limits.bare_metal):
+    if config.prefix_delegation and not limits.prefixes_allowed:
         raise ScenarioError(
             f"{where}.instance_type: prefix mode on {limits.instance_type}, which is "
             f"{limits.hypervisor_label}: prefixes need Nitro; the daemon refuses to start"
         )
     pods = _pods(doc, where)
-    default_max_pods = limits.enis * (limits.ipv4_per_eni - 1) + HOST_NETWORK_PODS
-    max_pods = _int(doc.get("max_pods", default_max_pods), f"{where}.max_pods", 1)
+    max_pods_default = default_max_pods(limits.enis, limits.ipv4_per_eni)
+    max_pods = _int(doc.get("max_pods", max_pods_default), f"{where}.max_pods", 1)
     node_limits = NodeLimits(limits.enis, limits.ipv4_per_eni, max_pods, limits.trunking)
     name = doc.get("name", f"group{index}")
     if not isinstance(name, str) or not name.strip():

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> str:
 
 def prefix_delegation_supported(limits: InstanceLimits) -> bool:
     """ipamd allows /28 prefixes on Nitro and on bare metal."""
-    return limits.nitro or limits.bare_metal
+    return limits.prefixes_allowed
 
 
 def as_json(limits: InstanceLimits) -> dict[str, Any]:

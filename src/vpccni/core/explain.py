@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vpccni.core.config import IpamConfig, parse_ipam_config
-from vpccni.core.maxpods import HOST_NETWORK_PODS
+from vpccni.core.maxpods import default_max_pods
 from vpccni.core.model import ADDRESSES_PER_PREFIX, EniInfo
 from vpccni.core.pool_rules import CidrView, EniView, NodeLimits
 from vpccni.core.scaling import Decision, PoolTiming, plan_scaling
@@ -98,9 +98,11 @@ def _limits(doc: Mapping[str, Any], resolve_instance: ResolveInstance) -> NodeLi
         raise SnapshotError(
             'limits: give {"instance_type": "c5.large"} or {"max_enis": N, "ipv4_per_eni": L}'
         )
-    default_max_pods = max_enis * (per_eni - 1) + HOST_NETWORK_PODS
     max_pods = doc.get("max_pods")
-    pods = default_max_pods if max_pods is None else _count(max_pods, "max_pods", minimum=1)
+    if max_pods is None:
+        pods = default_max_pods(max_enis, per_eni)
+    else:
+        pods = _count(max_pods, "max_pods", minimum=1)
     return NodeLimits(max_enis, per_eni, pods, trunking)
 
 

@@ -51,6 +51,11 @@ class InstanceLimits:
         return self.hypervisor == "nitro"
 
     @property
+    def prefixes_allowed(self) -> bool:
+        """EC2 (and so ipamd) allows /28 prefixes on Nitro instances and on bare metal."""
+        return self.nitro or self.bare_metal
+
+    @property
     def hypervisor_label(self) -> str:
         """The hypervisor as a person reads it: 'nitro', 'xen' or 'none (bare metal)'."""
         if self.hypervisor:

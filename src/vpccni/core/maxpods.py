@@ -107,6 +107,11 @@ class MaxPods:
         return self.recommended
 
 
+def default_max_pods(max_enis: int, ipv4_per_eni: int) -> int:
+    """ipamd's max pods when none is given: every ENI's secondary addresses + 2 host pods."""
+    return max_enis * (ipv4_per_eni - 1) + HOST_NETWORK_PODS
+
+
 def vcpu_cap(vcpus: int) -> int:
     """The calculator's cap: 110 pods for 30 vCPUs or fewer, 250 for more."""
     return LARGE_NODE_CAP if vcpus > SMALL_NODE_VCPUS else SMALL_NODE_CAP

@@ -26,7 +26,7 @@ from vpccni.core.config import ConfigError, IpamConfig
 from vpccni.core.config import refusals as startup_refusals
 from vpccni.core.datastore import Datastore
 from vpccni.core.limits import InstanceTable
-from vpccni.core.maxpods import HOST_NETWORK_PODS
+from vpccni.core.maxpods import default_max_pods
 from vpccni.core.model import cidr_kind_matches
 from vpccni.core.pool_rules import NodeLimits
 from vpccni.daemon.datapath import Datapath
@@ -80,7 +80,7 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
     refusals = startup_refusals(config)
     identity = imds.identity()
     limits_entry = ports.table.get(identity.instance_type)
-    if config.prefix_delegation and not (limits_entry.nitro or limits_entry.bare_metal):
+    if config.prefix_delegation and not limits_entry.prefixes_allowed:
         refusals.append(
             f"ENABLE_PREFIX_DELEGATION=true on {identity.instance_type}, which is "
             f"{limits_entry.hypervisor_label}: prefixes need Nitro (upstream silently falls back)"
@@ -91,11 +91,11 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
     if primary is None:
         raise CloudError(f"IMDS lists no interface for the primary MAC {identity.primary_mac}")
     instance = ec2.describe_instance(identity.instance_id)
-    default_max_pods = limits_entry.enis * (limits_entry.ipv4_per_eni - 1) + HOST_NETWORK_PODS
+    max_pods_default = default_max_pods(limits_entry.enis, limits_entry.ipv4_per_eni)
     limits = NodeLimits(
         max_enis=limits_entry.enis,
         ipv4_per_eni=limits_entry.ipv4_per_eni,
-        max_pods=options.max_pods or default_max_pods,
+        max_pods=options.max_pods or max_pods_default,
         trunking=limits_entry.trunking,
     )
     context = NodeContext(

@@ -164,7 +164,7 @@ def attach_eni(
         )
     if eni.slots_used > limits.ipv4_per_eni:
         raise limit_exceeded()
-    if eni.prefixes and not (limits.nitro or limits.bare_metal):
+    if eni.prefixes and not limits.prefixes_allowed:
         raise _prefixes_unsupported(instance.instance_type)
     delay = store.delays.attach
     attachment = Attachment(
@@ -338,7 +338,7 @@ def _eni_limits(store: Store, eni: Eni) -> tuple[int, bool, str]:
         return store.max_unattached_slots(), True, "(unattached)"
     instance = store.instance(eni.attachment.instance_id)
     limits = store.instance_limits(instance.instance_type)
-    return limits.ipv4_per_eni, limits.nitro or limits.bare_metal, instance.instance_type
+    return limits.ipv4_per_eni, limits.prefixes_allowed, instance.instance_type
 
 
 def _reassign_from_others(
