@@ -53,7 +53,7 @@ import pyroute2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from vpccni.adapters import netlink  # noqa: E402
+from vpccni.adapters import pod_network  # noqa: E402
 from vpccni.adapters.checkpoint_file import FileCheckpointStore  # noqa: E402
 from vpccni.adapters.clock import SystemClock  # noqa: E402
 from vpccni.adapters.emulator_time import RemoteEmulatorClock  # noqa: E402
@@ -335,7 +335,7 @@ class IpamHarness:
 class CallTimer:
     """Exclusive time per phase of pod wiring, from wrappers around pyroute2 (this process only).
 
-    ``IPRoute`` (as ``vpccni.adapters.netlink`` sees it) is wrapped so that each netlink call
+    ``IPRoute`` (as ``vpccni.adapters.pod_network`` sees it) is wrapped so that each netlink call
     and each socket open/close is timed, and ``pyroute2.netns.create_socket`` so that opening a
     socket inside a namespace (a fork in pyroute2 0.9) is timed on its own. Nested spans are
     subtracted from the outer one, so the phases add up to the time spent in pyroute2.
@@ -374,7 +374,7 @@ class CallTimer:
     @contextmanager
     def installed(self) -> Iterator[None]:
         with (
-            mock.patch.object(netlink, "IPRoute", self.iproute),
+            mock.patch.object(pod_network, "IPRoute", self.iproute),
             mock.patch.object(pyroute2.netns, "create_socket", self.create_socket),
         ):
             yield
@@ -441,10 +441,10 @@ class WiringHarness:
     def __init__(self, spaces: Namespaces) -> None:
         self.spaces = spaces
         self.node = spaces.new()
-        self.timer = CallTimer(netlink.netns_path(self.node))
+        self.timer = CallTimer(pod_network.netns_path(self.node))
         self.patches = ExitStack()
         self.patches.enter_context(self.timer.installed())  # until close(), this process only
-        self.network = netlink.NetlinkPodNetwork(self.node)
+        self.network = pod_network.NetlinkPodNetwork(self.node)
 
     def cycle(self, index: int, samples: Samples) -> None:
         pod = self.spaces.new()

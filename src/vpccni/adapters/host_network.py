@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyroute2 import IPRoute
 
-from vpccni.adapters.netlink import AF_INET, SCOPE_LINK, NetlinkThread, _ignoring, netns_path
+from vpccni.adapters.netlink_kit import AF_INET, SCOPE_LINK, NetlinkThread, ignoring, netns_path
 from vpccni.core.naming import (
     MAIN_TABLE,
     RULE_FROM_ENI,
@@ -74,7 +74,7 @@ class NetlinkHostNetwork:
             self.ipr.link("set", index=index, mtu=mtu)
         mark = self.settings.connmark
         external = self.settings.external_snat
-        with _ignoring(errno.ENOENT, errno.ESRCH):
+        with ignoring(errno.ENOENT, errno.ESRCH):
             self.ipr.rule(
                 "del",
                 family=AF_INET,
@@ -173,16 +173,16 @@ class NetlinkHostNetwork:
                     address=address.get_attr("IFA_ADDRESS"),
                     prefixlen=address["prefixlen"],
                 )
-        with _ignoring(errno.EEXIST):
+        with ignoring(errno.EEXIST):
             ipr.addr(
                 "add", index=index, address=str(eni.primary_ip), prefixlen=eni.subnet.prefixlen
             )
         gateway = str(eni.subnet.network_address + 1)
         ipr.route("replace", dst=f"{gateway}/32", oif=index, scope=SCOPE_LINK, table=table)
         ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index, table=table)
-        with _ignoring(errno.ESRCH, errno.ENOENT):
+        with ignoring(errno.ESRCH, errno.ENOENT):
             ipr.route("del", dst=str(eni.subnet), oif=index, table=MAIN_TABLE)
-        with _ignoring(errno.EEXIST):
+        with ignoring(errno.EEXIST):
             ipr.rule(
                 "add",
                 family=AF_INET,
@@ -213,7 +213,7 @@ class NetlinkHostNetwork:
             )
             if address is None or address in wanted:
                 continue
-            with _ignoring(errno.ENOENT, errno.ESRCH):
+            with ignoring(errno.ENOENT, errno.ESRCH):
                 fields = (
                     {"dst": address, "dst_len": 32}
                     if priority == RULE_TO_POD
@@ -231,7 +231,7 @@ class NetlinkHostNetwork:
         owned = {w.host_veth for w in wired}
         for name, index in links.items():
             if name.startswith(prefix) and name not in owned:
-                with _ignoring(errno.ENODEV):
+                with ignoring(errno.ENODEV):
                     ipr.link("del", index=index)
                 changes.append(f"removed stale veth {name}")
         for address, wiring in wanted.items():
@@ -239,7 +239,7 @@ class NetlinkHostNetwork:
             if host is None:
                 continue
             ipr.route("replace", dst=f"{address}/32", oif=host, scope=SCOPE_LINK)
-            with _ignoring(errno.EEXIST):
+            with ignoring(errno.EEXIST):
                 ipr.rule(
                     "add",
                     family=AF_INET,
@@ -249,7 +249,7 @@ class NetlinkHostNetwork:
                     table=MAIN_TABLE,
                 )
             if wiring.table != MAIN_TABLE:
-                with _ignoring(errno.EEXIST):
+                with ignoring(errno.EEXIST):
                     ipr.rule(
                         "add",
                         family=AF_INET,

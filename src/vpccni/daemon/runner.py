@@ -27,7 +27,7 @@ from vpccni.adapters.emulator_time import RemoteEmulatorClock
 from vpccni.adapters.host_network import NetlinkHostNetwork
 from vpccni.adapters.imds_http import ImdsV2
 from vpccni.adapters.instance_data import load_instance_table
-from vpccni.adapters.netlink import NetlinkPodNetwork
+from vpccni.adapters.pod_network import NetlinkPodNetwork
 from vpccni.adapters.prometheus_metrics import PrometheusMetrics
 from vpccni.cloud.guarded_ec2 import GuardedEc2
 from vpccni.cloud.retry import Backoff

@@ -12,55 +12,26 @@ undoes what this attempt made. Teardown is idempotent. The node namespace socket
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from vpccni.adapters.netlink_kit import (
+    AF_INET,
+    NUD_PERMANENT,
+    SCOPE_LINK,
+    NetlinkThread,
+    ignoring,
+    netns_path,
+)
 from vpccni.core.naming import GATEWAY, MAIN_TABLE, RULE_FROM_POD, RULE_TO_POD
 from vpccni.errors import VpccniError
 from vpccni.ports import PodWiring, WiredInterfaces
 
-T = TypeVar("T")
-SCOPE_LINK = 253
-NUD_PERMANENT = 128
-AF_INET = 2
-
 
 class WiringError(VpccniError):
     """A pod's links, routes or rules could not be set up."""
-
-
-def netns_path(name: str) -> str:
-    """A netns given by name (``/var/run/netns/NAME``) or by path."""
-    return name if "/" in name else f"/var/run/netns/{name}"
-
-
-@contextmanager
-def _ignoring(*codes: int) -> Iterator[None]:
-    try:
-        yield
-    except NetlinkError as error:
-        if error.code not in codes:
-            raise
-
-
-class NetlinkThread:
-    """Runs every netlink call of one adapter on one long-lived thread.
-
-    pyroute2 keeps a socket per thread and forks a helper to open one inside another namespace;
-    calling it from each request's thread leaked a socket (and paid a ~10 ms fork) per request.
-    One thread keeps one node-namespace socket for the daemon's lifetime.
-    """
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netlink")
-
-    def run(self, call: Callable[[], T]) -> T:
-        return self._pool.submit(call).result()
 
 
 class NetlinkPodNetwork:
@@ -126,10 +97,10 @@ class NetlinkPodNetwork:
             )
         for rule in wanted:
             if command == "add":
-                with _ignoring(errno.EEXIST):
+                with ignoring(errno.EEXIST):
                     self.node.rule("add", family=AF_INET, **rule)
             else:
-                with _ignoring(errno.ENOENT, errno.ESRCH):
+                with ignoring(errno.ENOENT, errno.ESRCH):
                     self.node.rule("del", family=AF_INET, **rule)
 
     def teardown(self, wiring: PodWiring) -> None:
@@ -140,7 +111,7 @@ class NetlinkPodNetwork:
         self._rules(wiring, "del")
         for rule in node.get_rules(family=AF_INET, priority=RULE_FROM_POD):
             if rule.get_attr("FRA_SRC") == str(wiring.address):
-                with _ignoring(errno.ENOENT, errno.ESRCH):
+                with ignoring(errno.ENOENT, errno.ESRCH):
                     node.rule(
                         "del",
                         family=AF_INET,
@@ -149,10 +120,10 @@ class NetlinkPodNetwork:
                         src_len=32,
                         table=rule.get_attr("FRA_TABLE"),
                     )
-        with _ignoring(errno.ESRCH, errno.ENOENT, errno.ENODEV):
+        with ignoring(errno.ESRCH, errno.ENOENT, errno.ENODEV):
             node.route("del", dst=f"{wiring.address}/32", table=MAIN_TABLE)
         for index in node.link_lookup(ifname=wiring.host_veth):
-            with _ignoring(errno.ENODEV):
+            with ignoring(errno.ENODEV):
                 node.link("del", index=index)
 
     def check(self, wiring: PodWiring) -> list[str]:
