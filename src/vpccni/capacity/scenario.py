@@ -23,7 +23,7 @@ from vpccni.core.limits import InstanceLimits, NetworkCard
 from vpccni.core.maxpods import HOST_NETWORK_PODS, default_max_pods
 from vpccni.core.model import Mode
 from vpccni.core.pool_rules import NodeLimits
-from vpccni.emulator.realism import Knobs, knobs_from_json
+from vpccni.emulator.realism import Knobs, knobs_from_json, realistic_knobs
 from vpccni.errors import InvalidInput, VpccniError
 
 ResolveInstance = Callable[[str], InstanceLimits]
@@ -50,9 +50,11 @@ WORKLOAD_FIELDS = (
 )
 LIFETIMES = ("exponential", "fixed")
 SUBNET_RESERVED = 5
-SIMULATION_KNOBS = Knobs(latency={"*": 0.1}, attach_delay=1.0)
+SIMULATION_KNOBS = realistic_knobs(Knobs(latency={"*": 0.1}))
 """EC2 as the simulator assumes it unless the scenario's ``ec2`` says otherwise: AWS's rate
-limits, 0.1 s per call, an attachment completing after 1 s."""
+limits, 0.1 s per call and the emulator's realistic preset (attach 3 s, detach 2 s; its IMDS
+lag and partial views belong to the emulator's HTTP IMDS, the simulator's IMDS is the model's
+present). ``{"preset": "default"}`` in ``ec2`` turns the timing off."""
 MIN_SUBNET_PREFIX, MAX_SUBNET_PREFIX = 16, 28
 
 
