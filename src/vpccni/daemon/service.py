@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from vpccni.core.checkpoint import AssignRecord, ReleaseRecord
-from vpccni.core.datastore import Datastore, DatastoreError
+from vpccni.core.datastore import Datastore
 from vpccni.core.model import Assignment, EniInfo, PodKey, PodMeta
 from vpccni.core.pool_rules import EniView
+from vpccni.engine.datastore_ledger import DatastoreLedger
 from vpccni.ports import CheckpointStore, Clock
 
 
@@ -131,26 +132,18 @@ class IpamService:
 
     def remove_unused_cidrs(self, eni_id: str, cidrs: Iterable[IPv4Network]) -> list[IPv4Network]:
         """Remove the CIDRs no pod uses (a pod may have taken one since the decision)."""
-        removed: list[IPv4Network] = []
         with self.lock:
-            for cidr in cidrs:
-                try:
-                    self.datastore.remove_cidr(eni_id, cidr)
-                except DatastoreError:
-                    continue
-                removed.append(cidr)
+            removed = DatastoreLedger(self.datastore).remove_unused_cidrs(eni_id, cidrs)
             self._on_change()
         return removed
 
     def remove_unused_eni(self, eni_id: str) -> bool:
         """Forget an ENI if no pod uses it; False when one does (or it is unknown)."""
         with self.lock:
-            try:
-                self.datastore.remove_eni(eni_id)
-            except DatastoreError:
-                return False
-            self._on_change()
-            return True
+            removed = DatastoreLedger(self.datastore).remove_unused_eni(eni_id)
+            if removed:
+                self._on_change()
+            return removed
 
     def force_remove_cidr(self, eni_id: str, cidr: IPv4Network) -> list[Assignment]:
         """EC2 no longer has ``cidr`` on the ENI: drop it, releasing (durably) any pods on it."""

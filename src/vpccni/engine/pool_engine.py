@@ -170,23 +170,11 @@ class PoolEngine:
 
         def listed() -> bool:
             try:
-                interfaces = self.imds.interfaces()
-            except CloudError as error:
-                raise _NotYet() from error
-            if any(i.eni_id == eni_id for i in interfaces):
-                return True
-            raise _NotYet()
+                return any(i.eni_id == eni_id for i in self.imds.interfaces())
+            except CloudError:
+                return False
 
-        try:
-            return retry(
-                listed,
-                backoff=WAIT_IMDS,
-                clock=self.clock,
-                rng=self.lifecycle.rng,
-                retry_on=(_NotYet,),
-            )
-        except _NotYet:
-            return False
+        return self._poll(listed, WAIT_IMDS)
 
     def host_ready(self, eni: EniDescription, wait: bool) -> bool:
         """Host networking for the ENI is configured (always true without a datapath)."""
@@ -196,18 +184,22 @@ class PoolEngine:
             return True
 
         def ready() -> bool:
-            assert links is not None
-            assert attachment is not None
-            if links.eni_ready(eni.mac, eni.primary_ip, attachment.device_index):
+            return links.eni_ready(eni.mac, eni.primary_ip, attachment.device_index)
+
+        return self._poll(ready, WAIT_LINK) if wait else ready()
+
+    def _poll(self, check: Callable[[], bool], backoff: Backoff) -> bool:
+        """True once ``check`` is, retried with ``backoff`` on the engine's clock; else False."""
+
+        def attempt() -> bool:
+            if check():
                 return True
             raise _NotYet()
 
         try:
-            if not wait:
-                return ready()
             return retry(
-                ready,
-                backoff=WAIT_LINK,
+                attempt,
+                backoff=backoff,
                 clock=self.clock,
                 rng=self.lifecycle.rng,
                 retry_on=(_NotYet,),
