@@ -162,11 +162,6 @@ def test_a_detached_enis_mac_lingers_without_a_device_number(table: InstanceTabl
         assert eni.eni_id not in {i.eni_id for i in imds.interfaces()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adapters/imds_http.py reads device-number with get(): a lingering MAC fails the "
-    "whole listing, as upstream did before PR #194; it should skip that MAC",
-)
 def test_the_adapter_skips_a_lingering_mac(table: InstanceTable) -> None:
     with node_with(table, imds_stale_mac=10.0) as (backend, context, imds):
         eni = detached_eni(backend, context)

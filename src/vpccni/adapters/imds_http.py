@@ -5,6 +5,10 @@ The endpoint is ``http://169.254.169.254/`` on EC2; botocore's
 is how a node reaches its slice of ``vpccni emulator`` (``http://127.0.0.1:PORT/imds/<id>/``).
 A 401 (expired token) refreshes the token once; other failures raise :class:`CloudError` naming
 the path.
+
+After a detach IMDS may keep listing the ENI's MAC for a while with no ``device-number`` (and,
+once it is gone, no ``interface-id``); :meth:`ImdsV2.interfaces` skips such a secondary MAC
+instead of failing the whole listing, as upstream does since PR #194.
 """
 
 from __future__ import annotations
@@ -44,16 +48,27 @@ class ImdsV2:
     def interfaces(self) -> list[ImdsInterface]:
         primary_mac = self.get("meta-data/mac")
         macs = [m.strip("/") for m in self.get("meta-data/network/interfaces/macs/").split()]
-        return [self._interface(mac, mac == primary_mac) for mac in macs if mac]
+        found = (self._interface(mac, mac == primary_mac) for mac in macs if mac)
+        return [interface for interface in found if interface is not None]
 
-    def _interface(self, mac: str, primary: bool) -> ImdsInterface:
+    def _interface(self, mac: str, primary: bool) -> ImdsInterface | None:
+        """The ENI behind ``mac``; None for a secondary MAC still listed after its detach
+        (its ``device-number`` or ``interface-id`` answers 404: upstream PR #194)."""
         base = f"meta-data/network/interfaces/macs/{mac}/"
+        if primary:
+            eni_id, device_number = self.get(base + "interface-id"), 0
+        else:
+            device = self.get_optional(base + "device-number")
+            interface_id = self.get_optional(base + "interface-id")
+            if device is None or interface_id is None:
+                return None
+            eni_id, device_number = interface_id, int(device)
         prefixes = self.get_optional(base + "ipv4-prefix") or ""
         subnet_cidr = self.get_optional(base + "subnet-ipv4-cidr-block")
         return ImdsInterface(
             mac=mac,
-            eni_id=self.get(base + "interface-id"),
-            device_number=0 if primary else int(self.get(base + "device-number")),
+            eni_id=eni_id,
+            device_number=device_number,
             network_card=int(self.get_optional(base + "network-card") or 0),
             local_ipv4s=tuple(
                 IPv4Address(a) for a in (self.get_optional(base + "local-ipv4s") or "").split()
