@@ -29,7 +29,7 @@ from vpccni.core.cloud import (
 )
 from vpccni.core.config import IpamConfig
 from vpccni.core.pool_rules import NodeLimits
-from vpccni.core.reconcile import eni_cidrs, eni_info
+from vpccni.core.reconcile import cooling, eni_cidrs, eni_info
 from vpccni.core.scaling import Action, Decision, plan_scaling
 from vpccni.engine.ledger import LinkCheck, PoolLedger
 from vpccni.engine.reconcile import ReconcileOutcome, reconcile
@@ -220,9 +220,19 @@ class PoolEngine:
             self.state.recently_released[cidr] = now
         try:
             self.lifecycle.release_cidrs(action.eni, removed)
+        except Throttled as error:
+            # EC2 refused the request: nothing was released, so the CIDRs are still ours and
+            # go back in the pool now (upstream waits for reconcile); retried after 30 s.
+            for cidr in removed:
+                self.state.recently_released.pop(cidr, None)
+            self.ledger.add_cidrs(action.eni, removed)
+            self.error("decreaseIPPool", error)
+            return
         except CloudError as error:
+            # The outcome is unknown (EC2 may have released them): they stay out for the 60 s
+            # reconcile cooldown; reconcile re-adds what EC2 still holds after it.
             self.state.may_differ = True
-            self.error("decreaseIPPool", error)  # upstream logs only; reconcile re-adds
+            self.error("decreaseIPPool", error)
             return
         self.log.info("%s", action.reason)
 
@@ -239,9 +249,18 @@ class PoolEngine:
         self.log.info("%s", action.reason)
 
     def _resync_eni(self, eni_id: str) -> None:
+        """EC2 says the ENI is full: add what EC2 holds that the pool lacks.
+
+        CIDRs this node released within the reconcile cooldown stay out (a release EC2 has not
+        applied yet, or that failed): reconcile re-adds them once the cooldown is over.
+        """
         eni = self.lifecycle.describe(eni_id)
         have = self.ledger.cidrs_by_eni().get(eni_id, frozenset())
-        missing = [cidr for cidr in eni_cidrs(eni) if cidr not in have]
+        now = self.clock.now()
+        released = self.state.recently_released
+        missing = [
+            cidr for cidr in eni_cidrs(eni) if cidr not in have and not cooling(cidr, now, released)
+        ]
         if missing:
             self.ledger.add_cidrs(eni_id, missing)
 
