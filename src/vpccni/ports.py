@@ -2,7 +2,7 @@
 
 Adapters in ``vpccni.adapters`` implement them (boto3 EC2, IMDSv2 over HTTP, the system clock);
 tests and the simulator use honest fakes (the emulator model, a virtual clock). Each method is
-named by intent and returns values from ``vpccni.core.cloud``.
+named by intent and returns values from ``vpccni.core.aws_types``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,13 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
 
+from vpccni.core.aws_types import (
+    EniDescription,
+    ImdsInterface,
+    InstanceDescription,
+    InstanceIdentity,
+)
 from vpccni.core.checkpoint import CheckpointState, Record
-from vpccni.core.cloud import EniDescription, ImdsInterface, InstanceDescription, InstanceIdentity
 
 
 class Clock(Protocol):

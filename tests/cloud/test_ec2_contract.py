@@ -11,7 +11,7 @@ from ipaddress import IPv4Network
 import pytest
 
 from tests.cloud.conftest import Backend
-from vpccni.core.cloud import NotFound
+from vpccni.core.aws_types import NotFound
 
 
 def test_describe_instance_shows_the_primary_eni_at_device_0(backend: Backend) -> None:

@@ -14,7 +14,7 @@ import pytest
 from tests.cloud.conftest import Backend, VirtualClock, advance, backend_for, start_emulator
 from vpccni.adapters.imds_http import ImdsV2
 from vpccni.cloud.lifecycle import EniLifecycle, NodeContext
-from vpccni.core.cloud import CloudError, EniDescription, ImdsInterface
+from vpccni.core.aws_types import CloudError, EniDescription, ImdsInterface
 from vpccni.core.limits import InstanceTable
 
 

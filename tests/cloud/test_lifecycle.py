@@ -14,7 +14,7 @@ import pytest
 from tests.cloud.conftest import Backend, VirtualClock, advance, backend_for, start_emulator
 from vpccni.adapters.emulator_time import RemoteEmulatorClock
 from vpccni.cloud.lifecycle import EniLifecycle, NodeContext, parse_rfc3339
-from vpccni.core.cloud import (
+from vpccni.core.aws_types import (
     TAG_CREATED_AT,
     TAG_INSTANCE_ID,
     LimitExceeded,

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-from vpccni.core.cloud import TAG_INSTANCE_ID
+from vpccni.core.aws_types import TAG_INSTANCE_ID
 
 KILLS = int(os.environ.get("VPCCNI_DAEMON_KILLS", "6"))
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.daemon.conftest import admin_state
-from vpccni.core.cloud import TAG_INSTANCE_ID
+from vpccni.core.aws_types import TAG_INSTANCE_ID
 
 KNOBS = {
     "faults": {"*": {"rate": 0.3, "code": "RequestLimitExceeded"}},

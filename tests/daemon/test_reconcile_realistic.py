@@ -53,7 +53,7 @@ from tests.cloud.conftest import backend_for, free_port, start_emulator
 from tests.daemon.conftest import Node, admin_state, node_env
 from vpccni.adapters.ec2_boto3 import Boto3Ec2
 from vpccni.adapters.imds_http import ImdsV2
-from vpccni.core.cloud import CloudError, EniDescription
+from vpccni.core.aws_types import CloudError, EniDescription
 from vpccni.core.limits import InstanceTable
 from vpccni.core.reconcile import RECONCILE_COOLDOWN_SECONDS
 

@@ -10,7 +10,7 @@ import pytest
 
 from vpccni.capacity.synthetic import SUBNET, VPC, StepClock, SyntheticCloud
 from vpccni.cloud.lifecycle import EniLifecycle, NodeContext
-from vpccni.core.cloud import CloudError, LimitExceeded, Throttled
+from vpccni.core.aws_types import CloudError, LimitExceeded, Throttled
 from vpccni.core.config import parse_ipam_config
 from vpccni.core.datastore import Datastore
 from vpccni.core.pool_rules import NodeLimits

@@ -1,6 +1,6 @@
 """The EC2 port over boto3: real AWS in production, ``vpccni emulator`` or moto in tests.
 
-Every call goes through ``_call``, which turns botocore's errors into ``vpccni.core.cloud``
+Every call goes through ``_call``, which turns botocore's errors into ``vpccni.core.aws_types``
 errors whose message names the operation, EC2's code and message, and what happens next.
 Retries are botocore's (standard mode by default, adaptive on request): throttling that survives
 them surfaces as :class:`Throttled`.
@@ -17,7 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vpccni.core.cloud import (
+from vpccni.core.aws_types import (
     CloudError,
     EniAttachment,
     EniDescription,

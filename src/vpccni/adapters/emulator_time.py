@@ -11,7 +11,7 @@ import json
 import time
 import urllib.request
 
-from vpccni.core.cloud import CloudError
+from vpccni.core.aws_types import CloudError
 
 
 class RemoteEmulatorClock:

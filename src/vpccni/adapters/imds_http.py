@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from ipaddress import IPv4Address, IPv4Network
 
-from vpccni.core.cloud import CloudError, ImdsInterface, InstanceIdentity
+from vpccni.core.aws_types import CloudError, ImdsInterface, InstanceIdentity
 
 DEFAULT_ENDPOINT = "http://169.254.169.254/"
 TOKEN_TTL_SECONDS = 21600

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 
-from vpccni.core.cloud import (
+from vpccni.core.aws_types import (
     EniAttachment,
     EniDescription,
     ImdsInterface,

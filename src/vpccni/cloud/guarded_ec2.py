@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Network
 from typing import TypeVar
 
-from vpccni.core.cloud import CloudError, EniDescription, InstanceDescription
+from vpccni.core.aws_types import CloudError, EniDescription, InstanceDescription
 from vpccni.core.ec2_rate_limits import TokenBucket, bucket_for
 from vpccni.ports import Clock, Ec2, Metrics
 

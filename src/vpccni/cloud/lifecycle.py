@@ -19,7 +19,7 @@ from datetime import datetime
 from ipaddress import IPv4Network
 
 from vpccni.cloud.retry import Backoff, retry
-from vpccni.core.cloud import (
+from vpccni.core.aws_types import (
     ENI_DESCRIPTION_PREFIX,
     ENI_OWNER_VALUE,
     LEAKED_ENI_MIN_AGE_SECONDS,

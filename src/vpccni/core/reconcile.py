@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
-from vpccni.core.cloud import TAG_NO_MANAGE, EniDescription, ImdsInterface
+from vpccni.core.aws_types import TAG_NO_MANAGE, EniDescription, ImdsInterface
 from vpccni.core.model import EniInfo
 
 RECONCILE_COOLDOWN_SECONDS = 60.0

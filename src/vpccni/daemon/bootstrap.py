@@ -20,8 +20,8 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from vpccni.cloud.lifecycle import EniLifecycle, NodeContext
+from vpccni.core.aws_types import CloudError, InstanceIdentity
 from vpccni.core.checkpoint import ReleaseRecord
-from vpccni.core.cloud import CloudError, InstanceIdentity
 from vpccni.core.config import ConfigError, IpamConfig
 from vpccni.core.config import refusals as startup_refusals
 from vpccni.core.datastore import Datastore

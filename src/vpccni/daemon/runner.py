@@ -31,7 +31,7 @@ from vpccni.adapters.pod_network import NetlinkPodNetwork
 from vpccni.adapters.prometheus_metrics import PrometheusMetrics
 from vpccni.cloud.guarded_ec2 import GuardedEc2
 from vpccni.cloud.retry import Backoff
-from vpccni.core.cloud import CloudError
+from vpccni.core.aws_types import CloudError
 from vpccni.core.config import IpamConfig
 from vpccni.core.model import PodKey, PodMeta
 from vpccni.daemon.bootstrap import Node, NodeOptions, NodePorts, bootstrap

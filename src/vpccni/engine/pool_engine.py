@@ -20,7 +20,7 @@ from ipaddress import IPv4Network
 
 from vpccni.cloud.lifecycle import EniLifecycle
 from vpccni.cloud.retry import Backoff, retry
-from vpccni.core.cloud import (
+from vpccni.core.aws_types import (
     CloudError,
     EniDescription,
     LimitExceeded,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vpccni.core.cloud import CloudError, EniDescription
+from vpccni.core.aws_types import CloudError, EniDescription
 from vpccni.core.reconcile import (
     RECONCILE_COOLDOWN_SECONDS,
     imds_difference,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from vpccni.core.cloud import CloudError
+from vpccni.core.aws_types import CloudError
 from vpccni.lab.topology import Lab, LabError
 from vpccni.ports import Ec2
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from vpccni.core.cloud import EniDescription
+from vpccni.core.aws_types import EniDescription
 from vpccni.errors import VpccniError
 
 VPC_HOST = IPv4Address("10.0.255.5")

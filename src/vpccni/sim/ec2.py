@@ -12,8 +12,8 @@ already knows (every node's periodic reconcile and subnet read, start-up reads) 
 the same buckets with ``charge``. Counts per API and per minute feed the report.
 
 :class:`NodeEc2` implements ``vpccni.ports.Ec2`` for one node over the account, turning model
-records into ``vpccni.core.cloud`` values and EC2 error codes into the cloud error family, as the
-boto3 adapter does.
+records into ``vpccni.core.aws_types`` values and EC2 error codes into the cloud error family,
+as the boto3 adapter does.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, TypeVar
 
-from vpccni.core.cloud import (
+from vpccni.core.aws_types import (
     CloudError,
     EniAttachment,
     EniDescription,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from vpccni.cloud.lifecycle import EniLifecycle, NodeContext
-from vpccni.core.cloud import ImdsInterface, InstanceIdentity
+from vpccni.core.aws_types import ImdsInterface, InstanceIdentity
 from vpccni.core.config import IpamConfig
 from vpccni.core.model import EniInfo
 from vpccni.core.pool_rules import EniView, NodeLimits
