@@ -67,8 +67,11 @@ class Case:
 
 
 def env_text(**kwargs: Any) -> st.SearchStrategy[str]:
-    """Text an environment can carry: anything but NUL."""
-    return st.text(st.characters(blacklist_characters="\x00"), **kwargs)
+    """Text an environment can carry: anything but NUL and lone surrogates (which no real
+    environment holds: exec takes bytes, and Python cannot encode a lone surrogate to pass it)."""
+    return st.text(
+        st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), **kwargs
+    )
 
 
 def valid_config(verb: str, version: str) -> dict[str, Any]:
