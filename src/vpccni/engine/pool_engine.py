@@ -37,8 +37,10 @@ from vpccni.engine.state import EngineState
 from vpccni.ports import Clock, Imds, Metrics, NullMetrics
 
 log = logging.getLogger("vpccni.ipamd")
-WAIT_IMDS = Backoff(attempts=12, base=0.1, cap=60.0)
-"""Polling IMDS for a new ENI, as upstream: 12 tries, 100 ms doubling up to 1 min, 15 % jitter."""
+WAIT_IMDS = Backoff(attempts=40, base=0.1, cap=1.0)
+"""Polling IMDS for a new ENI: 100 ms doubling up to 1 s, for ~35 s in all. Upstream doubles up
+to 1 min (12 tries); IMDS is local and free, so a short cap costs nothing and a pod waiting for
+the ENI does not sit out a 25 s gap after an attachment that took 3 s."""
 WAIT_LINK = Backoff(attempts=10, base=0.1, cap=2.0)
 SUBNET_READ_SECONDS = 600.0
 """After growth, at most one DescribeSubnets per 10 minutes (and at start, and on exhaustion)."""

@@ -166,6 +166,7 @@ class SimNode:
         self.engine = PoolEngine(self.ledger, lifecycle, config, limits, imds)
         self.engine.log = QUIET  # a cluster's worth of per-node warnings would drown the report
         self.counters = NodeCounters(errors=self.engine.state.errors)
+        self._timing = self.engine.state.timing()
         self.waiting: deque[tuple[int, float, float | None]] = deque()
         self.admitted = 0
         self.over_max_pods = 0
@@ -189,7 +190,8 @@ class SimNode:
         return self.engine.state.may_differ
 
     def timing(self) -> PoolTiming:
-        return self.engine.state.timing()
+        """The engine's timers; only its tick and reconcile change them, so cached after each."""
+        return self._timing
 
     def tick(self, now: float) -> tuple[Decision, list[Addition]]:
         """Decide at ``now`` and act; returns the decision and what EC2 added, with times."""
@@ -197,6 +199,7 @@ class SimNode:
         self.ledger.additions = []
         exhaustions = self.engine.state.exhaustions
         decision = self.engine.tick()
+        self._timing = self.engine.state.timing()
         if self.engine.state.exhaustions != exhaustions:
             self.counters.exhaustion_times.append(self.clock.now())
         return decision, self.ledger.additions
@@ -206,4 +209,5 @@ class SimNode:
         self.clock.set(now)
         self.ledger.additions = []
         self.engine.reconcile()
+        self._timing = self.engine.state.timing()
         return self.ledger.additions
