@@ -1,9 +1,10 @@
 """Crash-test worker: assigns and releases addresses through FileCheckpointStore until killed.
 
-Usage: ``python checkpoint_worker.py DIRECTORY RUN SEED COMPACT_EVERY``. Loads the store (which
+Usage: ``python checkpoint_worker.py DIRECTORY RUN SEED COMPACT_EVERY BOOT``. Loads the store (which
 repairs whatever the previous kill left), prints ``ready``, then loops forever: choose a record
 that follows from the current state, ``append`` it, and only then print the record's encoded
-journal line to stdout and flush - that line is the acknowledgement the parent checks against.
+journal line (sequence 0) to stdout and flush - that line is the acknowledgement the parent
+checks against.
 Container ids carry RUN so keys never repeat across restarts. Stops by itself after a safety
 deadline or when the parent goes away (broken pipe).
 """
@@ -39,7 +40,7 @@ def next_record(store: FileCheckpointStore, rng: random.Random, run: int, serial
 
 def main(argv: list[str]) -> int:
     directory, run, seed, compact_every = Path(argv[0]), int(argv[1]), int(argv[2]), int(argv[3])
-    store = FileCheckpointStore(directory, compact_every=compact_every)
+    store = FileCheckpointStore(directory, compact_every=compact_every, boot_id=argv[4])
     store.load()
     out = sys.stdout.buffer
     out.write(b"ready\n")
@@ -52,7 +53,7 @@ def main(argv: list[str]) -> int:
         record = next_record(store, rng, run, serial)
         store.append(record)
         try:
-            out.write(encode_record(record))
+            out.write(encode_record(record, 0))
             out.flush()
         except BrokenPipeError:
             return 0

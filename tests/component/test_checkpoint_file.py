@@ -68,6 +68,10 @@ def write_all(store: FileCheckpointStore, records: list[Record]) -> None:
         store.append(record)
 
 
+def decode_lineage(directory: Path) -> str:
+    return decode_journal((directory / "ipam.journal").read_bytes()).header.lineage
+
+
 def snapshot_of(directory: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
 
@@ -90,40 +94,57 @@ def test_compaction_folds_the_journal_into_a_new_generation(tmp_path: Path) -> N
     records = churn(23)
     with FileCheckpointStore(tmp_path, compact_every=5) as store:
         write_all(store, records)
-        assert store.generation == 4
+        assert store.generation == 5  # generation 1 is written with the first record
     journal = decode_journal((tmp_path / "ipam.journal").read_bytes())
-    assert journal.generation == 4
+    assert journal.generation == 5
     assert len(journal.records) == 3
+    assert journal.header.seq == 20
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ipam.journal", "ipam.snapshot"]
     reloaded = FileCheckpointStore(tmp_path, compact_every=5)
     assert reloaded.load() == fold(*records)
-    assert reloaded.generation == 4
+    assert reloaded.generation == 5
 
 
-def test_a_torn_final_line_is_dropped_and_truncated_away(tmp_path: Path) -> None:
+def test_a_partial_final_record_from_an_earlier_boot_is_dropped(tmp_path: Path) -> None:
     records = churn(6)
-    with FileCheckpointStore(tmp_path) as store:
+    with FileCheckpointStore(tmp_path, boot_id="boot-1") as store:
         write_all(store, records)
     journal = tmp_path / "ipam.journal"
     intact = journal.read_bytes()
-    torn_line = encode_record(assign("late", "10.9.9.9"))[:-7]
+    torn_line = encode_record(assign("late", "10.9.9.9"), 7)[:-7]
     journal.write_bytes(intact + torn_line)
-    store = FileCheckpointStore(tmp_path)
+    store = FileCheckpointStore(tmp_path, boot_id="boot-2")
     assert store.load() == fold(*records)
-    assert journal.read_bytes() == intact
+    assert any("partial final record" in repair for repair in store.repairs)
+    assert decode_journal(journal.read_bytes()).header.boot == "boot-2"  # a new generation
     store.append(assign("next", "10.9.9.9"))
     store.close()
     assert FileCheckpointStore(tmp_path).load() == fold(*records, assign("next", "10.9.9.9"))
 
 
-def test_a_final_line_with_a_bad_checksum_is_dropped(tmp_path: Path) -> None:
+def test_a_partial_final_record_in_this_boot_is_refused(tmp_path: Path) -> None:
+    with FileCheckpointStore(tmp_path, boot_id="boot-1") as store:
+        write_all(store, churn(6))
+    journal = tmp_path / "ipam.journal"
+    journal.write_bytes(journal.read_bytes()[:-30])
+    before = snapshot_of(tmp_path)
+    with pytest.raises(
+        CheckpointCorrupt, match=r"partial record after sequence 5.*since the last boot"
+    ):
+        FileCheckpointStore(tmp_path, boot_id="boot-1").load()
+    assert snapshot_of(tmp_path) == before
+
+
+def test_a_final_line_with_a_bad_checksum_is_refused(tmp_path: Path) -> None:
     with FileCheckpointStore(tmp_path) as store:
         write_all(store, churn(4))
     journal = tmp_path / "ipam.journal"
-    intact = journal.read_bytes()
-    journal.write_bytes(intact + encode_record(assign("x", "10.9.9.9")).replace(b"10.9", b"10.8"))
-    assert FileCheckpointStore(tmp_path).load() == fold(*churn(4))
-    assert journal.read_bytes() == intact
+    line = encode_record(assign("x", "10.9.9.9"), 5).replace(b"10.9", b"10.8")
+    journal.write_bytes(journal.read_bytes() + line)
+    before = snapshot_of(tmp_path)
+    with pytest.raises(CheckpointCorrupt, match="line 6 is unreadable: checksum mismatch"):
+        FileCheckpointStore(tmp_path).load()
+    assert snapshot_of(tmp_path) == before
 
 
 def test_damage_in_the_middle_raises_and_leaves_every_file_byte_identical(tmp_path: Path) -> None:
@@ -157,7 +178,9 @@ def test_a_journal_newer_than_its_snapshot_is_corruption(tmp_path: Path) -> None
         write_all(store, churn(5))
     (tmp_path / "ipam.snapshot").unlink()
     before = snapshot_of(tmp_path)
-    with pytest.raises(CheckpointCorrupt, match="follows snapshot generation 2"):
+    with pytest.raises(
+        CheckpointCorrupt, match=r"missing, but ipam\.journal follows snapshot generation 3"
+    ):
         FileCheckpointStore(tmp_path).load()
     assert snapshot_of(tmp_path) == before
 
@@ -178,7 +201,7 @@ def test_leftover_temp_files_are_removed_on_load(tmp_path: Path) -> None:
     (tmp_path / "ipam.snapshot.tmp").write_bytes(b'{"crc32":"half')
     (tmp_path / "ipam.journal.tmp").write_bytes(b"")
     assert FileCheckpointStore(tmp_path).load() == fold(*churn(3))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ipam.journal"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ipam.journal", "ipam.snapshot"]
 
 
 @pytest.mark.parametrize("call", [1, 2])
@@ -256,6 +279,7 @@ def test_upstream_import_becomes_generation_one(tmp_path: Path) -> None:
     store = FileCheckpointStore(directory)
     assert store.load() == imported.state
     assert store.generation == 1
+    assert (directory / "ipam.journal").exists()
     store.append(release("a", "10.0.0.1"))
     store.close()
     assert decode_journal((directory / "ipam.journal").read_bytes()).generation == 1
@@ -273,7 +297,8 @@ def test_snapshot_files_are_the_codec_bytes(tmp_path: Path) -> None:
     with FileCheckpointStore(tmp_path, compact_every=3) as store:
         write_all(store, churn(4))
         store.compact()
-        expected = encode_snapshot(Snapshot(store.generation, store.state))
+        snapshot = Snapshot(store.generation, store.state, store.seq, decode_lineage(tmp_path))
+        expected = encode_snapshot(snapshot)
     assert (tmp_path / "ipam.snapshot").read_bytes() == expected
 
 

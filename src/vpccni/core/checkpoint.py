@@ -3,35 +3,51 @@
 Owns :class:`CheckpointState` (which pod interface holds which address, and when each released
 address began cooling down), the journal records that change it (:class:`AssignRecord`,
 :class:`ReleaseRecord`, applied by :func:`apply_record`), and the versioned ``vpccni-ipam``
-format: a snapshot document carrying a ``generation`` and a journal of one record per line.
-Every snapshot and every journal line is framed as ``{"crc32":"<8 hex>","<kind>":<body>}`` with
-the CRC-32 taken over the exact body bytes, so a torn or bit-flipped line is detected and each
-line is still plain JSON for ``jq``. Floats are written with ``repr`` and so round-trip exactly.
-Reading the upstream ``vpc-cni-ipam/1`` file lives in ``vpccni.core.checkpoint_upstream``; files,
-fsync and crash recovery live in ``vpccni.adapters.checkpoint_file``. See docs/checkpoint.md.
+format (version 2): a snapshot naming its ``lineage``, ``generation`` and the last sequence
+number it covers, and a journal whose header names the same three (plus the boot it was started
+in) followed by one record per line, numbered consecutively from there. A gap, a number that
+goes back, a line that fails its CRC anywhere but as one partial final record is corruption.
+Every line is framed as ``{"crc32":"<8 hex>","<kind>":<body>}`` with the CRC-32 taken over the
+exact body bytes, so each line is still plain JSON for ``jq``. Version 1 files (no sequence
+numbers) are still decoded so the store can convert them. Floats are written with ``repr`` and
+round-trip exactly. Field readers live in ``vpccni.core.checkpoint_fields``; the upstream file in
+``vpccni.core.checkpoint_upstream``; files, fsync and the load rules in
+``vpccni.adapters.checkpoint_file``. See docs/checkpoint.md.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import AddressValueError, IPv4Address
+from ipaddress import IPv4Address
 from typing import Any
 
-from vpccni.core.model import Assignment, PodKey, PodMeta
+from vpccni.core.checkpoint_fields import (
+    Invalid,
+    address,
+    assignment_of,
+    counter,
+    key_of,
+    list_of,
+    object_of,
+    seconds,
+    text,
+)
+from vpccni.core.model import Assignment, PodKey
 from vpccni.errors import VpccniError
 
 FORMAT = "vpccni-ipam"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LEGACY_VERSION = 1  # no sequence numbers, lineage or boot; read only, converted on load
 
 _FRAME_OPEN = b'{"crc32":"'
 _CRC_HEX_DIGITS = 8
 DEFAULT_HINT = (
-    "inspect it (every line is JSON), restore it from a backup, or move the checkpoint "
-    "directory aside to start empty - vpccni never discards a checkpoint silently"
+    "inspect it (every line is JSON: jq . FILE), restore it from a backup, or run "
+    "`vpccni ipamd --recover` to move the checkpoint files aside and rebuild them from EC2 and "
+    "the node's pod routes - vpccni never discards a checkpoint silently"
 )
 
 
@@ -94,24 +110,58 @@ Record = AssignRecord | ReleaseRecord
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A whole state as of the end of journal generation ``generation - 1``."""
+    """A whole state: every record up to sequence ``seq`` of checkpoint ``lineage``.
+
+    It expects the journal of the same ``lineage`` and ``generation`` whose records start at
+    ``seq + 1``. Version 1 snapshots carry no lineage and no sequence (``""`` and 0).
+    """
 
     generation: int
     state: CheckpointState
+    seq: int = 0
+    lineage: str = ""
+    version: int = FORMAT_VERSION
+
+
+@dataclass(frozen=True)
+class JournalHeader:
+    """A journal's first line: which snapshot it follows, and the boot it was started in.
+
+    Every record of a journal is appended in the boot its header names (the store starts a new
+    journal when it loads one from an earlier boot), so a partial final record in a journal of
+    the current boot cannot come from a power loss: only a daemon crash, which never tears a
+    write, could have interrupted it.
+    """
+
+    generation: int
+    lineage: str = ""
+    seq: int = 0
+    boot: str = ""
+    version: int = FORMAT_VERSION
 
 
 @dataclass(frozen=True)
 class Journal:
-    """A decoded journal: its generation, its records, and how much of the file is sound.
+    """A decoded journal: its header, its records, and how much of the file is sound.
 
-    ``valid_length`` bytes are sound; ``torn_bytes`` after them are one torn final line (a crash
-    during an append that was therefore never acknowledged), to be truncated away.
+    Record ``i`` has sequence number ``header.seq + 1 + i`` (checked while decoding version 2).
+    ``valid_length`` bytes are sound; ``torn_bytes`` after them are one partial final record (an
+    append interrupted by a power loss, never acknowledged), for the store to judge and drop.
     """
 
-    generation: int
+    header: JournalHeader
     records: tuple[Record, ...]
     valid_length: int
     torn_bytes: int = 0
+
+    @property
+    def generation(self) -> int:
+        return self.header.generation
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last complete record (the header's when there is none)."""
+        return self.header.seq + len(self.records)
 
     @staticmethod
     def line_of(index: int) -> int:
@@ -182,28 +232,38 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
     body = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
+        "lineage": snapshot.lineage,
         "generation": snapshot.generation,
+        "seq": snapshot.seq,
         "assignments": [
             _assignment_body(state.assignments[key]) for key in sorted(state.assignments)
         ],
         "cooldowns": [
-            {"address": str(address), "released_at": state.cooldowns[address]}
-            for address in sorted(state.cooldowns)
+            {"address": str(cooling), "released_at": state.cooldowns[cooling]}
+            for cooling in sorted(state.cooldowns)
         ],
     }
     return _frame("snapshot", body)
 
 
-def encode_journal_header(generation: int) -> bytes:
-    """The first line of a journal that follows the snapshot of ``generation``."""
-    return _frame("header", {"format": FORMAT, "version": FORMAT_VERSION, "generation": generation})
+def encode_journal_header(header: JournalHeader) -> bytes:
+    """The first line of a journal that follows the snapshot of ``header.generation``."""
+    body = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "lineage": header.lineage,
+        "generation": header.generation,
+        "seq": header.seq,
+        "boot": header.boot,
+    }
+    return _frame("header", body)
 
 
-def encode_record(record: Record) -> bytes:
-    """One journal line, newline included."""
+def encode_record(record: Record, seq: int) -> bytes:
+    """One journal line with sequence number ``seq``, newline included."""
     if isinstance(record, AssignRecord):
-        return _frame("record", {"op": "assign", **_assignment_body(record.assignment)})
-    body = {"op": "release", **_key_body(record.key), "address": str(record.address)}
+        return _frame("record", {"seq": seq, "op": "assign", **_assignment_body(record.assignment)})
+    body = {"seq": seq, "op": "release", **_key_body(record.key), "address": str(record.address)}
     return _frame("record", {**body, "released_at": record.released_at})
 
 
@@ -230,47 +290,48 @@ def _assignment_body(assignment: Assignment) -> dict[str, Any]:
 # -- decoding -----------------------------------------------------------------------------------
 
 
-class _Invalid(Exception):
-    """Why a body is unacceptable; turned into CheckpointCorrupt with the file and line."""
-
-
 def decode_snapshot(data: bytes, *, source: str = "") -> Snapshot:
-    """Parse and validate a snapshot file; raises :class:`CheckpointCorrupt`."""
+    """Parse and validate a snapshot file (version 2 or 1); raises :class:`CheckpointCorrupt`."""
     try:
         body = _unframe(data.removesuffix(b"\n"), "snapshot")
-        _check_format(body, source)
-        generation = _generation(body)
+        version = _check_format(body, source)
+        generation = counter(body, "generation")
+        seq, lineage = _lineage_and_seq(body, version)
         assignments: dict[PodKey, Assignment] = {}
         holders: dict[IPv4Address, PodKey] = {}
-        for entry in _list(body, "assignments"):
-            assignment = _assignment(entry)
+        for entry in list_of(body, "assignments"):
+            assignment = assignment_of(entry)
             if assignment.key in assignments or assignment.address in holders:
-                raise _Invalid(f"{assignment.key} or {assignment.address} appears twice")
+                raise Invalid(f"{assignment.key} or {assignment.address} appears twice")
             assignments[assignment.key] = assignment
             holders[assignment.address] = assignment.key
         cooldowns: dict[IPv4Address, float] = {}
-        for entry in _list(body, "cooldowns"):
-            cooling = _object(entry)
-            address = _address(cooling, "address")
-            if address in cooldowns or address in holders:
-                raise _Invalid(f"cooling address {address} is also listed elsewhere")
-            cooldowns[address] = _time(cooling, "released_at")
-    except _Invalid as invalid:
+        for entry in list_of(body, "cooldowns"):
+            cooling = object_of(entry)
+            cooled = address(cooling, "address")
+            if cooled in cooldowns or cooled in holders:
+                raise Invalid(f"cooling address {cooled} is also listed elsewhere")
+            cooldowns[cooled] = seconds(cooling, "released_at")
+    except Invalid as invalid:
         raise CheckpointCorrupt(str(invalid), source=source) from None
-    return Snapshot(generation, CheckpointState(assignments, cooldowns))
+    state = CheckpointState(assignments, cooldowns)
+    return Snapshot(generation, state, seq, lineage, version)
 
 
 def decode_journal(data: bytes, *, source: str = "") -> Journal:
-    """Parse a journal file, tolerating exactly one torn final line; raises CheckpointCorrupt.
+    """Parse a journal file, setting aside at most one partial final record; raises
+    CheckpointCorrupt for anything else.
 
-    The final line is torn when it has no newline (the append never finished) or fails its
-    checksum or parse (the crash left garbage where it was being written), and holds at most
-    one frame start. Any other bad line is corruption.
+    The final record is *partial* when it has no newline (the append never finished) or holds a
+    NUL byte (a region a file system extended but never wrote; the encoder never writes NUL),
+    and holds at most one frame start. A complete line that fails its checksum or parse is
+    corruption wherever it is, the last line included. Version 2 records must be numbered
+    consecutively from the header's ``seq + 1``.
     """
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     torn = len(tail)
-    if not tail and len(lines) > 1 and not _is_sound_record(lines[-1]):
+    if not tail and len(lines) > 1 and b"\0" in lines[-1]:
         tail = lines.pop()
         torn = len(tail) + 1
     if tail.count(_FRAME_OPEN) > 1:
@@ -283,28 +344,26 @@ def decode_journal(data: bytes, *, source: str = "") -> Journal:
         )
     if not lines:
         raise CheckpointCorrupt("the journal has no complete header line", source=source)
-    try:
-        header = _unframe(lines[0], "header")
-        _check_format(header, source)
-        generation = _generation(header)
-    except _Invalid as invalid:
-        raise CheckpointCorrupt(str(invalid), source=source, line=1) from None
+    header = _header(lines[0], source)
     records: list[Record] = []
     for index, line in enumerate(lines[1:]):
         try:
-            records.append(_record(_unframe(line, "record")))
-        except _Invalid as invalid:
+            body = _unframe(line, "record")
+            if header.version != LEGACY_VERSION:
+                _check_seq(counter(body, "seq"), header.seq + 1 + index)
+            records.append(_record(body))
+        except Invalid as invalid:
             raise CheckpointCorrupt(
                 str(invalid), source=source, line=Journal.line_of(index)
             ) from None
-    return Journal(generation, tuple(records), len(data) - torn, torn)
+    return Journal(header, tuple(records), len(data) - torn, torn)
 
 
 def decode_record(line: bytes) -> Record:
     """One journal line (with or without its newline); raises :class:`CheckpointCorrupt`."""
     try:
         return _record(_unframe(line.removesuffix(b"\n"), "record"))
-    except _Invalid as invalid:
+    except Invalid as invalid:
         raise CheckpointCorrupt(str(invalid)) from None
 
 
@@ -321,12 +380,36 @@ def replay_journal(
     return state
 
 
-def _is_sound_record(line: bytes) -> bool:
+def _header(line: bytes, source: str) -> JournalHeader:
     try:
-        _record(_unframe(line, "record"))
-    except _Invalid:
-        return False
-    return True
+        body = _unframe(line, "header")
+        version = _check_format(body, source)
+        generation = counter(body, "generation")
+        seq, lineage = _lineage_and_seq(body, version)
+        boot = text(body, "boot") if version != LEGACY_VERSION else ""
+    except Invalid as invalid:
+        raise CheckpointCorrupt(str(invalid), source=source, line=1) from None
+    return JournalHeader(generation, lineage, seq, boot, version)
+
+
+def _lineage_and_seq(body: Mapping[str, Any], version: int) -> tuple[int, str]:
+    if version == LEGACY_VERSION:
+        return 0, ""
+    return counter(body, "seq"), text(body, "lineage")
+
+
+def _check_seq(found: int, expected: int) -> None:
+    if found == expected:
+        return
+    if found > expected:
+        raise Invalid(
+            f"sequence number {found} where {expected} was expected: "
+            f"{found - expected} acknowledged record(s) are missing before this line"
+        )
+    raise Invalid(
+        f"sequence number {found} goes back (expected {expected}): a line was repeated, "
+        "moved or copied from another journal"
+    )
 
 
 def _unframe(line: bytes, kind: str) -> dict[str, Any]:
@@ -335,93 +418,39 @@ def _unframe(line: bytes, kind: str) -> dict[str, Any]:
     start = crc_end + len(label)
     framed = line.startswith(_FRAME_OPEN) and line[crc_end:start] == label
     if not framed or not line.endswith(b"}") or len(line) <= start + 1:
-        raise _Invalid(f"not a {FORMAT} {kind} line")
+        raise Invalid(f"not a {FORMAT} {kind} line")
     payload = line[start:-1]
     if line[len(_FRAME_OPEN) : crc_end] != b"%08x" % zlib.crc32(payload):
-        raise _Invalid(f"checksum mismatch (torn or damaged {kind})")
+        raise Invalid(f"checksum mismatch (damaged {kind})")
     try:
         body = json.loads(payload, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:
-        raise _Invalid(f"the {kind} is not valid JSON ({error})") from None
-    return _object(body)
+        raise Invalid(f"the {kind} is not valid JSON ({error})") from None
+    return object_of(body)
 
 
 def _reject_constant(name: str) -> float:
-    raise _Invalid(f"{name} is not a valid time")
+    raise Invalid(f"{name} is not a valid time")
 
 
-def _check_format(body: Mapping[str, Any], source: str) -> None:
+def _check_format(body: Mapping[str, Any], source: str) -> int:
     if body.get("format") != FORMAT:
-        raise _Invalid(f"format is {body.get('format')!r}, expected {FORMAT!r}")
+        raise Invalid(f"format is {body.get('format')!r}, expected {FORMAT!r}")
     version = body.get("version")
-    if version != FORMAT_VERSION:
+    if version not in (FORMAT_VERSION, LEGACY_VERSION) or isinstance(version, bool):
         raise CheckpointCorrupt(
-            f"format version {version!r} is not the version this vpccni reads ({FORMAT_VERSION})",
+            f"format version {version!r} is not a version this vpccni reads "
+            f"({LEGACY_VERSION} or {FORMAT_VERSION})",
             source=source,
             hint="run the vpccni release that wrote it (or a newer one) to read or convert it",
         )
+    return int(version)
 
 
 def _record(body: Mapping[str, Any]) -> Record:
     op = body.get("op")
     if op == "assign":
-        return AssignRecord(_assignment(body))
+        return AssignRecord(assignment_of(body))
     if op == "release":
-        return ReleaseRecord(_key(body), _address(body, "address"), _time(body, "released_at"))
-    raise _Invalid(f"unknown record op {op!r}")
-
-
-def _assignment(entry: object) -> Assignment:
-    body = _object(entry)
-    meta = PodMeta(_str(body, "namespace"), _str(body, "name"))
-    return Assignment(_key(body), _address(body, "address"), meta, _time(body, "assigned_at"))
-
-
-def _key(body: Mapping[str, Any]) -> PodKey:
-    return PodKey(_str(body, "network"), _str(body, "container_id"), _str(body, "ifname"))
-
-
-def _object(value: object) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _Invalid(f"expected a JSON object, found {type(value).__name__}")
-    return value
-
-
-def _list(body: Mapping[str, Any], name: str) -> list[Any]:
-    value = body.get(name)
-    if not isinstance(value, list):
-        raise _Invalid(f"{name!r} must be a list")
-    return value
-
-
-def _str(body: Mapping[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str):
-        raise _Invalid(f"{name!r} must be a string, found {value!r}")
-    return value
-
-
-def _address(body: Mapping[str, Any], name: str) -> IPv4Address:
-    try:
-        return IPv4Address(_str(body, name))
-    except AddressValueError as error:
-        raise _Invalid(f"{name!r}: {error}") from None
-
-
-def _time(body: Mapping[str, Any], name: str) -> float:
-    value = body.get(name)
-    if not isinstance(value, bool) and isinstance(value, int | float):
-        try:
-            seconds = float(value)
-        except OverflowError:
-            seconds = math.inf
-        if math.isfinite(seconds):
-            return seconds
-    raise _Invalid(f"{name!r} must be a finite number of seconds, found {value!r}")
-
-
-def _generation(body: Mapping[str, Any]) -> int:
-    value = body.get("generation")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _Invalid(f"'generation' must be a non-negative integer, found {value!r}")
-    return value
+        return ReleaseRecord(key_of(body), address(body, "address"), seconds(body, "released_at"))
+    raise Invalid(f"unknown record op {op!r}")
