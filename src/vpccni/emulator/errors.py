@@ -2,8 +2,9 @@
 
 An :class:`Ec2Error` is what a real EC2 endpoint would send back: a code such as
 ``AttachmentLimitExceeded``, a message in EC2's words and the HTTP status (400 for client
-errors, 500 for ``InternalError``, 503 for ``RequestLimitExceeded`` and ``Unavailable``). The
-model raises them before changing any state, so a refused call leaves the model as it was.
+errors, 401 for ``AuthFailure``, 500 for ``InternalError``, 503 for ``RequestLimitExceeded`` and
+``Unavailable``). The model raises them before changing any state, so a refused call leaves
+the model as it was.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from vpccni.errors import VpccniError
 
 HTTP_STATUS_BY_CODE = {
+    "AuthFailure": 401,
     "InternalError": 500,
     "RequestLimitExceeded": 503,
     "Unavailable": 503,

@@ -13,12 +13,20 @@ are applied one at a time). Routes:
 
 Configured response latency is slept outside the lock, in the request's own thread. Only
 loopback addresses can be bound.
+
+Bounded: at most ``max_connections`` connections are served at once (one thread each); one more
+is answered 503 ``ServiceUnavailable`` and closed. A request body must arrive whole within
+``read_timeout`` seconds, an idle keep-alive connection is closed after ``idle_timeout``. A
+Content-Length that is not a whole number or is over 8 MiB, a chunked body, a body cut short:
+an AWS-shaped 400 on the EC2 route (JSON on /admin/, text on /imds/), then the connection closes.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import re
+import socket
 import sys
 import threading
 import time
@@ -36,6 +44,20 @@ from vpccni.emulator.service import Emulator
 from vpccni.emulator.statefile import dump_state, write_state_file
 
 MAX_BODY = 8 * 1024 * 1024
+READ_TIMEOUT = 10.0
+IDLE_TIMEOUT = 60.0
+MAX_CONNECTIONS = 128
+CONTENT_LENGTH = re.compile(r"[0-9]+")
+
+
+class RequestError(Exception):
+    """A request refused before routing: EC2's error code and a message saying what to do."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
 
 
 def is_loopback(host: str) -> bool:
@@ -62,6 +84,9 @@ class EmulatorServer(ThreadingHTTPServer):
         clock: EmulatorClock | None = None,
         state_path: Path | None = None,
         verbose: bool = False,
+        read_timeout: float = READ_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         if not is_loopback(host):
             raise EmulatorSetupError(
@@ -75,6 +100,9 @@ class EmulatorServer(ThreadingHTTPServer):
                 "(0 picks a free one)"
             ) from error
         self.emulator = emulator
+        self.read_timeout = read_timeout
+        self.idle_timeout = idle_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
         self.clock = clock or EmulatorClock()
         self.state_path = state_path
         self.verbose = verbose
@@ -128,6 +156,47 @@ class EmulatorServer(ThreadingHTTPServer):
             self._thread.join(timeout=5)
         self.save_state()
 
+    # -- bounded connections -------------------------------------------------------------------
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection in a thread of its own, or refuse it when all slots are taken."""
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """503 ServiceUnavailable (botocore retries it) and close; bounded to about 0.6 s."""
+        body = wire.encode_error(
+            "ServiceUnavailable",
+            "The emulator is serving its maximum number of connections; retry shortly, or close "
+            "idle connections.",
+            str(uuid.uuid4()),
+        )
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/xml;charset=UTF-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        try:
+            sock.settimeout(0.5)
+            sock.sendall(head.encode() + body)
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(0.1)
+            sock.recv(65536)  # drain what the client sent, so closing does not reset the answer
+        except OSError:
+            pass
+        self.shutdown_request(sock)
+
     def _autosave(self, interval: float) -> None:
         while not self._stopped.wait(interval):
             try:
@@ -140,6 +209,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: EmulatorServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.idle_timeout)
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
@@ -157,42 +230,107 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("PUT")
 
     def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        route = "imds" if url.path.startswith("/imds/") else "ec2"
+        route = "admin" if url.path.startswith("/admin/") else route
         try:
-            url = urlsplit(self.path)
             body = self._body()
-            if url.path.startswith("/imds/"):
+            if route == "imds":
                 self._imds(method, url.path)
-            elif url.path.startswith("/admin/"):
+            elif route == "admin":
                 self._admin(method, url.path, body)
             else:
                 form = body.decode("utf-8", "replace") if method == "POST" else url.query
-                self._ec2(form)
+                self._ec2(form, url.query)
+        except RequestError as error:
+            self.close_connection = True
+            self._refused(route, error)
         except Exception as error:
             traceback.print_exc(file=sys.stderr)
-            self._send(500, f"emulator bug: {type(error).__name__}: {error}".encode(), "text/plain")
+            self.close_connection = True
+            bug = RequestError("InternalError", f"emulator bug: {type(error).__name__}: {error}")
+            self._refused(route, bug, 500)
+
+    def _refused(self, route: str, error: RequestError, status: int | None = None) -> None:
+        status = status or error.status
+        if route == "ec2":
+            body = wire.encode_error(error.code, error.message, str(uuid.uuid4()))
+            self._send(status, body, "text/xml;charset=UTF-8")
+        elif route == "admin":
+            self._send(status, json.dumps({"error": error.message}).encode(), "application/json")
+        else:
+            self._send(status, error.message.encode(), "text/plain")
 
     def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            raise ValueError(f"request body of {length} bytes is too large")
-        return self.rfile.read(length) if length else b""
+        """The request body, read whole within the server's ``read_timeout``."""
+        if self.headers.get("Transfer-Encoding"):
+            raise RequestError(
+                "InvalidRequest",
+                "Transfer-Encoding is not supported: send the body with a Content-Length.",
+            )
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not CONTENT_LENGTH.fullmatch(text):
+            shown = text if len(text) <= 20 else text[:20] + "..."
+            raise RequestError(
+                "MalformedQueryString",
+                f"Content-Length {shown!r} is not a whole number of bytes; send the body's length.",
+            )
+        if len(text) > 10 or int(text) > MAX_BODY:
+            raise RequestError(
+                "InvalidRequest",
+                f"Content-Length {text[:20]} is over the emulator's limit of {MAX_BODY} bytes; "
+                "send a smaller request (EC2 requests are a few KiB).",
+            )
+        return self._read(int(text))
+
+    def _read(self, length: int) -> bytes:
+        deadline = time.monotonic() + self.server.read_timeout
+        chunks: list[bytes] = []
+        remaining = length
+        try:
+            while remaining > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(min(remaining, 65536))
+                if not chunk:
+                    raise RequestError(
+                        "IncompleteBody", f"The connection closed {remaining} bytes short."
+                    )
+                chunks.append(chunk)
+                remaining -= len(chunk)
+        except TimeoutError as error:
+            raise RequestError(
+                "RequestTimeout",
+                f"Only {length - remaining} of the {length} bytes of the body (Content-Length) "
+                f"arrived within {self.server.read_timeout:g} s; send the whole body at once.",
+            ) from error
+        finally:
+            self.connection.settimeout(self.server.idle_timeout)
+        return b"".join(chunks)
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
     # -- EC2 ----------------------------------------------------------------------------------
 
-    def _ec2(self, query: str) -> None:
+    def _ec2(self, query: str, url_query: str) -> None:
         fields = parse_qs(query, keep_blank_values=True)
         form = {key: values[-1] for key, values in fields.items()}
         action = form.get("Action", "")
         request_id = str(uuid.uuid4())
         emulator = self.server.emulator
         try:
+            presigned = parse_qs(url_query).get("X-Amz-Credential", [None])[-1]
+            credential = form.get("X-Amz-Credential") or presigned
+            emulator.check_region(wire.signed_region(self.headers.get("Authorization"), credential))
             if not action:
                 raise Ec2Error("MissingAction", "The request must contain the parameter Action")
             params = wire.decode_request(action, form)
@@ -220,7 +358,8 @@ class _Handler(BaseHTTPRequestHandler):
             now = self.server.clock.now()
             if method == "PUT" and tail == "/latest/api/token":
                 ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
-                answer = emulator.imds_token(instance_id, ttl, now)
+                forwarded = self.headers.get("X-Forwarded-For") is not None
+                answer = emulator.imds_token(instance_id, ttl, now, forwarded=forwarded)
             elif method == "GET" and (tail.startswith("/latest/") or tail == "/latest"):
                 token = self.headers.get("X-aws-ec2-metadata-token")
                 answer = emulator.imds_get(instance_id, tail[len("/latest") :], token, now)

@@ -111,13 +111,35 @@ class Emulator:
             self.model.forget_before(now - self._knobs.history_seconds - 1.0)
         return result
 
+    def check_region(self, region: str | None) -> None:
+        """Refuse a request signed for a region this emulator does not serve.
+
+        EC2 answers a credential it cannot validate with ``AuthFailure`` (HTTP 401); the message
+        is SigV4's for a credential scoped to the wrong region. Unsigned requests are served.
+        """
+        if region is not None and region != self.region:
+            raise Ec2Error(
+                "AuthFailure",
+                f"Credential should be scoped to a valid region, not '{region}'. This emulator "
+                f"serves {self.region} only: use region {self.region} in the client (region_name "
+                f"or AWS_REGION), or start the emulator with --region {region}.",
+            )
+
     def bucket_levels(self, now: float) -> dict[str, float]:
         return self._limiter.levels(now)
 
     # -- IMDS ---------------------------------------------------------------------------------
 
-    def imds_token(self, instance_id: str, ttl_header: str | None, now: float) -> ImdsAnswer:
-        """PUT /latest/api/token: a token for this node valid ``ttl`` seconds."""
+    def imds_token(
+        self, instance_id: str, ttl_header: str | None, now: float, *, forwarded: bool = False
+    ) -> ImdsAnswer:
+        """PUT /latest/api/token: a token for this node valid ``ttl`` seconds.
+
+        ``forwarded``: the PUT carried ``X-Forwarded-For``; IMDS issues no token to a request
+        that came through a proxy and answers 403 Forbidden.
+        """
+        if forwarded:
+            return ImdsAnswer(403, "Forbidden")
         if ttl_header is None:
             return ImdsAnswer(400, "Missing X-aws-ec2-metadata-token-ttl-seconds header")
         try:

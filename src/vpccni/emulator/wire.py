@@ -11,6 +11,7 @@ children on output). So whatever boto3 sends decodes, and whatever we send boto3
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -22,6 +23,9 @@ from vpccni.emulator.errors import Ec2Error
 
 NAMESPACE = "http://ec2.amazonaws.com/doc/2016-11-15/"
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+MAX_LIST_INDEX = 999_999_999
+LIST_INDEX = re.compile(r"[1-9][0-9]{0,8}")
+SIGNED_REGION = re.compile(r"Credential=[^/,\s]*/[0-9]{8}/([^/,\s]+)/")
 
 
 @cache
@@ -66,18 +70,30 @@ def _decode(shape: Any, form: Mapping[str, str], key: str) -> Any:
             return None
         return _decode_structure(shape, form, key)
     if kind == "list":
-        indices = set()
-        for name in form:
-            if name.startswith(key + "."):
-                head = name[len(key) + 1 :].split(".", 1)[0]
-                if head.isdigit():
-                    indices.add(int(head))
+        indices = {
+            _list_index(name, name[len(key) + 1 :].split(".", 1)[0])
+            for name in form
+            if name.startswith(key + ".")
+        }
         if not indices:
             return None
         return [_decode(shape.member, form, f"{key}.{index}") for index in sorted(indices)]
     if key not in form:
         return None
     return _scalar(kind, form[key], key)
+
+
+def _list_index(name: str, head: str) -> int:
+    """The N of ``List.N...``: ASCII digits, 1 to MAX_LIST_INDEX; anything else is refused."""
+    if not LIST_INDEX.fullmatch(head):
+        shown = head if len(head) <= 20 else head[:20] + "..."
+        shown_name = name if len(name) <= 60 else name[:60] + "..."
+        raise Ec2Error(
+            "InvalidParameterValue",
+            f"The parameter {shown_name} is invalid: its list index '{shown}' is not a whole "
+            f"number from 1 to {MAX_LIST_INDEX}. Number list members Name.1, Name.2, ...",
+        )
+    return int(head)
 
 
 def _decode_structure(shape: Any, form: Mapping[str, str], prefix: str) -> dict[str, Any] | None:
@@ -97,8 +113,9 @@ def _scalar(kind: str, text: str, key: str) -> Any:
         if kind in ("float", "double"):
             return float(text)
     except ValueError as error:
+        shown = text if len(text) <= 40 else text[:40] + "..."
         raise Ec2Error(
-            "InvalidParameterValue", f"Value ({text}) for parameter {key} is invalid."
+            "InvalidParameterValue", f"Value ({shown}) for parameter {key} is invalid."
         ) from error
     if kind == "boolean":
         if text.lower() not in ("true", "false"):
@@ -107,6 +124,21 @@ def _scalar(kind: str, text: str, key: str) -> Any:
             )
         return text.lower() == "true"
     return text
+
+
+def signed_region(authorization: str | None, credential: str | None) -> str | None:
+    """The region a SigV4 request was signed for: from the ``Authorization`` header's
+    ``Credential=KEY/DATE/REGION/SERVICE/aws4_request`` or a presigned ``X-Amz-Credential``;
+    None for an unsigned request."""
+    if authorization:
+        match = SIGNED_REGION.search(authorization)
+        if match:
+            return match.group(1)
+    if credential:
+        parts = credential.split("/")
+        if len(parts) >= 3:
+            return parts[2]
+    return None
 
 
 # -- output -----------------------------------------------------------------------------------
