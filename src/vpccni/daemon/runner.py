@@ -27,6 +27,7 @@ from vpccni.adapters.emulator_time import RemoteEmulatorClock
 from vpccni.adapters.host_network import NetlinkHostNetwork
 from vpccni.adapters.imds_http import ImdsV2
 from vpccni.adapters.instance_data import load_instance_table
+from vpccni.adapters.node_lock import lock_node
 from vpccni.adapters.pod_network import NetlinkPodNetwork
 from vpccni.adapters.prometheus_metrics import PrometheusMetrics
 from vpccni.cloud.guarded_ec2 import GuardedEc2
@@ -48,6 +49,7 @@ log = logging.getLogger("vpccni.ipamd")
 def run_daemon(settings: Settings) -> int:
     """Start, serve until signalled, stop cleanly; returns the exit code."""
     cloud, options = settings.cloud, settings.daemon
+    lock_node(options.checkpoint_dir, options.socket_path)  # held until the process exits
     imds = ImdsV2(cloud.imds_endpoint, timeout_seconds=cloud.http_timeout)
     identity = imds.identity()
     endpoint = cloud.ec2(identity.region)
