@@ -114,6 +114,19 @@ def test_check_and_gc(node: Any) -> None:
     assert [p["container_id"] for p in node.introspect("/v1/pods")] == ["keep"]
 
 
+def _add_request(
+    container: str, ifname: str = "eth0", network: str = "aws-cni", args: str = ""
+) -> bytes:
+    request = {
+        "version": 1,
+        "op": "add",
+        "cni": {"container_id": container, "ifname": ifname, "netns": "/proc/self/ns/net"},
+        "config": {"name": network},
+    }
+    request["cni"]["args"] = args  # type: ignore[index]
+    return json.dumps(request).encode() + b"\n"
+
+
 @pytest.mark.parametrize(
     ("payload", "code", "message"),
     [
@@ -135,6 +148,19 @@ def test_check_and_gc(node: Any) -> None:
             "does not exist",
         ),
         (b"{" + b" " * (1024 * 1024 + 10) + b"}\n", 101, "larger than 1 MiB"),
+        (b"[" * 100_000 + b"\n", 101, "nested too deeply"),
+        (b'{"a": ' * 50_000 + b"\n", 101, "nested too deeply"),
+        (b'{"version": 1, "op": "status", "n": ' + b"7" * 5000 + b"}\n", 101, "5000 digits"),
+        (b'{"version": 1, "op": "status", "n": 1e999}\n', 101, "out of range"),
+        (b'{"version": 1, "op": "status", "n": NaN}\n', 101, "NaN is not JSON"),
+        (b'{"version": true, "op": "status"}\n', 100, "version True"),
+        (b'{"version": 1.0, "op": "status"}\n', 100, "version 1.0"),
+        (_add_request("x" * 300_000), 4, "CNI_CONTAINERID is longer than 200 bytes"),
+        (_add_request("../../etc"), 4, "CNI_CONTAINERID must be letters, digits"),
+        (_add_request("-leading-dash"), 4, "CNI_CONTAINERID must be letters, digits"),
+        (_add_request("ok", ifname="e" * 16), 4, "CNI_IFNAME is longer than 15 bytes"),
+        (_add_request("ok", network="a/b"), 7, "invalid network name"),
+        (_add_request("ok", args="K8S_POD_NAME=" + "p" * 300), 4, "K8S_POD_NAME"),
     ],
 )
 def test_bad_requests_get_structured_errors(
@@ -167,9 +193,9 @@ def test_an_empty_pool_says_try_again_later(make_node: Any) -> None:
     assert any(not r["ok"] and r["error"]["code"] == 11 for r in quick[1:])
     granted = [add_retrying(node, f"p{i}", 5) for i in range(8)]
     assert all(r["ok"] for r in granted[:7])  # one ENI (MAX_ENI=1) holds 9 secondary IPs
-    refused = add_retrying(node, "one-too-many", 2)
-    assert refused["error"]["code"] == 11
-    assert "no IP address available" in refused["error"]["msg"]
+    refused = node.add("one-too-many")  # MAX_ENI=1 is full: no retry helps (docs/plugin-api.md)
+    assert refused["error"]["code"] == 110
+    assert refused["error"]["msg"].startswith("MAX_ENI reached: 1 of 1 ENIs"), refused
     reasons = node.introspect("/v1/explain")["reasons"]
     assert any("max ENI limit reached" in r for r in reasons), reasons
 

@@ -1,9 +1,12 @@
 """The plugin API server: version-1 JSON over a Unix socket (``docs/plugin-api.md``).
 
 ``handle_request`` turns one decoded request into one reply (pure apart from the service it
-calls and the netns existence check); ``RpcServer`` frames requests on a ``0600`` Unix socket,
-one per connection, and always answers - malformed, oversized or slow requests get a structured
-error before the connection closes.
+calls and the netns existence check); :class:`PluginApi` decodes the request line strictly
+(bounded integers and nesting, no NaN) and always answers; ``RpcServer`` serves it on a
+``0600`` Unix socket through a bounded :class:`~vpccni.daemon.listeners.Listener`: at most
+``MAX_CONNECTIONS`` open connections (beyond: 11 "busy"), ``WORKERS`` threads, a whole-request
+deadline of ``REQUEST_SECONDS`` and 1 MiB per request - each refusal is a structured error.
+Container ids, interface and network names are checked with the CNI plugin's own rules.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import json
 import logging
 import os
 import socket
-import socketserver
 import struct
 import time
 from collections.abc import Callable
@@ -23,15 +25,22 @@ from typing import Any
 
 from vpccni.core.datastore import NoAvailableAddress
 from vpccni.core.model import PodKey, PodMeta
+from vpccni.core.no_address import NoAddress
 from vpccni.daemon.datapath import Datapath
+from vpccni.daemon.listeners import Limits, Listener, unix_listener
 from vpccni.daemon.service import IpamService
 from vpccni.errors import VpccniError
+from vpccni.plugin.cni import MAX_NETWORK_NAME, is_cni_name, why_invalid_variable
 
 log = logging.getLogger("vpccni.ipamd")
 
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 1024 * 1024
-READ_TIMEOUT_SECONDS = 10.0
+REQUEST_SECONDS = 10.0  # the whole request, however it trickles in
+MAX_CONNECTIONS = 128
+WORKERS = 8
+MAX_INTEGER_DIGITS = 20  # a 64-bit integer; no field of the protocol needs more
+MAX_POD_NAME = 253  # a Kubernetes object name (namespaces: 63)
 GATEWAY = "169.254.1.1"
 OPS = ("add", "del", "check", "gc", "status")
 
@@ -43,6 +52,8 @@ CODE_BAD_VERSION = 100
 CODE_MALFORMED = 101
 CODE_CHECK_FAILED = 102
 CODE_INTERNAL = 103
+CODE_NO_ADDRESS_NEEDS_CHANGE = 110
+"""ADD: no address, and none comes without a change (node full, MAX_ENI, max pods, IAM)."""
 
 
 class RpcError(Exception):
@@ -62,7 +73,8 @@ class RpcHooks:
     ready: Callable[[], bool] = lambda: True
     on_add: Callable[[float, bool], None] = lambda seconds, ok: None
     on_del: Callable[[], None] = lambda: None
-    on_no_address: Callable[[], None] = lambda: None
+    on_no_address: Callable[[str], None] = lambda reason: None
+    why_no_address: Callable[[], NoAddress | None] = lambda: None
     waiting: set[PodKey] = field(default_factory=set)
     datapath: Datapath | None = None
 
@@ -82,11 +94,12 @@ def handle_request(
         if not isinstance(request, dict):
             raise RpcError(CODE_MALFORMED, "request is not a JSON object")
         version = request.get("version")
-        if version != PROTOCOL_VERSION:
+        if type(version) is not int or version != PROTOCOL_VERSION:
             raise RpcError(
                 CODE_BAD_VERSION,
                 f"unsupported plugin API version {version!r}",
-                f"this daemon speaks version {PROTOCOL_VERSION}; install the matching vpccni-cni",
+                f"this daemon speaks version {PROTOCOL_VERSION} (the JSON integer); install the "
+                "matching vpccni-cni",
             )
         op = request.get("op")
         if op not in OPS:
@@ -124,9 +137,16 @@ def _dispatch(
     network = config.get("name")
     if not isinstance(network, str) or not network:
         raise RpcError(CODE_INVALID_CONFIG, "network configuration has no name")
+    if len(network) > MAX_NETWORK_NAME or not is_cni_name(network):
+        raise RpcError(
+            CODE_INVALID_CONFIG,
+            f"invalid network name {network[:80]!r}",
+            "letters, digits, '_', '.', '-' starting with a letter or digit, at most "
+            f"{MAX_NETWORK_NAME} characters (the CNI spec's rule)",
+        )
     if op == "gc":
         return _gc(network, config, service)
-    key = PodKey(network, _text(cni, "container_id"), _text(cni, "ifname"))
+    key = PodKey(network, _cni_value(cni, "container_id"), _cni_value(cni, "ifname"))
     if op == "del":
         hooks.on_del()
         hooks.waiting.discard(key)
@@ -189,11 +209,12 @@ def _add(
     started = time.monotonic()
     try:
         outcome = service.add(key, meta)
-    except NoAvailableAddress as error:
+    except NoAvailableAddress:
         hooks.waiting.add(key)
-        hooks.on_no_address()
+        cause = hooks.why_no_address()
+        hooks.on_no_address(cause.reason if cause is not None else "growing")
         hooks.on_add(time.monotonic() - started, False)
-        raise RpcError(CODE_TRY_AGAIN, "no IP address available yet", str(error)) from None
+        raise no_address_error(cause) from None
     hooks.waiting.discard(key)
     address = outcome.assignment.address
     ip: dict[str, Any] = {"address": f"{address}/32", "gateway": GATEWAY}
@@ -219,6 +240,15 @@ def _add(
         "routes": [{"dst": "0.0.0.0/0", "gw": GATEWAY}],
         "dns": {},
     }
+
+
+def no_address_error(cause: NoAddress | None) -> RpcError:
+    """The ADD error for a pod that got no address: the cause's sentence, what to do, and code
+    11 (try again later) when a retry can succeed, else 110 (a change is needed)."""
+    if cause is None:  # the pool grew between the refusal and the look at why
+        return RpcError(CODE_TRY_AGAIN, "no IP address available yet", "retry now")
+    code = CODE_TRY_AGAIN if cause.retryable else CODE_NO_ADDRESS_NEEDS_CHANGE
+    return RpcError(code, cause.message, cause.action)
 
 
 def delete_pod(
@@ -313,7 +343,14 @@ def _meta(args: Any) -> PodMeta:
         for pair in args.split(";"):
             name, _, value = pair.partition("=")
             values[name.strip()] = value.strip()
-    return PodMeta(values.get("K8S_POD_NAMESPACE", ""), values.get("K8S_POD_NAME", ""))
+    meta = PodMeta(values.get("K8S_POD_NAMESPACE", ""), values.get("K8S_POD_NAME", ""))
+    if len(meta.namespace) > MAX_POD_NAME or len(meta.name) > MAX_POD_NAME:
+        raise RpcError(
+            CODE_INVALID_ENV,
+            "K8S_POD_NAMESPACE or K8S_POD_NAME in CNI_ARGS is too long",
+            f"Kubernetes names have at most {MAX_POD_NAME} characters",
+        )
+    return meta
 
 
 def _object(value: Any, name: str) -> dict[str, Any]:
@@ -322,80 +359,120 @@ def _object(value: Any, name: str) -> dict[str, Any]:
     return value
 
 
-def _text(cni: dict[str, Any], name: str) -> str:
+_VARIABLES = {"container_id": "CNI_CONTAINERID", "ifname": "CNI_IFNAME"}
+
+
+def _cni_value(cni: dict[str, Any], name: str) -> str:
+    """A pod key part, checked as the CNI spec (and the plugin) define it; it is journaled."""
     value = cni.get(name)
     if not isinstance(value, str) or not value:
         raise RpcError(CODE_INVALID_ENV, f"CNI argument {name} is missing or empty")
+    why = why_invalid_variable(_VARIABLES[name], value)
+    if why:
+        raise RpcError(CODE_INVALID_ENV, f"{_VARIABLES[name]} {why}", repr(value[:80]))
     return value
 
 
-class _Handler(socketserver.StreamRequestHandler):
-    server: RpcServer
-
-    def handle(self) -> None:
-        self.connection.settimeout(READ_TIMEOUT_SECONDS)
-        try:
-            line = self.rfile.readline(MAX_REQUEST_BYTES + 1)
-        except TimeoutError:
-            self._reply(error_reply(RpcError(CODE_MALFORMED, "request not received within 10 s")))
-            return
-        except OSError:
-            return
-        if len(line) > MAX_REQUEST_BYTES:
-            reply = error_reply(RpcError(CODE_MALFORMED, "request larger than 1 MiB"))
-        else:
-            try:
-                request = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                reply = error_reply(RpcError(CODE_MALFORMED, f"request is not JSON: {error}"))
-            else:
-                reply = handle_request(
-                    request, self.server.service, self.server.hooks, self._peer_pid()
-                )
-        self._reply(reply)
-
-    def _peer_pid(self) -> int | None:
-        try:
-            raw = self.connection.getsockopt(
-                socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")
-            )
-        except OSError:
-            return None
-        pid = int(struct.unpack("3i", raw)[0])
-        return pid if pid > 0 else None
-
-    def _reply(self, reply: dict[str, Any]) -> None:
-        try:
-            self.wfile.write(json.dumps(reply).encode() + b"\n")
-            self.wfile.flush()
-        except OSError:
-            pass  # the peer went away
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise ValueError(
+            f"an integer of {len(text.lstrip('-'))} digits (at most {MAX_INTEGER_DIGITS})"
+        )
+    return int(text)
 
 
-class RpcServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    """The plugin API on a Unix socket, one thread per connection."""
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0:
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
 
-    daemon_threads = True
-    request_queue_size = 1024  # a burst of pods must queue, not be refused (default 5)
 
-    def __init__(self, path: Path, service: IpamService, hooks: RpcHooks) -> None:
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_request(line: bytes) -> Any:
+    """Strict JSON: bounded integers, finite numbers, nesting within the parser's limit."""
+    try:
+        return json.loads(
+            line,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+            parse_constant=_no_constant,
+        )
+    except RecursionError:
+        raise RpcError(CODE_MALFORMED, "request is not JSON: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        raise RpcError(CODE_MALFORMED, f"request is not JSON: {str(error)[:200]}") from None
+
+
+def peer_pid(connection: socket.socket) -> int | None:
+    """The connecting process (SO_PEERCRED), to find the pod's netns as the plugin sees it."""
+    try:
+        raw = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    pid = int(struct.unpack("3i", raw)[0])
+    return pid if pid > 0 else None
+
+
+def _line(reply: dict[str, Any]) -> bytes:
+    return json.dumps(reply).encode() + b"\n"
+
+
+class PluginApi:
+    """The plugin API as a listener exchange: one JSON line in, one JSON line out."""
+
+    def __init__(self, service: IpamService, hooks: RpcHooks) -> None:
         self.service = service
         self.hooks = hooks
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_socket():
-            path.unlink()
-        old_umask = os.umask(0o177)
-        try:
-            super().__init__(str(path), _Handler)
-        finally:
-            os.umask(old_umask)
-        os.chmod(path, 0o600)
 
-    def server_close(self) -> None:
-        super().server_close()
-        if self.path.is_socket():
-            self.path.unlink()
+    def request_end(self, buffer: bytes) -> int | None:
+        end = buffer.find(b"\n")
+        return None if end < 0 else end + 1
+
+    def reply(self, request: bytes, connection: socket.socket) -> bytes:
+        try:
+            decoded = decode_request(request)
+        except RpcError as error:
+            return _line(error_reply(error))
+        return _line(handle_request(decoded, self.service, self.hooks, peer_pid(connection)))
+
+    def too_large(self) -> bytes:
+        return _line(error_reply(RpcError(CODE_MALFORMED, "request larger than 1 MiB")))
+
+    def too_slow(self) -> bytes:
+        return _line(
+            error_reply(
+                RpcError(CODE_MALFORMED, f"request not received within {REQUEST_SECONDS:g} s")
+            )
+        )
+
+    def busy(self, open_connections: int) -> bytes:
+        return _line(
+            error_reply(
+                RpcError(
+                    CODE_TRY_AGAIN,
+                    "ipamd is busy: too many plugin connections open",
+                    f"{open_connections} connections are being served; try again shortly",
+                )
+            )
+        )
+
+
+class RpcServer(Listener):
+    """The plugin API on a ``0600`` Unix socket, bounded (see the module text)."""
+
+    def __init__(self, path: Path, service: IpamService, hooks: RpcHooks) -> None:
+        self.path = path
+        super().__init__(
+            unix_listener(path),
+            PluginApi(service, hooks),
+            Limits(MAX_REQUEST_BYTES, REQUEST_SECONDS, MAX_CONNECTIONS, WORKERS),
+            "plugin-api",
+            unix_path=path,
+        )
 
 
 def call(path: Path, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:

@@ -56,6 +56,7 @@ VARIABLES = (
     ("CNI_ARGS", "args", 65536),
     ("CNI_PATH", "path", 65536),
 )
+MAX_NETWORK_NAME = 253
 REQUIRED = {
     "ADD": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
     "CHECK": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
@@ -267,7 +268,7 @@ def bad_path(value: object, limit: int) -> str:
 def check_config(command: str, config: dict[str, Any]) -> None:
     """The keys this plugin relies on; the daemon checks the rest."""
     name = config.get("name")
-    if not isinstance(name, str) or not 0 < len(name) <= 253 or not is_cni_name(name):
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NETWORK_NAME or not is_cni_name(name):
         raise CniError(
             INVALID_CONFIG,
             f"invalid network name {_shown(name)}",
@@ -321,6 +322,15 @@ def _bad_variable(name: str, value: str, limit: int) -> str:
             if pair and (not key or not equals or "=" in rest):
                 return f"has {_shown(pair, 40)}, not KEY=VALUE"
     return ""
+
+
+def why_invalid_variable(name: str, value: str) -> str:
+    """Why ``value`` is unacceptable for the CNI_* variable ``name`` ('' when it is fine).
+
+    The one rule for container ids and interface names; the daemon checks requests with it too.
+    """
+    limit = next(limit for variable, _, limit in VARIABLES if variable == name)
+    return _bad_variable(name, value, limit)
 
 
 def read_variables(command: str, environ: Mapping[str, str], call: Call) -> None:
