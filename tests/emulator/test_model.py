@@ -170,11 +170,13 @@ def test_terminate_deletes_enis_marked_delete_on_termination(model: Ec2Model) ->
 
 def test_unknown_ids_give_ec2_not_found_codes(model: Ec2Model) -> None:
     setup(model)
+    unknown = "0123456789abcdef0"
     cases = [
-        (lambda: model.create_eni(1, "subnet-nope"), "InvalidSubnetID.NotFound"),
-        (lambda: model.delete_eni(1, "eni-nope"), "InvalidNetworkInterfaceID.NotFound"),
-        (lambda: model.detach_eni(1, "eni-attach-nope"), "InvalidAttachmentID.NotFound"),
-        (lambda: model.terminate_instances(1, ["i-nope"]), "InvalidInstanceID.NotFound"),
+        (lambda: model.create_eni(1, f"subnet-{unknown}"), "InvalidSubnetID.NotFound"),
+        (lambda: model.delete_eni(1, f"eni-{unknown}"), "InvalidNetworkInterfaceID.NotFound"),
+        (lambda: model.detach_eni(1, f"eni-attach-{unknown}"), "InvalidAttachmentID.NotFound"),
+        (lambda: model.terminate_instances(1, [f"i-{unknown}"]), "InvalidInstanceID.NotFound"),
+        (lambda: model.delete_eni(1, "eni-nope"), "InvalidNetworkInterfaceID.Malformed"),
     ]
     for call, code in cases:
         with pytest.raises(Ec2Error) as error:

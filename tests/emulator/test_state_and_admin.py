@@ -41,13 +41,15 @@ def busy_emulator(table: InstanceTable) -> Emulator:
         {
             "SubnetId": ids["s"],
             "SecondaryPrivateIpAddressCount": 2,
-            "Ipv4PrefixCount": 1,
             "TagSpecifications": [
                 {"ResourceType": "network-interface", "Tags": [{"Key": "k", "Value": "v"}]}
             ],
         },
         101.0,
     )["NetworkInterface"]["NetworkInterfaceId"]
+    emulator.call(
+        "AssignPrivateIpAddresses", {"NetworkInterfaceId": eni, "Ipv4PrefixCount": 1}, 101.0
+    )
     emulator.call(
         "AttachNetworkInterface",
         {"NetworkInterfaceId": eni, "InstanceId": ids["n"], "DeviceIndex": 1},

@@ -1,9 +1,10 @@
 """EC2's API request limits (token buckets per API category) and the bucket arithmetic.
 
 Figures from AWS's "Request throttling for the Amazon EC2 API": each API draws from a bucket of
-``size`` tokens refilled at ``refill`` tokens per second. The emulator answers
-``RequestLimitExceeded`` from these buckets; the daemon keeps its own calls inside them, so the
-node never throttles itself. Pure: the caller passes ``now``.
+``size`` tokens refilled at ``refill`` tokens per second. RunInstances and TerminateInstances
+also draw one *resource* token per instance from a second bucket (:data:`RESOURCE_BUCKETS`).
+The emulator answers ``RequestLimitExceeded`` from these buckets; the daemon keeps its own calls
+inside them, so the node never throttles itself. Pure: the caller passes ``now``.
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ ACTION_BUCKETS: dict[str, BucketSpec] = {
     "DeleteTags": BucketSpec(100, 10),
     "AttachNetworkInterface": MUTATING,
     "DetachNetworkInterface": MUTATING,
-    "RunInstances": MUTATING,
-    "TerminateInstances": MUTATING,
+    "RunInstances": BucketSpec(5, 2),
+    "TerminateInstances": BucketSpec(100, 5),
     "CreateSubnetCidrReservation": BucketSpec(5, 1),
+}
+RESOURCE_BUCKETS: dict[str, BucketSpec] = {
+    "RunInstances": BucketSpec(1000, 2),
+    "TerminateInstances": BucketSpec(1000, 20),
 }
 
 

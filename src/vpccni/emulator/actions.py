@@ -18,7 +18,7 @@ from vpccni.emulator.filters import paginate, select
 from vpccni.emulator.interfaces import combination
 from vpccni.emulator.model import Ec2Model
 from vpccni.emulator.network import LaunchRequest
-from vpccni.emulator.records import ACCOUNT_ID, Tags
+from vpccni.emulator.records import ACCOUNT_ID, Tags, check_tags, merge_tags
 from vpccni.emulator.views import (
     group_fields,
     group_list,
@@ -87,11 +87,13 @@ def required(params: Params, name: str) -> Any:
 
 
 def tags_for(params: Params, resource_type: str) -> Tags:
+    """The TagSpecifications tags for ``resource_type``, held to CreateTags' rules."""
     tags: list[tuple[str, str]] = []
     for spec in params.get("TagSpecifications", []):
         if spec.get("ResourceType") == resource_type:
-            tags += [(tag["Key"], tag.get("Value", "")) for tag in spec.get("Tags", [])]
-    return tuple(tags)
+            tags += [(tag.get("Key", ""), tag.get("Value", "")) for tag in spec.get("Tags", [])]
+    check_tags(tags)
+    return merge_tags((), tags)
 
 
 def check_ids_with_pages(params: Params, ids_name: str) -> None:
@@ -314,12 +316,15 @@ def describe_instance_types(model: Ec2Model, p: Params, now: float) -> Result:
 @action("CreateTags")
 def create_tags(model: Ec2Model, p: Params, now: float) -> Result:
     tags: Sequence[Mapping[str, str]] = required(p, "Tags")
-    model.create_tags(now, required(p, "Resources"), [(t["Key"], t.get("Value", "")) for t in tags])
+    pairs = [(t.get("Key", ""), t.get("Value", "")) for t in tags]
+    model.create_tags(now, required(p, "Resources"), pairs)
     return {}
 
 
 @action("DeleteTags")
 def delete_tags(model: Ec2Model, p: Params, now: float) -> Result:
     tags = p.get("Tags") or []
-    model.delete_tags(now, required(p, "Resources"), [(t["Key"], t.get("Value")) for t in tags])
+    model.delete_tags(
+        now, required(p, "Resources"), [(t.get("Key", ""), t.get("Value")) for t in tags]
+    )
     return {}

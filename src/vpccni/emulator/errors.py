@@ -9,6 +9,8 @@ the model as it was.
 
 from __future__ import annotations
 
+import re
+
 from vpccni.errors import VpccniError
 
 HTTP_STATUS_BY_CODE = {
@@ -49,6 +51,24 @@ def missing_parameter(name: str) -> Ec2Error:
     return Ec2Error("MissingParameter", f"The request must contain the parameter {name}")
 
 
+ID_PREFIX = {
+    "vpc": "vpc",
+    "subnet": "subnet",
+    "group": "sg",
+    "instance": "i",
+    "reservation": "r",
+    "eni": "eni",
+    "attachment": "eni-attach",
+}
+ID_SUFFIX = re.compile(r"[0-9a-f]{8}|[0-9a-f]{17}")
+MALFORMED_CODES = {
+    "vpc": "InvalidVpcID.Malformed",
+    "subnet": "InvalidSubnetID.Malformed",
+    "instance": "InvalidInstanceID.Malformed",
+    "eni": "InvalidNetworkInterfaceID.Malformed",
+    "attachment": "InvalidNetworkInterfaceAttachmentId.Malformed",
+    "group": "InvalidGroupId.Malformed",
+}
 NOT_FOUND_CODES = {
     "vpc": ("InvalidVpcID.NotFound", "The vpc ID '{}' does not exist"),
     "subnet": ("InvalidSubnetID.NotFound", "The subnet ID '{}' does not exist"),
@@ -65,7 +85,25 @@ NOT_FOUND_CODES = {
 }
 
 
+def well_formed(kind: str, resource_id: str) -> bool:
+    """``resource_id`` has EC2's shape for ``kind``: its prefix, a dash, 8 or 17 hex digits."""
+    prefix = ID_PREFIX[kind] + "-"
+    return resource_id.startswith(prefix) and bool(ID_SUFFIX.fullmatch(resource_id[len(prefix) :]))
+
+
 def not_found(kind: str, resource_id: str) -> Ec2Error:
-    """The ``Invalid<Kind>ID.NotFound`` error EC2 gives for an unknown id of ``kind``."""
+    """EC2's error for an id of ``kind`` that names nothing: ``Invalid<Kind>ID.Malformed`` when
+    it does not even have an id's shape, else ``Invalid<Kind>ID.NotFound``."""
+    if not well_formed(kind, resource_id):
+        shown = resource_id if len(resource_id) <= 40 else resource_id[:40] + "..."
+        return Ec2Error(
+            MALFORMED_CODES[kind], f'Invalid id: "{shown}" (expecting "{ID_PREFIX[kind]}-...")'
+        )
     code, template = NOT_FOUND_CODES[kind]
     return Ec2Error(code, template.format(resource_id))
+
+
+def invalid_parameter_for(message: str) -> Ec2Error:
+    """EC2's ``InvalidParameter`` (a parameter that names something unusable here, such as a
+    security group of another VPC; distinct from ``InvalidParameterValue``)."""
+    return Ec2Error("InvalidParameter", message)

@@ -101,7 +101,9 @@ def create_network_interface(model: Ec2Model, p: Params, now: float) -> Result:
         group_ids=tuple(p.get("Groups") or ()),
         tags=tags_for(p, "network-interface"),
     )
-    return {"NetworkInterface": eni_view(model.store, eni)}
+    # EC2 answers CreateNetworkInterface with the new ENI still "pending" (its own example in
+    # the API reference); how long until Describe shows "available" is undocumented: at once here.
+    return {"NetworkInterface": {**eni_view(model.store, eni), "Status": "pending"}}
 
 
 @action("AttachNetworkInterface")

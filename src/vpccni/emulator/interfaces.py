@@ -22,7 +22,12 @@ from dataclasses import dataclass, replace
 from ipaddress import AddressValueError, IPv4Address, IPv4Network
 
 from vpccni.emulator.addressing import SubnetPool
-from vpccni.emulator.errors import Ec2Error, invalid_parameter, missing_parameter
+from vpccni.emulator.errors import (
+    Ec2Error,
+    invalid_parameter,
+    invalid_parameter_for,
+    missing_parameter,
+)
 from vpccni.emulator.records import Attachment, Eni, Tags
 from vpccni.emulator.store import Store, prefix_text
 
@@ -84,11 +89,7 @@ def create_eni(
     subnet = store.subnet(subnet_id)
     vpc = store.vpc(subnet.vpc_id)
     groups = tuple(group_ids) or (vpc.default_group_id,)
-    for group_id in groups:
-        if store.group(group_id).vpc_id != vpc.vpc_id:
-            raise invalid_parameter(
-                f"Security group {group_id} and subnet {subnet_id} belong to different networks."
-            )
+    _check_groups(store, groups, vpc.vpc_id, f"subnet {subnet_id}")
     _check_counts(request)
     if 1 + request.slots > store.max_unattached_slots():
         raise limit_exceeded()
@@ -226,8 +227,6 @@ def assign(
             "SecondaryPrivateIpAddressCount, PrivateIpAddress, Ipv4PrefixCount or Ipv4Prefix"
         )
     _check_counts(request)
-    if (request.addresses or request.address_count) and request.wants_prefixes:
-        raise combination("Addresses and prefixes cannot be assigned in the same request.")
     limit, prefixes_ok, type_name = _eni_limits(store, eni)
     if request.wants_prefixes and not prefixes_ok:
         raise _prefixes_unsupported(type_name)
@@ -298,9 +297,7 @@ def modify_eni(
     elif source_dest_check is not None:
         updated = replace(eni, source_dest_check=source_dest_check)
     elif group_ids is not None:
-        for group_id in group_ids:
-            if store.group(group_id).vpc_id != eni.vpc_id:
-                raise invalid_parameter(f"Security group {group_id} is not in {eni.vpc_id}.")
+        _check_groups(store, group_ids, eni.vpc_id, f"network interface {eni_id}")
         updated = replace(eni, group_ids=tuple(group_ids))
     else:
         assert delete_on_termination is not None
@@ -316,9 +313,25 @@ def modify_eni(
 # -- helpers ----------------------------------------------------------------------------------
 
 
+def _check_groups(store: Store, group_ids: Sequence[str], vpc_id: str, owner: str) -> None:
+    """Every group exists and is in ``vpc_id``; another VPC's group is EC2's InvalidParameter."""
+    for group_id in group_ids:
+        if store.group(group_id).vpc_id != vpc_id:
+            raise invalid_parameter_for(
+                f"Security group {group_id} and {owner} belong to different networks: use a "
+                f"security group of {vpc_id}."
+            )
+
+
 def _check_counts(request: AddressRequest) -> None:
+    """The address part of a Create or Assign request is one of the combinations EC2 allows."""
     if request.address_count < 0 or request.prefix_count < 0:
         raise invalid_parameter("Counts must not be negative.")
+    if (request.addresses or request.address_count) and request.wants_prefixes:
+        raise combination(
+            "Secondary private IPv4 addresses (a count or a list) and IPv4 prefixes (a count or "
+            "a list) cannot be given in the same request; ask for one kind per request."
+        )
     if request.address_count and request.addresses:
         raise combination("Specify either a count or a list of addresses, not both.")
     if request.prefix_count and request.prefixes:

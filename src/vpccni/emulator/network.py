@@ -17,13 +17,14 @@ from vpccni.emulator.addressing import SubnetPool, insufficient_addresses
 from vpccni.emulator.errors import Ec2Error, invalid_parameter, not_found
 from vpccni.emulator.interfaces import AddressRequest, create_eni
 from vpccni.emulator.records import (
-    MAX_TAGS,
     Attachment,
     Instance,
     SecurityGroup,
     Subnet,
     Tags,
     Vpc,
+    check_tag_keys,
+    check_tags,
     merge_tags,
     remove_tags,
 )
@@ -223,10 +224,7 @@ def create_tags(
     new = tuple(tags)
     merged = {rid: merge_tags(_tag_target(store, rid)[1], new) for rid in resource_ids}
     for result in merged.values():
-        if len(result) > MAX_TAGS:
-            raise Ec2Error(
-                "TagLimitExceeded", f"The maximum number of tags ({MAX_TAGS}) would be exceeded."
-            )
+        check_tags(new, len(result))
     for resource_id, result in merged.items():
         _set_tags(store, now, resource_id, result)
 
@@ -238,6 +236,7 @@ def delete_tags(
     doomed: Iterable[tuple[str, str | None]],
 ) -> None:
     doomed_list = list(doomed)
+    check_tag_keys(key for key, _ in doomed_list)
     targets = {rid: _tag_target(store, rid)[1] for rid in resource_ids}
     for resource_id, tags in targets.items():
         _set_tags(store, now, resource_id, remove_tags(tags, doomed_list) if doomed_list else ())

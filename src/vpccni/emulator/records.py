@@ -11,10 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from vpccni.emulator.errors import Ec2Error, invalid_parameter
+
 Tags = tuple[tuple[str, str], ...]
 
 ACCOUNT_ID = "123456789012"
 MAX_TAGS = 50
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
+RESERVED_TAG_PREFIX = "aws:"
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,44 @@ class Eni:
     def slots_used(self) -> int:
         """Per-ENI IPv4 slots in use: one per address (primary included) and one per /28."""
         return len(self.private_ips) + len(self.prefixes)
+
+
+def check_tag_keys(keys: Iterable[str]) -> None:
+    """EC2's rules for a tag key: 1 to 128 characters, not starting with ``aws:`` (any case)."""
+    for key in keys:
+        if not key:
+            raise invalid_parameter("Tag keys must not be empty.")
+        if len(key) > MAX_TAG_KEY:
+            raise invalid_parameter(
+                f"Tag key '{key[:20]}...' is {len(key)} characters long; the limit is "
+                f"{MAX_TAG_KEY}."
+            )
+        if key.lower().startswith(RESERVED_TAG_PREFIX):
+            raise invalid_parameter(
+                f"Tag key '{key}' is invalid: tag keys starting with 'aws:' are reserved for "
+                "internal use."
+            )
+
+
+def check_tags(tags: Iterable[tuple[str, str]], count: int | None = None) -> None:
+    """EC2's tag restrictions for tags being set: keys as ``check_tag_keys``, values up to 256
+    characters, at most 50 on a resource (``count``: the resource's total after the change;
+    default the number given)."""
+    listed = list(tags)
+    check_tag_keys(key for key, _ in listed)
+    for key, value in listed:
+        if len(value) > MAX_TAG_VALUE:
+            raise invalid_parameter(
+                f"The value of tag '{key}' is {len(value)} characters long; the limit is "
+                f"{MAX_TAG_VALUE}."
+            )
+    total = len({key for key, _ in listed}) if count is None else count
+    if total > MAX_TAGS:
+        raise Ec2Error(
+            "TagLimitExceeded",
+            f"The maximum number of tags ({MAX_TAGS}) would be exceeded: the resource would "
+            f"have {total}.",
+        )
 
 
 def merge_tags(tags: Tags, new: Iterable[tuple[str, str]]) -> Tags:

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from vpccni.core.ec2_rate_limits import RESOURCE_BUCKETS, TokenBucket
 from vpccni.emulator import actions, interface_actions
 from vpccni.emulator.errors import Ec2Error
 from vpccni.emulator.imds import NOT_FOUND, ImdsAnswer, PartialViews, imds_view, lookup, node_tree
@@ -33,6 +34,7 @@ from vpccni.emulator.store import Delays, LimitsSource
 TOKEN_TTL_MAX = 21600
 HANDLERS = {**actions.HANDLERS, **interface_actions.HANDLERS}
 PRUNE_EVERY = 256
+RESOURCE_SUFFIX = "/resources"
 
 
 class Emulator:
@@ -46,6 +48,7 @@ class Emulator:
         self._knobs = knobs or Knobs()
         self.model = self._new_model()
         self._limiter = RateLimiter(self._knobs)
+        self._resources: dict[str, TokenBucket] = {}
         self._faults = FaultInjector(self._knobs)
         self._token_rng = random.Random(f"imds/{self._knobs.seed}")
         self._tokens: dict[str, tuple[str, float]] = {}
@@ -62,12 +65,14 @@ class Emulator:
         self._knobs = knobs
         self.model.delays = _delays(knobs)
         self._limiter = RateLimiter(knobs)
+        self._resources.clear()
         self._faults = FaultInjector(knobs)
 
     def reset(self) -> None:
         """Forget every resource, token and statistic; keep the knobs."""
         self.model = self._new_model()
         self._limiter = RateLimiter(self._knobs)
+        self._resources.clear()
         self._faults = FaultInjector(self._knobs)
         self._tokens.clear()
         self.stats.clear()
@@ -95,6 +100,7 @@ class Emulator:
         self.stats[f"requests.{action}"] += 1
         try:
             self._limiter.take(bucket_key(action, params), now)
+            self._take_resources(action, params, now)
         except Ec2Error:
             self.stats["throttled"] += 1
             self.stats[f"throttled.{action}"] += 1
@@ -125,8 +131,35 @@ class Emulator:
                 f"or AWS_REGION), or start the emulator with --region {region}.",
             )
 
+    def _take_resources(self, action: str, params: Mapping[str, Any], now: float) -> None:
+        """RunInstances / TerminateInstances: one resource token per instance, all or none.
+
+        A launch needs ``MaxCount`` tokens (EC2 documents one per instance launched; whether a
+        short bucket launches ``MinCount`` instead is undocumented, so the request is refused).
+        """
+        spec = RESOURCE_BUCKETS.get(action)
+        if spec is None or not self._knobs.rate_limits:
+            return
+        key = action + RESOURCE_SUFFIX
+        if action == "RunInstances":
+            count = _count(params.get("MaxCount"))
+        else:
+            count = len(params.get("InstanceIds") or ())
+        bucket = self._resources.get(key)
+        if bucket is None:
+            bucket = self._resources[key] = TokenBucket(self._knobs.buckets.get(key) or spec)
+        if bucket.level(now) < count:
+            raise Ec2Error(
+                "RequestLimitExceeded",
+                f"Request limit exceeded: {action} for {count} instances needs {count} resource "
+                f"tokens and {int(bucket.level(now))} are left (refill {spec.refill:g}/s).",
+            )
+        bucket.take_many(now, count)
+
     def bucket_levels(self, now: float) -> dict[str, float]:
-        return self._limiter.levels(now)
+        levels = self._limiter.levels(now)
+        levels.update({key: round(b.level(now), 3) for key, b in self._resources.items()})
+        return dict(sorted(levels.items()))
 
     # -- IMDS ---------------------------------------------------------------------------------
 
@@ -172,6 +205,13 @@ class Emulator:
         if view is None:
             return NOT_FOUND
         return lookup(node_tree(self.model, view.instance, view.enis, view.departed), path)
+
+
+def _count(value: Any) -> int:
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _delays(knobs: Knobs) -> Delays:

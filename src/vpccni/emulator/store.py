@@ -22,20 +22,10 @@ from typing import Protocol
 
 from vpccni.core.limits import InstanceLimits
 from vpccni.emulator.addressing import PREFIX_LENGTH, SubnetPool
-from vpccni.emulator.errors import Ec2Error, not_found
+from vpccni.emulator.errors import ID_PREFIX, Ec2Error, not_found
 from vpccni.emulator.history import History
 from vpccni.emulator.records import Eni, Instance, SecurityGroup, Subnet, Vpc
 from vpccni.errors import VpccniError
-
-ID_PREFIX = {
-    "vpc": "vpc",
-    "subnet": "subnet",
-    "group": "sg",
-    "instance": "i",
-    "reservation": "r",
-    "eni": "eni",
-    "attachment": "eni-attach",
-}
 
 
 class LimitsSource(Protocol):
