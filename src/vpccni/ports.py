@@ -101,7 +101,9 @@ class Metrics(Protocol):
 
     def del_request(self) -> None: ...
 
-    def no_address(self) -> None: ...
+    def no_address(self, reason: str) -> None:
+        """An ADD found no address; ``reason`` is the cause's name (``core.no_address``)."""
+        ...
 
     def pods_waiting(self, count: int) -> None: ...
 
@@ -130,7 +132,7 @@ class NullMetrics:
     def del_request(self) -> None:
         pass
 
-    def no_address(self) -> None:
+    def no_address(self, reason: str) -> None:
         pass
 
     def pods_waiting(self, count: int) -> None:

@@ -123,6 +123,13 @@ def test_throttled_names_the_api_and_the_pause() -> None:
     )
 
 
+def test_throttled_after_the_pause_while_the_retry_runs() -> None:
+    failure = Failure("assign-ips", "Throttling", "AssignPrivateIpAddresses", "x", NOW - 9)
+    cause = why([eni(0, 9)], facts=PoolFacts(growth_failure=failure, throttled_until=NOW - 1))
+    assert cause.reason == "throttled"
+    assert cause.message.endswith("9 s ago), the pool manager is retrying")
+
+
 def test_unauthorized_needs_a_change() -> None:
     failure = Failure(
         "assign-ips", "UnauthorizedOperation", "AssignPrivateIpAddresses", "denied", NOW - 4

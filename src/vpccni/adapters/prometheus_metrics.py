@@ -2,7 +2,9 @@
 
 Upstream names and labels are kept where the behaviour applies (see docs/metrics.md). Ours:
 ``vpccni_time_to_ip_seconds`` (histogram of ADD latency), ``vpccni_pods_waiting_for_ip``,
-``vpccni_ec2_throttles_total{api}`` and ``vpccni_subnet_free_addresses{subnet}``.
+``vpccni_ec2_throttles_total{api}``, ``vpccni_subnet_free_addresses{subnet}`` and
+``vpccni_no_address_adds_total{reason}`` (upstream's ``awscni_no_available_ip_addresses`` stays
+unlabelled, so its dashboards keep working; the cause is in the second series).
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ class PrometheusMetrics:
         )
         self.no_ip = Counter(
             "awscni_no_available_ip_addresses", "ADDs that found the pool empty", registry=r
+        )
+        self.no_ip_reason = Counter(
+            "vpccni_no_address_adds",
+            "ADDs that found no address, by cause (docs/ipamd.md)",
+            ["reason"],
+            registry=r,
         )
         self.eni_allocated = Gauge("awscni_eni_allocated", "ENIs in the datastore", registry=r)
         self.total_ips = Gauge("awscni_total_ip_addresses", "Addresses in the pool", registry=r)
@@ -103,8 +111,9 @@ class PrometheusMetrics:
     def del_request(self) -> None:
         self.del_reqs.labels("PodDeleted").inc()
 
-    def no_address(self) -> None:
+    def no_address(self, reason: str) -> None:
         self.no_ip.inc()
+        self.no_ip_reason.labels(reason).inc()
 
     def pods_waiting(self, count: int) -> None:
         self.waiting.set(count)

@@ -1,4 +1,5 @@
-"""``vpccni status``: the node's pool as a table, read from ipamd's introspection endpoint.
+"""``vpccni status``: the node's pool as a table, read from ipamd's introspection endpoint, and
+why the next pod would get no address (the same cause as the ADD error).
 
 The endpoint is ``host:port`` (default ``127.0.0.1:61679``) or ``unix:PATH``; ``--netns NAME``
 enters that network namespace first (root only), for a daemon running inside one.
@@ -129,9 +130,23 @@ def render(explain: dict[str, Any], pods: list[dict[str, Any]]) -> str:
     ]
     if explain["actions"]:
         lines.append("next: " + "; ".join(a["reason"] for a in explain["actions"]))
+    lines.extend(_no_address(explain.get("no_address")))
     if explain.get("last_error"):
         lines.append(f"last error: {explain['last_error']}")
     return "\n".join(lines)
+
+
+def _no_address(cause: dict[str, Any] | None) -> list[str]:
+    """Why the next pod would get no address (``/v1/explain``'s ``no_address``), if it would."""
+    if not cause:
+        return []  # a daemon from before the cause was reported
+    if cause.get("reason") is None:
+        return ["next pod: an address is ready"]
+    kind = "retry can succeed" if cause.get("retryable") else "needs a change"
+    return [
+        f"next pod gets no address ({kind}): {cause['message']}",
+        f"  what to do: {cause['action']}",
+    ]
 
 
 def _why(reasons: list[str]) -> list[str]:

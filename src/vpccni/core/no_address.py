@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from vpccni.core.aws_types import Throttled, Unauthorized, error_for_code
 from vpccni.core.config import IpamConfig
 from vpccni.core.maxpods import HOST_NETWORK_PODS, default_max_pods
 from vpccni.core.pool_rules import (
@@ -54,8 +55,6 @@ REASONS = (
     "targets",
 )
 """Every cause's short name (the ``reason`` label of ``vpccni_no_address_adds_total``)."""
-
-UNAUTHORIZED_CODES = frozenset({"UnauthorizedOperation", "AuthFailure"})
 
 
 @dataclass(frozen=True)
@@ -254,7 +253,8 @@ def _attaching(enis: Sequence[EniView], facts: PoolFacts, now: float) -> NoAddre
 def _ec2_refusal(facts: PoolFacts, now: float) -> NoAddress | None:
     """Unauthorized, subnet exhausted or throttled, from the engine's facts."""
     failure = facts.growth_failure
-    if failure is not None and failure.code in UNAUTHORIZED_CODES:
+    kind = error_for_code(failure.code) if failure is not None else None
+    if failure is not None and kind is Unauthorized:
         return NoAddress(
             "unauthorized",
             f"EC2 refusing: {failure.code} on {_operation(failure)} ({_ago(failure.at, now)}): "
@@ -278,15 +278,17 @@ def _ec2_refusal(facts: PoolFacts, now: float) -> NoAddress | None:
             True,
         )
     resume = facts.throttled_until
-    if resume is not None and now < resume:
+    paused = resume is not None and now < resume
+    if paused or kind is Throttled:
         seen = ""
         if failure is not None:
-            code = failure.code or "throttled"
-            seen = f" ({code} on {_operation(failure)}, {_ago(failure.at, now)})"
+            seen = f" ({failure.code} on {_operation(failure)}, {_ago(failure.at, now)})"
+        then = "the pool manager is retrying"
+        if resume is not None and paused:
+            then = f"growth paused until {_clock(resume)} ({resume - now:.0f} s more)"
         return NoAddress(
             "throttled",
-            f"EC2 refusing: throttled{seen}, growth paused until {_clock(resume)} "
-            f"({resume - now:.0f} s more)",
+            f"EC2 refusing: throttled{seen}, {then}",
             "retry shortly; if it persists, other callers in the account are spending EC2's "
             "request budget",
             True,

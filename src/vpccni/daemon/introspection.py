@@ -4,7 +4,8 @@
 Served on ``INTROSPECTION_BIND_ADDRESS`` (default ``127.0.0.1:61679``; ``unix:PATH`` for a Unix
 socket). Like upstream (v1.23+), ``/v1/enis`` blanks container ids and interface names so the
 output cannot be used to forge a DEL. ``/v1/explain`` is the pool manager's current decision in
-the same JSON as ``vpccni explain``.
+the same JSON as ``vpccni explain``, plus ``no_address``: why the next pod would get no address
+(``core.no_address``), the same cause the plugin API's ADD error names.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vpccni.core.explain import decision_json
+from vpccni.core.no_address import NoAddress, why_no_address
 from vpccni.daemon.bootstrap import Node
 
 UPSTREAM_PATHS = (
@@ -117,10 +119,35 @@ def pods_document(node: Node) -> list[dict[str, Any]]:
         ]
 
 
+def no_address_cause(node: Node) -> NoAddress | None:
+    """Why an ADD would get no address right now (None when an address is ready)."""
+    service, pool = node.service, node.pool
+    with service.lock:
+        now = service.clock.now()
+        views = service.datastore.views(now)
+        released = tuple(service.datastore.checkpoint_state().cooldowns.values())
+    facts = pool.state.facts(pool.lifecycle.node.subnet_id, released)
+    return why_no_address(views, node.config, node.limits, facts, now)
+
+
+def no_address_json(cause: NoAddress | None) -> dict[str, Any]:
+    """The cause as ``/v1/explain`` shows it under ``no_address``."""
+    if cause is None:
+        return {"reason": None, "message": "an address is ready for the next pod"}
+    return {
+        "reason": cause.reason,
+        "message": cause.message,
+        "action": cause.action,
+        "retryable": cause.retryable,
+    }
+
+
 def explain_document(node: Node) -> dict[str, Any]:
-    """Ours: the pool manager's decision right now, with what it last saw go wrong."""
+    """Ours: the pool manager's decision right now, why a pod would get no address, and what
+    it last saw go wrong."""
     decision = node.pool.decide()
     document = decision_json(decision, node.config, node.limits)
+    document["no_address"] = no_address_json(no_address_cause(node))
     document["last_error"] = node.pool.state.last_error
     document["errors"] = dict(node.pool.state.errors)
     document["enis"] = [

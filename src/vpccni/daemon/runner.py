@@ -37,7 +37,7 @@ from vpccni.core.config import IpamConfig
 from vpccni.core.model import PodKey, PodMeta
 from vpccni.daemon.bootstrap import Node, NodeOptions, NodePorts, bootstrap
 from vpccni.daemon.datapath import Datapath
-from vpccni.daemon.introspection import routes, serve_introspection
+from vpccni.daemon.introspection import no_address_cause, routes, serve_introspection
 from vpccni.daemon.rpc import RpcHooks, RpcServer, delete_pod
 from vpccni.daemon.spool import replay_spool
 from vpccni.ports import Clock, Metrics, NullMetrics
@@ -152,6 +152,7 @@ def _serve(running: _Running) -> int:
         on_add=metrics.add_request,
         on_del=metrics.del_request,
         on_no_address=metrics.no_address,
+        why_no_address=lambda: no_address_cause(node),
     )
     rpc = RpcServer(options.socket_path, node.service, hooks)
     servers: list[Any] = [rpc]

@@ -31,7 +31,7 @@ from vpccni.emulator.errors import Ec2Error, EmulatorSetupError
 
 UNFILTERED_CATEGORY = {"DescribeInstances", "DescribeNetworkInterfaces", "DescribeSecurityGroups"}
 UNFILTERED_SUFFIX = "/unfiltered"
-FAULT_CODES = ("InternalError", "Unavailable", "RequestLimitExceeded")
+FAULT_CODES = ("InternalError", "Unavailable", "RequestLimitExceeded", "UnauthorizedOperation")
 
 
 def bucket_key(action: str, params: Mapping[str, Any]) -> str:
@@ -178,6 +178,10 @@ class FaultInjector:
 def fault_error(spec: FaultSpec) -> Ec2Error:
     if spec.code == "RequestLimitExceeded":
         return Ec2Error("RequestLimitExceeded", "Request limit exceeded.")
+    if spec.code == "UnauthorizedOperation":
+        return Ec2Error(
+            "UnauthorizedOperation", "You are not authorized to perform this operation."
+        )
     if spec.code == "Unavailable":
         return Ec2Error("Unavailable", "The service is unavailable. Please try again shortly.")
     return Ec2Error(spec.code, "An internal error has occurred.")

@@ -28,6 +28,7 @@ from vpccni.core.aws_types import (
     Throttled,
 )
 from vpccni.core.config import IpamConfig
+from vpccni.core.no_address import Attaching, Failure
 from vpccni.core.pool_rules import NodeLimits
 from vpccni.core.reconcile import cooling, eni_cidrs, eni_info
 from vpccni.core.scaling import Action, Decision, plan_scaling
@@ -117,12 +118,14 @@ class PoolEngine:
         try:
             runners[action.action](action)
         except SubnetExhausted as error:
+            self._growth_failed(action, "increaseIPPool", error)
             state.insufficient_capacity_at = self.clock.now()
             state.exhaustions += 1
             self.error("increaseIPPool", error)
             self.read_subnet(force=True)
         except Throttled as error:
             state.may_differ = True
+            self._growth_failed(action, action.action, error)
             if action.action in GROWTH:
                 pause = THROTTLE_PAUSE.delay(state.throttle_streak, self.lifecycle.rng)
                 state.throttled_until = self.clock.now() + pause
@@ -130,11 +133,22 @@ class PoolEngine:
             self.error(action.action, error)
         except CloudError as error:
             self.state.may_differ = True  # EC2 may hold what the pool lacks: reconcile looks
+            self._growth_failed(action, action.action, error)
             self.error(action.action, error)
+
+    def _growth_failed(self, action: Action, fn: str, error: CloudError) -> None:
+        """Remember a failed growth call for ``why_no_address`` (cleared once the pool grows)."""
+        if action.action == "create-eni":
+            self.state.attaching = None  # the ENI was not made (or was rolled back)
+        if action.action in GROWTH:
+            self.state.growth_failure = Failure(
+                fn, error.code, error.operation, str(error), self.clock.now()
+            )
 
     def _grew(self) -> None:
         self.state.throttle_streak = 0
         self.state.throttled_until = None
+        self.state.growth_failure = None
 
     def _assign(self, action: Action) -> None:
         assert action.eni is not None
@@ -153,7 +167,9 @@ class PoolEngine:
         self.log.info("%s", action.reason)
 
     def _create_eni(self, action: Action) -> None:
+        self.state.attaching = Attaching("", self.clock.now())
         eni = self.lifecycle.allocate_cidrs_eni(action.count, self.config.prefix_delegation)
+        self.state.attaching = Attaching(eni.eni_id, self.state.attaching.since)
         if not self._listed_in_imds(eni.eni_id):
             self.state.may_differ = True
             self.log.warning("%s is not in IMDS yet; reconcile adds it once it is", eni.eni_id)
@@ -164,6 +180,7 @@ class PoolEngine:
             return
         info = eni_info(eni, self.clock.now())
         self.ledger.add_eni(info, eni_cidrs(eni))
+        self.state.attaching = None
         self._grew()
         self.log.info("%s: %s at device %d", action.reason, eni.eni_id, info.device_index)
 
@@ -295,7 +312,8 @@ class PoolEngine:
         self.state.subnet_read_at = now
         subnet = self.lifecycle.node.subnet_id
         try:
-            self.metrics.subnet_free(subnet, self.ec2.subnet_free_addresses(subnet))
+            free = self.state.subnet_free = self.ec2.subnet_free_addresses(subnet)
+            self.metrics.subnet_free(subnet, free)
         except CloudError as error:
             self.error("describeSubnet", error)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 
+from vpccni.core.no_address import Attaching, Failure, PoolFacts
 from vpccni.core.scaling import Decision, PoolTiming
 
 
@@ -27,6 +29,12 @@ class EngineState:
     subnet_read_at: float | None = None
     last_decision: Decision | None = None
     last_error: str = ""
+    growth_failure: Failure | None = None
+    """The last failed growth call since the pool last grew (for "why has my pod no IP")."""
+    attaching: Attaching | None = None
+    """The ENI being created and attached, and since when (until it joins the pool)."""
+    subnet_free: int | None = None
+    """The node subnet's free addresses at the last DescribeSubnets."""
     errors: dict[str, int] = field(default_factory=dict)
     exhaustions: int = 0
     imds_reconciles: int = 0
@@ -49,3 +57,16 @@ class EngineState:
                 throttled_until=self.throttled_until,
             )
         return timing
+
+    def facts(self, subnet_id: str, cooling_released_at: Sequence[float] = ()) -> PoolFacts:
+        """What ``why_no_address`` needs of the engine (and the caller's cooling times)."""
+        return PoolFacts(
+            started=self.last_decision is not None,
+            attaching=self.attaching,
+            growth_failure=self.growth_failure,
+            throttled_until=self.throttled_until,
+            insufficient_capacity_at=self.insufficient_capacity_at,
+            subnet_id=subnet_id,
+            subnet_free=self.subnet_free,
+            cooling_released_at=tuple(cooling_released_at),
+        )
