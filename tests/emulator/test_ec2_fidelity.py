@@ -8,6 +8,8 @@ request; every refusal is also checked to have changed nothing.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -225,4 +227,19 @@ def test_run_instances_resource_tokens_count_instances(table: InstanceTable) -> 
     assert (
         throttled(emulator, "RunInstances", {**launch, "MinCount": 1, "MaxCount": 1}, 3, NOW + 1)
         == 1
+    )
+
+
+def test_docs_state_the_unattached_eni_limit_the_code_enforces(emulator: Emulator) -> None:
+    limit = emulator.model.store.max_unattached_slots()
+    docs = (Path(__file__).parents[2] / "docs" / "emulator.md").read_text()
+    stated = re.search(r"\*unattached\* ENI[^.]*?\((\d+) slots", docs)
+    assert stated, "docs/emulator.md must state the unattached-ENI limit as '(N slots'"
+    assert int(stated.group(1)) == limit
+    subnet = world(emulator)["subnet"]
+    params = {"SubnetId": subnet, "SecondaryPrivateIpAddressCount": limit - 1}
+    emulator.call("CreateNetworkInterface", params, NOW)
+    params["SecondaryPrivateIpAddressCount"] = limit
+    assert refused(emulator, "CreateNetworkInterface", params).code == (
+        "PrivateIpAddressLimitExceeded"
     )

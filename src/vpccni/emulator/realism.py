@@ -14,8 +14,9 @@ API"; see shared reference users-and-peers.md §2.3): non-mutating 100 / 20 per 
 unpaginated non-mutating (DescribeInstances, DescribeNetworkInterfaces, DescribeSecurityGroups
 with no filter, id list or pagination) 50 / 10; mutating 50 / 5 (attach, detach, CreateVpc, ...);
 uncategorized APIs their own figures (Assign/Unassign/Create/Delete/ModifyNetworkInterface... 100
-/ 5, CreateTags/DeleteTags 100 / 10); RunInstances/TerminateInstances 50 / 5 (their extra
-resource-token buckets are not modelled).
+/ 5, CreateTags/DeleteTags 100 / 10, RunInstances 5 / 2, TerminateInstances 100 / 5). The
+resource-token buckets of RunInstances and TerminateInstances (one token per instance) are drawn
+by ``service.Emulator``.
 """
 
 from __future__ import annotations
