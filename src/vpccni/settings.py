@@ -137,6 +137,7 @@ class DaemonFlags:
     max_pods: str | None = None
     netns: str | None = None
     host_datapath: bool = False
+    recover: bool = False
 
     def values(self) -> dict[str, str | None]:
         """Each text flag by its command-line name (None: not given)."""
@@ -177,6 +178,8 @@ class DaemonSettings:
     log_level: int = logging.INFO
     datapath_netns: str | None = None
     host_datapath: bool = False
+    recover: bool = False
+    """``--recover``: move the checkpoint aside and rebuild it from EC2 and the datapath."""
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,12 @@ def parse_settings(env: Mapping[str, str], flags: DaemonFlags | None = None) -> 
         )
     if flags.netns is not None and flags.host_datapath:
         problems.append("--netns and --host-datapath contradict each other; give one of them")
+    if flags.recover and flags.netns is None and not flags.host_datapath:
+        problems.append(
+            "--recover rebuilds the checkpoint from EC2 and the node's pod routes, so it needs "
+            "the datapath: add --host-datapath (or --netns NAME); without it a rebuilt "
+            "checkpoint could hand a running pod's address to another"
+        )
     if problems:
         raise ConfigError(problems)
     return Settings(ipam, cloud, datapath, daemon)
@@ -295,6 +304,7 @@ def _daemon(env: SettingsReader, given: SettingsReader, flags: DaemonFlags) -> D
         ),
         datapath_netns=given.value("--netns", _text, None, "a namespace name or path"),
         host_datapath=flags.host_datapath,
+        recover=flags.recover,
     )
 
 

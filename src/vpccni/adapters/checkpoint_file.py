@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ SNAPSHOT_NAME = "ipam.snapshot"
 JOURNAL_NAME = "ipam.journal"
 TEMP_SUFFIX = ".tmp"
 FILE_MODE = 0o600
+log = logging.getLogger("vpccni.ipamd")
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 
 
@@ -122,6 +124,8 @@ class FileCheckpointStore:
         self._broken = None
         if loaded.restart_journal:
             self.compact()
+        for repair in self.repairs:
+            log.warning("checkpoint %s: %s", self.directory, repair)
         return loaded.state
 
     @property

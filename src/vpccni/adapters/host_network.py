@@ -18,7 +18,7 @@ import errno
 import shlex
 import subprocess
 from collections.abc import Sequence
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
 
 from pyroute2 import IPRoute
@@ -274,6 +274,27 @@ class NetlinkHostNetwork:
             if str(link.get_attr("IFLA_IFNAME")).startswith(prefix)
             and link.get_attr("IFLA_OPERSTATE") == "UP"
         }
+
+    def pod_routes(self) -> dict[IPv4Address, str]:
+        return self._thread.run(self._pod_routes)
+
+    def _pod_routes(self) -> dict[IPv4Address, str]:
+        """Read only: address -> veth for every main-table ``/32`` scope-link route to an up
+        pod veth (what ADD creates with rules 512 and 1536; converge does not run first)."""
+        prefix = self.settings.veth_prefix
+        veths = {
+            int(link["index"]): str(link.get_attr("IFLA_IFNAME"))
+            for link in self.ipr.get_links()
+            if str(link.get_attr("IFLA_IFNAME")).startswith(prefix)
+            and link.get_attr("IFLA_OPERSTATE") == "UP"
+        }
+        routed: dict[IPv4Address, str] = {}
+        for route in self.ipr.get_routes(family=AF_INET, table=MAIN_TABLE):
+            oif = route.get_attr("RTA_OIF")
+            dst = route.get_attr("RTA_DST")
+            if route["dst_len"] == 32 and dst is not None and oif in veths:
+                routed[IPv4Address(dst)] = veths[oif]
+        return routed
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -52,6 +52,13 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="wire pods and host networking in the daemon's own namespace (production nodes)",
     )
+    parser.add_argument(
+        "--recover",
+        action="store_true",
+        help="the checkpoint is damaged: move its files aside (never deleted), rebuild it from "
+        "EC2 and the node's pod routes, report what was and was not recovered, then serve "
+        "(needs --host-datapath or --netns; see docs/checkpoint.md)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -70,6 +77,7 @@ def run(args: argparse.Namespace) -> str:
             max_pods=args.max_pods,
             netns=args.netns,
             host_datapath=args.host_datapath,
+            recover=args.recover,
         )
     )
     logging.basicConfig(

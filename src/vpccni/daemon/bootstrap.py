@@ -7,7 +7,11 @@ adopting and tagging every managed ENI attached to this instance -> restore the 
 (entries whose address is on no attached ENI are stale and released durably) -> release unused
 CIDRs of the inactive kind (after a prefix-delegation switch) -> replay spooled DELs -> converge
 host routes, rules and veths to the surviving assignments -> delete leaked ENIs. Only then does
-the daemon serve.
+the daemon serve. With a datapath, the node's pod routes are a second ledger: before converging,
+every address a pod veth routes is made held by that pod (``vpccni.daemon.recover``), so a
+checkpoint that lost an entry can never hand a running pod's address to another. With
+``recover_from`` (``--recover``) the checkpoint's files are first moved aside and the checkpoint
+is rebuilt from EC2 (reconcile) plus that cross-check, and a report says what was recovered.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from vpccni.core.model import cidr_kind_matches
 from vpccni.core.pool_rules import NodeLimits
 from vpccni.daemon.datapath import Datapath
 from vpccni.daemon.pool_manager import PoolManager
+from vpccni.daemon.recover import adopt_routed_pods, prepare_recovery, recovery_report
 from vpccni.daemon.service import IpamService
 from vpccni.daemon.spool import SpoolReplay, replay_spool
 from vpccni.ports import CheckpointStore, Clock, Ec2, EniLink, Imds, Metrics, NullMetrics
@@ -45,6 +50,8 @@ class NodeOptions:
     spool_dir: Path
     cluster_name: str = ""
     max_pods: int | None = None
+    recover_from: Path | None = None
+    """``--recover``: the checkpoint directory to move aside and rebuild (needs a datapath)."""
 
 
 @dataclass
@@ -116,11 +123,28 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
         primary_link = EniLink(identity.primary_mac, identity.local_ipv4, primary.subnet_cidr, 0)
         pool.datapath.host.setup_node(primary_link, primary.vpc_cidrs)
     pool.reconcile_or_raise(force_ec2=True)
+    recovery = None
+    if options.recover_from is not None:
+        if pool.datapath is None:
+            raise ConfigError(["--recover needs the datapath (--host-datapath or --netns)"])
+        recovery = prepare_recovery(options.recover_from)
     stale = _restore(service, store)
     _release_inactive_kind(pool)
     spool = replay_spool(options.spool_dir, service)
     if pool.datapath is not None:
-        pool.datapath.converge(service)  # after the replay: released pods lose their links
+        datapath = pool.datapath
+        adoption = adopt_routed_pods(
+            service,
+            datapath.host.pod_routes(),
+            lambda a: (
+                datapath.wiring(a.key, a.meta, "", a.address, datastore.eni_of(a.address)).host_veth
+            ),
+            recovery.hints if recovery is not None else (),
+        )
+        if recovery is not None:
+            for line in recovery_report(recovery, adoption, service):
+                log.warning("%s", line)
+        datapath.converge(service)  # after the replay: released pods lose their links
     try:
         leaked = lifecycle.cleanup_leaked_enis()
     except CloudError as error:

@@ -14,6 +14,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from vpccni.core.model import Assignment, EniInfo, PodKey, PodMeta
 from vpccni.core.naming import host_veth_name, route_table
+from vpccni.daemon.recover import is_held_by_route
 from vpccni.daemon.service import IpamService
 from vpccni.ports import EniLink, HostNetwork, PodNetwork, PodWiring, WiredInterfaces
 
@@ -40,8 +41,12 @@ class Datapath:
         *,
         mtu: int | None = None,
     ) -> PodWiring:
-        veth = host_veth_name(
-            meta.namespace, meta.name, key.container_id, key.ifname, self.veth_prefix
+        veth = (
+            key.container_id  # an address held for an unknown pod: the veth routing it
+            if is_held_by_route(key)
+            else host_veth_name(
+                meta.namespace, meta.name, key.container_id, key.ifname, self.veth_prefix
+            )
         )
         return PodWiring(
             netns, key.ifname, veth, address, route_table(eni.device_index), mtu or self.mtu

@@ -65,7 +65,12 @@ def run_daemon(settings: Settings) -> int:
     store = FileCheckpointStore(options.checkpoint_dir)
     node = _bootstrap_until_ready(
         settings.ipam,
-        NodeOptions(options.spool_dir, options.cluster_name, options.max_pods),
+        NodeOptions(
+            options.spool_dir,
+            options.cluster_name,
+            options.max_pods,
+            options.checkpoint_dir if options.recover else None,
+        ),
         NodePorts(
             ec2,
             imds,
