@@ -192,3 +192,18 @@ def test_query_signed_for_another_region_is_refused_too(server: EmulatorServer) 
     status, body = exchange(server, request.encode())
     assert status == 401
     assert error_code(body) == "AuthFailure"
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        "Action=CreateTags&ResourceId.1=eni-00000000000000001&Tag.1.Colour=red",
+        "Action=CreateNetworkInterface&SubnetId=subnet-00000000000000001&Ipv4Prefix.1.Size=28",
+    ],
+    ids=["tag-without-known-members", "prefix-without-known-members"],
+)
+def test_a_list_item_with_no_known_member_is_refused(server: EmulatorServer, form: str) -> None:
+    status, body = exchange(server, post(form + "&Version=2016-11-15"))
+    assert status == 400, body
+    assert error_code(body) == "InvalidParameterValue"
+    still_serves(server)

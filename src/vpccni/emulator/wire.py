@@ -77,10 +77,26 @@ def _decode(shape: Any, form: Mapping[str, str], key: str) -> Any:
         }
         if not indices:
             return None
-        return [_decode(shape.member, form, f"{key}.{index}") for index in sorted(indices)]
+        items = [
+            (index, _decode(shape.member, form, f"{key}.{index}")) for index in sorted(indices)
+        ]
+        for index, item in items:
+            if item is None:
+                known = ", ".join(_member_names(shape.member)) or "a value"
+                raise Ec2Error(
+                    "InvalidParameterValue",
+                    f"The parameter {key}.{index} is invalid: give it {known}.",
+                )
+        return [item for _, item in items]
     if key not in form:
         return None
     return _scalar(kind, form[key], key)
+
+
+def _member_names(shape: Any) -> list[str]:
+    if shape.type_name != "structure":
+        return []
+    return [_input_name(member, name) for name, member in shape.members.items()]
 
 
 def _list_index(name: str, head: str) -> int:
