@@ -227,3 +227,34 @@ def test_spooled_dels_are_replayed_at_start(make_node: Any) -> None:
 
 def test_socket_is_root_only(node: Any) -> None:
     assert node.socket.stat().st_mode & 0o777 == 0o600
+
+
+def test_pods_show_container_ids_only_on_the_root_only_socket(make_node: Any) -> None:
+    from tests.cloud.conftest import free_port
+    from vpccni.cli.status_cmd import fetch
+
+    node = make_node("c5.large")
+    node.start()
+    node.wait_for(lambda: node.rpc({"op": "status"})["result"]["available"] == 9, what="9 IPs")
+    assert node.add("pod-a")["ok"]
+    private = node.introspect("/v1/pods")
+    assert [(p["container_id"], p["ifname"], p["name"]) for p in private] == [
+        ("pod-a", "eth0", "pod-a")
+    ]
+    introspection = node.directory / "introspection.sock"
+    assert introspection.stat().st_mode & 0o777 == 0o600
+    assert node.stop() == 0
+    assert not introspection.exists()  # removed at SIGTERM, as the plugin socket
+    assert not node.socket.exists()
+    port = free_port()
+    node.start("--introspection-bind", f"127.0.0.1:{port}")
+    public = fetch(f"127.0.0.1:{port}", "/v1/pods")
+    assert [(p["container_id"], p["ifname"], p["name"]) for p in public] == [("", "", "pod-a")]
+    enis = fetch(f"127.0.0.1:{port}", "/v1/enis")["0"]["ENIs"]
+    keys = [
+        ip["IPAMKey"]
+        for eni in enis.values()
+        for cidr in eni["AvailableIPv4Cidrs"].values()
+        for ip in cidr["IPAddresses"].values()
+    ]
+    assert keys == [{"networkName": "aws-cni", "containerID": "", "ifName": ""}]

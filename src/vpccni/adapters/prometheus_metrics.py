@@ -9,14 +9,8 @@ unlabelled, so its dashboards keep working; the cause is in the second series).
 
 from __future__ import annotations
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    Summary,
-    start_http_server,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
+from prometheus_client.utils import floatToGoString
 
 from vpccni import __version__
 
@@ -87,9 +81,32 @@ class PrometheusMetrics:
         )
         self._enis: set[str] = set()
 
-    def serve(self, host: str, port: int) -> None:
-        """Serve /metrics in a background thread."""
-        start_http_server(port, addr=host, registry=self.registry)
+    def exposition(self) -> bytes:
+        """The Prometheus text format (0.0.4) with upstream's exact names.
+
+        prometheus_client names a counter's sample ``<name>_total`` and adds ``<name>_created``
+        samples; upstream (Go's client) exposes ``awscni_add_ip_req_count`` and no ``_created``.
+        So ``awscni_*`` counters are written under their own name, ``_created`` samples are left
+        out, and our ``vpccni_*`` counters keep the ``_total`` convention.
+        """
+        lines: list[str] = []
+        for family in self.registry.collect():
+            upstream_counter = family.type == "counter" and family.name.startswith("awscni_")
+            shown = family.name + ("_total" if family.type == "counter" else "")
+            shown = family.name if upstream_counter else shown
+            help_text = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+            lines.append(f"# HELP {shown} {help_text}")
+            lines.append(f"# TYPE {shown} {'untyped' if family.type == 'unknown' else family.type}")
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                name = family.name if upstream_counter else sample.name
+                labels = ",".join(
+                    f'{key}="{_escape(value)}"' for key, value in sorted(sample.labels.items())
+                )
+                selector = f"{{{labels}}}" if labels else ""
+                lines.append(f"{name}{selector} {floatToGoString(sample.value)}")  # type: ignore[no-untyped-call]
+        return ("\n".join(lines) + "\n").encode()
 
     def ec2_call(self, api: str, seconds: float, error_code: str) -> None:
         self.ec2_reqs.labels(api).inc()
@@ -144,3 +161,7 @@ class PrometheusMetrics:
 
     def subnet_free(self, subnet_id: str, free: int) -> None:
         self.subnet.labels(subnet_id).set(free)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

@@ -2,27 +2,27 @@
 ``/v1/explain``.
 
 Served on ``INTROSPECTION_BIND_ADDRESS`` (default ``127.0.0.1:61679``; ``unix:PATH`` for a Unix
-socket). Like upstream (v1.23+), ``/v1/enis`` blanks container ids and interface names so the
-output cannot be used to forge a DEL. ``/v1/explain`` is the pool manager's current decision in
-the same JSON as ``vpccni explain``, plus ``no_address``: why the next pod would get no address
-(``core.no_address``), the same cause the plugin API's ADD error names.
+socket, mode 0600, removed at shutdown) by a bounded listener (``daemon.listeners``: 32
+connections, a 5 s whole-request deadline, 2 workers). Like upstream (v1.23+), ``/v1/enis``
+blanks container ids and interface names so the output cannot be used to forge a DEL;
+``/v1/pods`` does the same on TCP and shows them only on the root-only Unix socket.
+``/v1/explain`` is the pool manager's current decision in the same JSON as ``vpccni explain``,
+plus ``no_address``: why the next pod would get no address (``core.no_address``), the same
+cause the plugin API's ADD error names.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import socketserver
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import IPv4Network
-from pathlib import Path
 from typing import Any
 
 from vpccni.core.explain import decision_json
 from vpccni.core.no_address import NoAddress, why_no_address
 from vpccni.daemon.bootstrap import Node
+from vpccni.daemon.listeners import JSON, Listener, http_listener
 
 UPSTREAM_PATHS = (
     "/v1/enis",
@@ -31,6 +31,7 @@ UPSTREAM_PATHS = (
     "/v1/ipamd-env-settings",
 )
 OUR_PATHS = ("/v1/pods", "/v1/explain")
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def enis_document(node: Node) -> dict[str, Any]:
@@ -175,67 +176,45 @@ def routes(node: Node, networkutils: Callable[[], dict[str, Any]]) -> dict[str, 
     }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        path = self.path.split("?")[0].rstrip("/") or "/"
-        if path == "/v1/eni-configs":
-            self._send(404, {"error": "custom networking (ENIConfig) is not supported yet"})
-            return
-        table: dict[str, Callable[[], Any]] = getattr(self.server, "routes", {})
-        route = table.get(path)
-        if route is None:
-            self._send(200, {"AvailableCommands": [*UPSTREAM_PATHS, *OUR_PATHS]})
-            return
-        try:
-            self._send(200, route())
-        except Exception as error:
-            self._send(500, {"error": f"{type(error).__name__}: {error}"})
-
-    def _send(self, status: int, body: Any) -> None:
-        data = json.dumps(body, indent=1).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def address_string(self) -> str:
-        return "local"
+def _answer(table: dict[str, Callable[[], Any]], path: str) -> tuple[int, str, bytes]:
+    path = path.rstrip("/") or "/"
+    body: Any
+    if path == "/v1/eni-configs":
+        status, body = 404, {"error": "custom networking (ENIConfig) is not supported yet"}
+    elif path in table:
+        status, body = 200, table[path]()
+    else:
+        status, body = 200, {"AvailableCommands": [*UPSTREAM_PATHS, *OUR_PATHS]}
+    return status, JSON, json.dumps(body, indent=1).encode()
 
 
-class _Serving:
-    routes: dict[str, Callable[[], Any]]
+def serve_introspection(bind: str, table: dict[str, Callable[[], Any]]) -> Listener:
+    """A bounded listener for ``bind`` (``host:port`` or ``unix:PATH``); run serve_forever.
+
+    On TCP, which any local user can reach, ``/v1/pods`` blanks container ids and interface
+    names as ``/v1/enis`` does; the ``0600`` Unix socket (root only) shows them.
+    """
+    if not bind.startswith("unix:"):
+        pods = table.get("/v1/pods")
+        if pods is not None:
+            table = {**table, "/v1/pods": lambda: blank_keys(pods())}
+    return http_listener(
+        bind, lambda path: _answer(table, path), "introspection", "INTROSPECTION_BIND_ADDRESS"
+    )
 
 
-class TcpIntrospection(ThreadingHTTPServer, _Serving):
-    daemon_threads = True
-
-    def __init__(self, host: str, port: int, table: dict[str, Callable[[], Any]]) -> None:
-        self.routes = table
-        super().__init__((host, port), _Handler)
+def blank_keys(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``/v1/pods`` without what could forge a DEL (container id, interface name)."""
+    return [{**pod, "container_id": "", "ifname": ""} for pod in pods]
 
 
-class UnixIntrospection(socketserver.ThreadingMixIn, socketserver.UnixStreamServer, _Serving):
-    daemon_threads = True
+def serve_metrics(bind: tuple[str, int], exposition: Callable[[], bytes]) -> Listener:
+    """``/metrics`` (``exposition()``, Prometheus text) on ``bind`` by a bounded listener."""
 
-    def __init__(self, path: Path, table: dict[str, Callable[[], Any]]) -> None:
-        self.routes = table
-        self.path = path
-        if path.is_socket():
-            path.unlink()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        super().__init__(str(path), _Handler)
-        os.chmod(path, 0o600)
+    def answer(path: str) -> tuple[int, str, bytes]:
+        if path == "/metrics":
+            return 200, METRICS_CONTENT_TYPE, exposition()
+        return 404, JSON, b'{"error": "not found; Prometheus metrics are at /metrics"}'
 
-
-def serve_introspection(
-    bind: str, table: dict[str, Callable[[], Any]]
-) -> TcpIntrospection | UnixIntrospection:
-    """A server for ``bind`` (``host:port`` or ``unix:PATH``); the caller runs serve_forever."""
-    if bind.startswith("unix:"):
-        return UnixIntrospection(Path(bind[len("unix:") :]), table)
-    host, _, port = bind.rpartition(":")
-    return TcpIntrospection(host or "127.0.0.1", int(port), table)
+    host, port = bind
+    return http_listener(f"{host}:{port}", answer, "metrics", "--metrics-bind")

@@ -13,12 +13,14 @@ reply (complete, too large, too slow or busy) unless the peer went away first.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,3 +296,87 @@ class Listener:
     def _closed(self) -> None:
         with self._lock:
             self._open -= 1
+
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+JSON = "application/json"
+
+
+def http_response(status: int, content_type: str, body: bytes) -> bytes:
+    """One HTTP/1.0 response; the connection closes after it."""
+    head = (
+        f"HTTP/1.0 {status} {_REASONS.get(status, 'Error')}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+def _json_error(status: int, message: str) -> bytes:
+    return http_response(status, JSON, json.dumps({"error": message}).encode())
+
+
+class HttpGet:
+    """A small HTTP exchange for read-only endpoints: GET (or HEAD) of a path, no body.
+
+    ``answer(path)`` returns (status, content type, body); it is called in a worker thread.
+    """
+
+    def __init__(self, answer: Callable[[str], tuple[int, str, bytes]]) -> None:
+        self.answer = answer
+
+    def request_end(self, buffer: bytes) -> int | None:
+        for terminator in (b"\r\n\r\n", b"\n\n"):
+            end = buffer.find(terminator)
+            if end >= 0:
+                return end + len(terminator)
+        return None
+
+    def reply(self, request: bytes, connection: socket.socket) -> bytes:
+        words = request.split(b"\n", 1)[0].decode("latin-1").split()
+        if len(words) not in (2, 3) or not words[1].startswith("/"):
+            return _json_error(400, "not an HTTP request line")
+        if words[0] not in ("GET", "HEAD"):
+            return _json_error(405, f"{words[0][:20]} is not served here; use GET")
+        path = words[1].split("?", 1)[0]
+        try:
+            status, content_type, body = self.answer(path)
+        except Exception as error:
+            log.exception("answering GET %s failed", path[:100])
+            return _json_error(500, f"{type(error).__name__}: {error}")
+        response = http_response(status, content_type, body)
+        if words[0] == "HEAD":
+            return response[: response.index(b"\r\n\r\n") + 4]
+        return response
+
+    def too_large(self) -> bytes:
+        return _json_error(431, "request head larger than the limit")
+
+    def too_slow(self) -> bytes:
+        return _json_error(408, "request not received in time")
+
+    def busy(self, open_connections: int) -> bytes:
+        return _json_error(503, f"busy: {open_connections} connections open; try again shortly")
+
+
+HTTP_LIMITS = Limits(max_request_bytes=16384, request_seconds=5.0, max_connections=32, workers=2)
+
+
+def http_listener(
+    bind: str, answer: Callable[[str], tuple[int, str, bytes]], name: str, flag: str
+) -> Listener:
+    """``answer`` served on ``bind`` (``host:port`` or ``unix:PATH``, already validated)."""
+    if bind.startswith("unix:"):
+        path = Path(bind[len("unix:") :])
+        return Listener(unix_listener(path), HttpGet(answer), HTTP_LIMITS, name, unix_path=path)
+    host, _, port = bind.rpartition(":")
+    server = tcp_listener(host.strip("[]"), int(port), flag)
+    return Listener(server, HttpGet(answer), HTTP_LIMITS, name)
