@@ -204,6 +204,15 @@ class HostNetwork(Protocol):
 
     def setup_eni(self, eni: EniLink) -> bool: ...
 
+    def remove_eni(self, eni: EniLink, *, flush_table: bool) -> HostChanges:
+        """Delete the ENI's rule, its connected route and address and (``flush_table``) the
+        routes of its table; carries on past a failed deletion and reports it."""
+        ...
+
+    def converge_enis(self, enis: Sequence[EniLink]) -> HostChanges:
+        """Delete ENI rules (and their tables' routes) of ENIs not in ``enis``."""
+        ...
+
     def converge_pods(self, wired: Sequence[PodWiring]) -> list[str]: ...
 
     def host_veths(self) -> set[str]: ...
@@ -212,3 +221,11 @@ class HostNetwork(Protocol):
         """Read only: each address the main table routes (``/32``, scope link) to an up pod
         veth, with that veth's name - the node's own record of which pod holds what."""
         ...
+
+
+@dataclass(frozen=True)
+class HostChanges:
+    """What a host-networking clean-up did and what it could not do (each: what, and why)."""
+
+    done: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()

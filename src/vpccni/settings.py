@@ -13,7 +13,8 @@ upstream's ``AWS_EC2_ENDPOINT``; ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else I
 ``AWS_RETRY_MODE``, ``AWS_MAX_ATTEMPTS``, ``HTTP_TIMEOUT`` of at least 10 s; IMDS:
 ``AWS_EC2_METADATA_SERVICE_ENDPOINT``), ``datapath`` (upstream's networkutils variables) and
 ``daemon`` (the flags, ``CLUSTER_NAME``, ``DISABLE_METRICS``, ``DISABLE_INTROSPECTION``,
-``INTROSPECTION_BIND_ADDRESS``, ``AWS_VPC_K8S_CNI_LOGLEVEL``, ``VPCCNI_CLOCK``). Not read here:
+``INTROSPECTION_BIND_ADDRESS``, ``AWS_VPC_K8S_CNI_LOGLEVEL``, ``VPCCNI_CLOCK``,
+``VPCCNI_POD_SWEEP_GRACE_SECONDS``). Not read here:
 credentials and botocore's own configuration (profiles, CA bundle), which botocore takes from
 its standard chain; the CNI plugin's variables, read by the plugin in its own process;
 ``VPCCNI_DEBUG``, which ``vpccni``'s entry point reads for every command to show a traceback.
@@ -180,6 +181,8 @@ class DaemonSettings:
     host_datapath: bool = False
     recover: bool = False
     """``--recover``: move the checkpoint aside and rebuild it from EC2 and the datapath."""
+    pod_sweep_grace: float = 60.0
+    """``VPCCNI_POD_SWEEP_GRACE_SECONDS``: a pod gone without DEL this long is released."""
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,9 @@ def _daemon(env: SettingsReader, given: SettingsReader, flags: DaemonFlags) -> D
         datapath_netns=given.value("--netns", _text, None, "a namespace name or path"),
         host_datapath=flags.host_datapath,
         recover=flags.recover,
+        pod_sweep_grace=float(
+            env.integer("VPCCNI_POD_SWEEP_GRACE_SECONDS", int(defaults.pod_sweep_grace), 10, 86400)
+        ),
     )
 
 

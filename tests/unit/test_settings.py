@@ -130,6 +130,7 @@ VALID_VARIABLES: list[tuple[str, str, str, Any]] = [
     ("AWS_VPC_K8S_CNI_LOGLEVEL", "Error", "daemon.log_level", logging.ERROR),
     ("AWS_VPC_K8S_CNI_LOGLEVEL", "FATAL", "daemon.log_level", logging.CRITICAL),
     ("VPCCNI_CLOCK", "system", "daemon.emulator_clock", False),
+    ("VPCCNI_POD_SWEEP_GRACE_SECONDS", "120", "daemon.pod_sweep_grace", 120.0),
 ]
 
 
@@ -367,6 +368,16 @@ REFUSED_VARIABLES: list[tuple[str, str, str]] = [
         "emulator",
         "VPCCNI_CLOCK='emulator' needs the emulator's address but no EC2 endpoint is set; set "
         "AWS_ENDPOINT_URL_EC2 to the emulator (e.g. http://127.0.0.1:5309) or unset VPCCNI_CLOCK",
+    ),
+    (
+        "VPCCNI_POD_SWEEP_GRACE_SECONDS",
+        "5",
+        "VPCCNI_POD_SWEEP_GRACE_SECONDS='5' is too small; accepted: 10 to 86400",
+    ),
+    (
+        "VPCCNI_POD_SWEEP_GRACE_SECONDS",
+        "sixty",
+        "VPCCNI_POD_SWEEP_GRACE_SECONDS='sixty' is not an integer; accepted: 10 to 86400",
     ),
 ]
 

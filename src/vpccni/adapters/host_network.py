@@ -5,9 +5,11 @@
   address for everything not local), connmark rules in mangle/nat PREROUTING so that pod
   connections leaving the VPC are marked and routed via the primary ENI. External SNAT removes
   them. iptables runs as ``iptables -w`` (iptables-nft or legacy, whichever the host has).
-* Each secondary ENI: link found by MAC, MTU, up, its primary address, table ``device + 1`` with
-  the subnet gateway and a default route, the kernel's connected route dropped from main, rule
-  ``from <ENI primary> lookup <table>`` (32765).
+* Each secondary ENI (``vpccni.adapters.eni_links``): link found by MAC, MTU, up, its primary
+  address, table ``device + 1`` with the subnet gateway and a default route, the kernel's
+  connected route dropped from main, rule ``from <ENI primary> lookup <table>`` (32765);
+  ``remove_eni`` deletes it all again when the ENI leaves the pool; ``converge_enis`` (start-up)
+  deletes the rules and tables of ENIs the pool no longer has.
 * Pods: ``converge_pods`` removes host routes, rules and veths of pods the datastore no longer
   has (after a crash) and restores missing ones for pods it has.
 """
@@ -22,18 +24,22 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
+from vpccni.adapters.eni_links import (
+    HostNetworkError,
+    converge_eni_rules,
+    remove_eni_link,
+    setup_eni_link,
+)
 from vpccni.adapters.netlink_kit import AF_INET, SCOPE_LINK, NetlinkThread, ignoring, netns_path
 from vpccni.core.naming import (
     MAIN_TABLE,
-    RULE_FROM_ENI,
     RULE_FROM_POD,
     RULE_FWMARK,
     RULE_TO_POD,
-    route_table,
 )
-from vpccni.errors import VpccniError
-from vpccni.ports import EniLink, PodWiring
+from vpccni.ports import EniLink, HostChanges, PodWiring
 
 if TYPE_CHECKING:
     from vpccni.settings import DatapathSettings
@@ -41,10 +47,7 @@ if TYPE_CHECKING:
 SNAT_CHAIN = "AWS-SNAT-CHAIN-0"
 CONNMARK_CHAIN = "AWS-CONNMARK-CHAIN-0"
 RANDOM_FLAGS = {0: [], 1: ["--random"], 2: ["--random-fully"]}
-
-
-class HostNetworkError(VpccniError):
-    """The node's routes, rules or iptables could not be set up."""
+__all__ = ["HostNetworkError", "NetlinkHostNetwork"]
 
 
 class NetlinkHostNetwork:
@@ -153,45 +156,36 @@ class NetlinkHostNetwork:
     # -- ENIs -----------------------------------------------------------------------------------
 
     def setup_eni(self, eni: EniLink) -> bool:
-        return self._thread.run(lambda: self._setup_eni(eni))
+        """Configure a secondary ENI; False when its link is absent; HostNetworkError when a
+        change fails (nothing is ignored but "already so")."""
+
+        def setup() -> bool:
+            try:
+                return self._setup_eni(eni)
+            except (NetlinkError, OSError) as error:
+                raise HostNetworkError(
+                    f"configuring ENI {eni.mac} (device {eni.device_index}, {eni.primary_ip}) "
+                    f"failed: {error}"
+                ) from None
+
+        return self._thread.run(setup)
 
     def _setup_eni(self, eni: EniLink) -> bool:
-        """Configure a secondary ENI's link, table and rule; False when its link is absent."""
         if eni.device_index == 0:
             return True
         index = self._link_by_mac(eni.mac)
         if index is None:
             return False
-        ipr = self.ipr
-        table = route_table(eni.device_index)
-        ipr.link("set", index=index, state="up", mtu=self.settings.mtu)
-        for address in ipr.get_addr(index=index, family=AF_INET):
-            if address.get_attr("IFA_ADDRESS") != str(eni.primary_ip):
-                ipr.addr(
-                    "del",
-                    index=index,
-                    address=address.get_attr("IFA_ADDRESS"),
-                    prefixlen=address["prefixlen"],
-                )
-        with ignoring(errno.EEXIST):
-            ipr.addr(
-                "add", index=index, address=str(eni.primary_ip), prefixlen=eni.subnet.prefixlen
-            )
-        gateway = str(eni.subnet.network_address + 1)
-        ipr.route("replace", dst=f"{gateway}/32", oif=index, scope=SCOPE_LINK, table=table)
-        ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index, table=table)
-        with ignoring(errno.ESRCH, errno.ENOENT):
-            ipr.route("del", dst=str(eni.subnet), oif=index, table=MAIN_TABLE)
-        with ignoring(errno.EEXIST):
-            ipr.rule(
-                "add",
-                family=AF_INET,
-                priority=RULE_FROM_ENI,
-                src=str(eni.primary_ip),
-                src_len=32,
-                table=table,
-            )
+        setup_eni_link(self.ipr, eni, index, self.settings.mtu)
         return True
+
+    def remove_eni(self, eni: EniLink, *, flush_table: bool) -> HostChanges:
+        return self._thread.run(
+            lambda: remove_eni_link(self.ipr, eni, self._link_by_mac(eni.mac), flush_table)
+        )
+
+    def converge_enis(self, enis: Sequence[EniLink]) -> HostChanges:
+        return self._thread.run(lambda: converge_eni_rules(self.ipr, enis))
 
     # -- pods -----------------------------------------------------------------------------------
 

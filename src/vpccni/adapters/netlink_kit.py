@@ -1,12 +1,14 @@
 """The shared netlink kit of the pod- and host-network adapters (pyroute2).
 
 Owns the constants both use, how a namespace is named, the one-thread-per-adapter executor
-(pyroute2 keeps a socket per thread) and ``ignoring``, which lets the errno codes meaning
-"already done" pass.
+(pyroute2 keeps a socket per thread), ``ignoring``, which lets the errno codes meaning
+"already done" pass, and :class:`Attempts`, which carries on past a failed deletion and keeps
+what failed and why for the caller to log and count.
 """
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -33,6 +35,32 @@ def ignoring(*codes: int) -> Iterator[None]:
     except NetlinkError as error:
         if error.code not in codes:
             raise
+
+
+GONE = frozenset({errno.ENOENT, errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL})
+"""errno codes of a deletion whose object vanished since it was listed: the goal is reached."""
+
+
+class Attempts:
+    """Deletions that go on after one fails: ``done`` and ``failed`` ("what: why") lists."""
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+        self.failed: list[str] = []
+
+    def attempt(self, what: str, call: Callable[[], object]) -> bool:
+        """Run ``call``; True when ``what`` is now gone (done, or already gone)."""
+        try:
+            call()
+        except NetlinkError as error:
+            if error.code not in GONE:
+                self.failed.append(f"{what}: {error}")
+                return False
+        except OSError as error:
+            self.failed.append(f"{what}: {error}")
+            return False
+        self.done.append(what)
+        return True
 
 
 class NetlinkThread:

@@ -1,22 +1,38 @@
 """The daemon's datapath: pod wiring on ADD/DEL/CHECK and host networking for ENIs.
 
 Plugs the ``PodNetwork`` and ``HostNetwork`` ports into the IPAM service. Rules: an ENI joins
-the pool only once its host networking is configured; a failed ADD releases the address it took;
-DEL tears down what it can and always releases; on start-up (and after a crash) host routes,
-rules and veths converge to the assignments in the checkpoint.
+the pool only once its host networking is configured; an ENI that leaves the pool (freed, or
+dropped by reconcile) loses its rule, its table's routes, its connected route and address at
+once - a deletion that fails is logged, counted (``awscni_ipamd_error_count{fn=
+"datapathRemoveEni"}``) and retried on every later ``retry_removals`` until it succeeds; a
+failed ADD releases the address it took; DEL tears down what it can and always releases; on
+start-up (and after a crash) host routes, rules and veths converge to the assignments in the
+checkpoint and ENI rules and tables to the pool's ENIs.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+import threading
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from vpccni.core.model import Assignment, EniInfo, PodKey, PodMeta
 from vpccni.core.naming import host_veth_name, route_table
 from vpccni.daemon.recover import is_held_by_route
 from vpccni.daemon.service import IpamService
-from vpccni.ports import EniLink, HostNetwork, PodNetwork, PodWiring, WiredInterfaces
+from vpccni.errors import VpccniError
+from vpccni.ports import (
+    EniLink,
+    HostChanges,
+    HostNetwork,
+    Metrics,
+    NullMetrics,
+    PodNetwork,
+    PodWiring,
+    WiredInterfaces,
+)
 
 log = logging.getLogger("vpccni.ipamd")
 
@@ -30,6 +46,14 @@ class Datapath:
     subnet: IPv4Network
     mtu: int = 9001
     veth_prefix: str = "eni"
+    metrics: Metrics = field(default_factory=NullMetrics)
+    _enis: dict[str, EniLink] = field(default_factory=dict, init=False)
+    """Secondary ENIs whose host networking is configured, by MAC."""
+    _removals: dict[str, EniLink] = field(default_factory=dict, init=False)
+    """ENIs that left the pool with host state not yet deleted, by MAC."""
+    _netns: dict[str, str] = field(default_factory=dict, init=False)
+    """Each wired pod's namespace path, by host veth (this run's ADDs)."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def wiring(
         self,
@@ -53,9 +77,17 @@ class Datapath:
         )
 
     def wire(self, wiring: PodWiring) -> WiredInterfaces:
-        return self.pods.setup(wiring)
+        wired = self.pods.setup(wiring)
+        self._netns[wiring.host_veth] = wiring.netns
+        return wired
+
+    def netns_exists(self, host_veth: str) -> bool:
+        """The namespace this run's ADD wired the pod into still exists (False: unknown)."""
+        netns = self._netns.get(host_veth)
+        return netns is not None and os.path.exists(netns)
 
     def unwire(self, wiring: PodWiring) -> None:
+        self._netns.pop(wiring.host_veth, None)
         try:
             self.pods.teardown(wiring)
         except Exception as error:  # DEL never fails; converge_pods cleans up later
@@ -65,8 +97,76 @@ class Datapath:
         return self.pods.check(wiring)
 
     def eni_ready(self, mac: str, primary_ip: IPv4Address, device_index: int) -> bool:
-        """Configure an ENI's host networking; False while its link has not appeared."""
-        return self.host.setup_eni(EniLink(mac, primary_ip, self.subnet, device_index))
+        """Configure an ENI's host networking; False while its link has not appeared or when a
+        change failed (logged and counted; the engine retries)."""
+        link = EniLink(mac, primary_ip, self.subnet, device_index)
+        with self._lock:
+            try:
+                ready = self.host.setup_eni(link)
+            except VpccniError as error:
+                self._failed("datapathSetupEni", [str(error)])
+                return False
+            if ready and device_index != 0:
+                self._enis[mac.lower()] = link
+                self._removals.pop(mac.lower(), None)  # the same ENI is back (re-adopted)
+            return ready
+
+    def eni_removed(self, mac: str, primary_ip: IPv4Address, device_index: int) -> bool:
+        """The ENI left the pool: delete its host networking now. False when a deletion
+        failed: logged, counted and retried by ``retry_removals``."""
+        if device_index == 0:
+            return True
+        with self._lock:
+            self._enis.pop(mac.lower(), None)
+            self._removals[mac.lower()] = EniLink(mac, primary_ip, self.subnet, device_index)
+            return self._remove_pending()
+
+    def retry_removals(self) -> bool:
+        """Retry the deletions that failed before; True when none is left."""
+        with self._lock:
+            return self._remove_pending()
+
+    def pending_removals(self) -> list[EniLink]:
+        with self._lock:
+            return list(self._removals.values())
+
+    def _remove_pending(self) -> bool:
+        for mac, link in list(self._removals.items()):
+            tables = {e.device_index for e in self._enis.values()}
+            changes = self.host.remove_eni(link, flush_table=link.device_index not in tables)
+            for change in changes.done:
+                log.info("ENI %s left the pool: removed %s", link.mac, change)
+            if changes.failed:
+                self._failed("datapathRemoveEni", changes.failed, link)
+            else:
+                del self._removals[mac]
+        return not self._removals
+
+    def _failed(
+        self, fn: str, failures: list[str] | tuple[str, ...], link: EniLink | None = None
+    ) -> None:
+        for failure in failures:
+            self.metrics.error(fn)
+            if link is None:
+                log.error("%s failed: %s; retried later", fn, failure)
+            else:
+                log.error(
+                    "ENI %s (%s, device %d) left the pool but deleting its %s failed; "
+                    "retried on the next sweep",
+                    link.mac,
+                    link.primary_ip,
+                    link.device_index,
+                    failure,
+                )
+
+    def converge_enis(self) -> HostChanges:
+        """Delete ENI rules and tables of ENIs the pool does not have (start-up)."""
+        with self._lock:
+            changes = self.host.converge_enis(list(self._enis.values()))
+            for change in changes.done:
+                log.info("datapath converge: removed %s", change)
+            self._failed("datapathConvergeEnis", changes.failed)
+            return changes
 
     def converge(self, service: IpamService) -> list[str]:
         """Make host routes, rules and veths match the datastore's assignments.
@@ -92,7 +192,11 @@ class Datapath:
         changes = self.host.converge_pods(wired)
         for change in changes:
             log.info("datapath converge: %s", change)
-        return changes
+        return changes + list(self.converge_enis().done)
+
+    def wiring_of(self, service: IpamService, assignment: Assignment) -> PodWiring:
+        """The wiring an assignment has (its namespace unknown)."""
+        return self._wiring_of(service, assignment)
 
     def _wiring_of(self, service: IpamService, assignment: Assignment) -> PodWiring:
         eni = service.datastore.eni_of(assignment.address)

@@ -3,7 +3,8 @@
 Everything comes from one validated :class:`~vpccni.settings.Settings`, built by the caller.
 The pool loop ticks every ``tick_seconds`` (5 s as upstream), reconciles with EC2 every
 ``reconcile_seconds`` (60 s) and sweeps leaked ENIs every ``cleanup_seconds`` (1 h), measured
-on the daemon's clock (the system's, or the emulator's with ``VPCCNI_CLOCK=emulator``). SIGTERM
+on the daemon's clock (the system's, or the emulator's with ``VPCCNI_CLOCK=emulator``); with a
+datapath, the leaked-pod sweep (``vpccni.daemon.sweep``) runs every ``tick_seconds``. SIGTERM
 or SIGINT stops growth at once (``terminating``), lets in-flight requests and the current tick
 finish, closes the servers and the checkpoint, and exits 0.
 """
@@ -40,6 +41,7 @@ from vpccni.daemon.datapath import Datapath
 from vpccni.daemon.introspection import no_address_cause, routes, serve_introspection
 from vpccni.daemon.rpc import RpcHooks, RpcServer, delete_pod
 from vpccni.daemon.spool import replay_spool
+from vpccni.daemon.sweep import PodSweep, run_sweep
 from vpccni.ports import Clock, Metrics, NullMetrics
 from vpccni.settings import DaemonSettings, DatapathSettings, Settings
 
@@ -78,7 +80,7 @@ def run_daemon(settings: Settings) -> int:
             store,
             load_instance_table(),
             metrics,
-            _datapath_factory(options, settings.datapath),
+            _datapath_factory(options, settings.datapath, metrics),
         ),
     )
     if node is None:
@@ -87,7 +89,7 @@ def run_daemon(settings: Settings) -> int:
 
 
 def _datapath_factory(
-    options: DaemonSettings, datapath: DatapathSettings
+    options: DaemonSettings, datapath: DatapathSettings, metrics: Metrics
 ) -> Callable[[IPv4Network], Datapath] | None:
     """Pod and host networking in ``--netns`` (or this namespace with ``--host-datapath``)."""
     if options.datapath_netns is None and not options.host_datapath:
@@ -101,6 +103,7 @@ def _datapath_factory(
             subnet,
             datapath.mtu,
             datapath.veth_prefix,
+            metrics,
         )
 
     return make
@@ -167,6 +170,9 @@ def _serve(running: _Running) -> int:
         )
     if prometheus is not None and options.metrics_bind is not None:
         prometheus.serve(*options.metrics_bind)
+    if node.pool.datapath is not None:
+        sweep = PodSweep(node.service, node.pool.datapath, options.pod_sweep_grace, metrics)
+        run_sweep(sweep, options.tick_seconds, stop)
     threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
     for thread in threads:
         thread.start()

@@ -1,5 +1,9 @@
 """The ports the pool engine needs beyond EC2 and IMDS: the pool ledger and the link check.
 
+The link check is told when an ENI joins the pool (configure its host networking first) and
+when it leaves it (freed, or dropped because EC2 detached it): nothing of it may stay on the
+host, or a pod later given its primary address would follow its rule out of the wrong link.
+
 :class:`PoolLedger` is the node's record of ENIs, CIDRs and pods as the engine changes it. The
 daemon's ledger is durable and applies a change at once; the simulator's records what EC2 added
 with the node's clock and applies it when those calls would have finished. Removals are always
@@ -53,6 +57,13 @@ class PoolLedger(Protocol):
 
 
 class LinkCheck(Protocol):
-    """The datapath's view: is the ENI's link on the node configured (routes, rules)?"""
+    """The datapath's side of an ENI: its host networking (link, table, routes, rule)."""
 
-    def eni_ready(self, mac: str, primary_ip: IPv4Address, device_index: int) -> bool: ...
+    def eni_ready(self, mac: str, primary_ip: IPv4Address, device_index: int) -> bool:
+        """Configure the ENI's host networking; False while that is not possible yet."""
+        ...
+
+    def eni_removed(self, mac: str, primary_ip: IPv4Address, device_index: int) -> bool:
+        """The ENI left the pool: delete its host networking. False when something could not
+        be deleted yet (the datapath logs, counts and retries it)."""
+        ...

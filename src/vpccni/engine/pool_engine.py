@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 
 from vpccni.cloud.lifecycle import EniLifecycle
 from vpccni.cloud.retry import Backoff, retry
@@ -77,6 +77,8 @@ class PoolEngine:
         self.imds = imds
         self.metrics: Metrics = metrics or NullMetrics()
         self.links = links
+        self.linked: dict[str, tuple[str, IPv4Address, int]] = {}
+        """ENIs whose host networking the link check configured: MAC, primary, device."""
         self.state = EngineState()
         self.log = log
 
@@ -205,7 +207,17 @@ class PoolEngine:
         def ready() -> bool:
             return links.eni_ready(eni.mac, eni.primary_ip, attachment.device_index)
 
-        return self._poll(ready, WAIT_LINK) if wait else ready()
+        done = self._poll(ready, WAIT_LINK) if wait else ready()
+        if done:
+            self.linked[eni.eni_id] = (eni.mac, eni.primary_ip, attachment.device_index)
+        return done
+
+    def host_removed(self, eni_id: str) -> None:
+        """The ENI left the pool: the link check deletes its host networking (and retries
+        what fails)."""
+        linked = self.linked.pop(eni_id, None)
+        if self.links is not None and linked is not None:
+            self.links.eni_removed(*linked)
 
     def _poll(self, check: Callable[[], bool], backoff: Backoff) -> bool:
         """True once ``check`` is, retried with ``backoff`` on the engine's clock; else False."""
@@ -259,6 +271,7 @@ class PoolEngine:
         assert action.eni is not None
         if not self.ledger.remove_unused_eni(action.eni):
             return
+        self.host_removed(action.eni)
         try:
             self.lifecycle.free_eni(action.eni)
         except CloudError as error:

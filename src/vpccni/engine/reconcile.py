@@ -6,7 +6,9 @@ this node released within the 60 s cooldown, which stale IMDS data may still lis
 happens. When they differ - an ENI attached that the pool lacks, one it has that IMDS no longer
 lists, addresses added or missing - one ``DescribeNetworkInterfaces`` for this instance is the
 truth: adopt attached ENIs (tagged, once their link is up), add what EC2 added, force-remove
-only what EC2 no longer has. A failed read changes nothing.
+only what EC2 no longer has (an ENI dropped also loses its host networking, and counts in
+``awscni_force_removed_enis`` / ``_ips`` only when pods were using it). A failed read changes
+nothing.
 """
 
 from __future__ import annotations
@@ -81,14 +83,15 @@ def reconcile(engine: PoolEngine, *, force_ec2: bool = False) -> ReconcileOutcom
     for eni_id, cidr in plan.remove_cidrs:
         pods = engine.ledger.force_remove_cidr(eni_id, cidr)
         lost += pods
-        engine.metrics.force_removed(0, pods)
+        _count_forced(engine, 0, pods)
         engine.log.warning(
             "reconcile: EC2 no longer has %s on %s (%d pods lost it)", cidr, eni_id, pods
         )
     for eni_id in plan.remove_enis:
         pods = engine.ledger.force_remove_eni(eni_id)
         lost += pods
-        engine.metrics.force_removed(1, pods)
+        _count_forced(engine, 1, pods)
+        engine.host_removed(eni_id)
         engine.log.warning("reconcile: %s is no longer attached (%d pods lost it)", eni_id, pods)
     state.may_differ = pending or bool(released)
     return ReconcileOutcome(
@@ -99,6 +102,13 @@ def reconcile(engine: PoolEngine, *, force_ec2: bool = False) -> ReconcileOutcom
         removed=len(plan.remove_cidrs) + len(plan.remove_enis),
         pods_lost=lost,
     )
+
+
+def _count_forced(engine: PoolEngine, enis: int, pods: int) -> None:
+    """``awscni_force_removed_enis`` / ``_ips`` count only what pods were using: an empty ENI or
+    an unused address that EC2 took away costs no pod anything."""
+    if pods:
+        engine.metrics.force_removed(enis, pods)
 
 
 def _tag(engine: PoolEngine, eni: EniDescription) -> None:

@@ -1,0 +1,107 @@
+"""The leaked-pod sweep: release pods whose runtime never sent DEL.
+
+Some runtimes remove a container without any CNI call (containerd's ``ctr`` with a detached
+container): the pod's namespace goes, and with it the veth pair, but its address and its rules
+stay until the daemon restarts. Every ``interval`` the sweep looks at each assignment: when its
+host veth is gone (or down, as a half-made ADD leaves it) and the namespace this run wired it
+into is gone too (or unknown, after a restart), the pod is *missing* from that moment. A pod
+missing for ``grace`` seconds on the daemon's clock (``VPCCNI_POD_SWEEP_GRACE_SECONDS``, 60 s by
+default: far longer than any ADD takes between taking an address and creating the veth) is
+released as a DEL would: rules and route removed, the address released durably through the IPAM
+service. Each release is logged and counted (``awscni_ipamd_error_count{fn="podSweepReleased"}``).
+The sweep also retries the ENI host clean-ups that failed before. Only with a datapath: without
+one the daemon wires nothing and cannot see a pod go.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from vpccni.core.model import Assignment, PodKey, PodMeta
+from vpccni.daemon.datapath import Datapath
+from vpccni.daemon.rpc import delete_pod
+from vpccni.daemon.service import IpamService
+from vpccni.ports import Metrics, NullMetrics
+
+log = logging.getLogger("vpccni.ipamd")
+SWEEP_FN = "podSweepReleased"
+
+
+@dataclass
+class PodSweep:
+    """Finds pods gone without a DEL and releases them after ``grace`` seconds."""
+
+    service: IpamService
+    datapath: Datapath
+    grace: float
+    metrics: Metrics = field(default_factory=NullMetrics)
+    missing: dict[PodKey, float] = field(default_factory=dict)
+    """Pods seen without veth and namespace, and since when (the daemon's clock)."""
+
+    def sweep(self) -> list[Assignment]:
+        """One pass: note missing pods, release those missing for ``grace``; returns them."""
+        self.datapath.retry_removals()
+        now = self.service.clock.now()
+        due = [a for a in self._missing_now(now) if now - self.missing[a.key] >= self.grace]
+        if not due:
+            return []
+        released = []
+        with self.service.lock:  # an ADD or DEL of the same pod waits; nothing changes under us
+            veths = self.datapath.host.host_veths()
+            for assignment in due:
+                if self.service.datastore.lookup(assignment.key) != assignment:
+                    continue  # released or replaced since
+                if self._present(assignment, veths):
+                    continue
+                self._release(assignment, now)
+                released.append(assignment)
+        return released
+
+    def _missing_now(self, now: float) -> list[Assignment]:
+        veths = self.datapath.host.host_veths()
+        assignments = self.service.assignments()
+        gone = [a for a in assignments if not self._present(a, veths)]
+        keys = {a.key for a in gone}
+        for key in [k for k in self.missing if k not in keys]:
+            del self.missing[key]  # back, or released by a DEL
+        for assignment in gone:
+            since = self.missing.setdefault(assignment.key, now)
+            if since > now:  # the clock stepped back: start over
+                self.missing[assignment.key] = now
+        return gone
+
+    def _present(self, assignment: Assignment, veths: set[str]) -> bool:
+        veth = self.datapath.wiring_of(self.service, assignment).host_veth
+        return veth in veths or self.datapath.netns_exists(veth)
+
+    def _release(self, assignment: Assignment, now: float) -> None:
+        seconds = now - self.missing.pop(assignment.key)
+        delete_pod(assignment.key, PodMeta(), {}, self.service, self.datapath)
+        self.metrics.error(SWEEP_FN)
+        log.warning(
+            "pod sweep: %s (%s/%s) held %s, but its veth and network namespace have been gone "
+            "for %.0f s and no DEL came (a runtime that removes containers without CNI, e.g. "
+            "ctr); released it and its rules",
+            assignment.key,
+            assignment.meta.namespace or "-",
+            assignment.meta.name or "-",
+            assignment.address,
+            seconds,
+        )
+
+
+def run_sweep(sweep: PodSweep, interval: float, stop: threading.Event) -> threading.Thread:
+    """Sweep every ``interval`` seconds on a daemon thread until ``stop`` is set."""
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                sweep.sweep()
+            except Exception:
+                log.exception("pod sweep failed; retrying in %.1f s", interval)
+
+    thread = threading.Thread(target=loop, daemon=True, name="pod-sweep")
+    thread.start()
+    return thread
