@@ -83,12 +83,12 @@ def test_metrics_have_upstream_names_and_ours(make_node: Any) -> None:
     node.wait_for(lambda: "awscni_eni_allocated 2.0" in scrape(), what="gauges updated")
     text = scrape()
     for name in (
-        "awscni_add_ip_req_count_total 1.0",
+        "awscni_add_ip_req_count 1.0",
         "awscni_total_ip_addresses 18.0",
         "awscni_assigned_ip_addresses 1.0",
         "awscni_eni_max 3.0",
         "awscni_ip_max 27.0",
-        'awscni_ec2api_req_count_total{fn="CreateNetworkInterface"} 1.0',
+        'awscni_ec2api_req_count{fn="CreateNetworkInterface"} 1.0',
         "vpccni_time_to_ip_seconds_count 1.0",
         "vpccni_pods_waiting_for_ip 0.0",
         'awscni_build_info{version="0.1.0"} 1.0',

@@ -38,7 +38,12 @@ from vpccni.core.config import IpamConfig
 from vpccni.core.model import PodKey, PodMeta
 from vpccni.daemon.bootstrap import Node, NodeOptions, NodePorts, bootstrap
 from vpccni.daemon.datapath import Datapath
-from vpccni.daemon.introspection import no_address_cause, routes, serve_introspection
+from vpccni.daemon.introspection import (
+    no_address_cause,
+    routes,
+    serve_introspection,
+    serve_metrics,
+)
 from vpccni.daemon.rpc import RpcHooks, RpcServer, delete_pod
 from vpccni.daemon.spool import replay_spool
 from vpccni.daemon.sweep import PodSweep, run_sweep
@@ -169,13 +174,13 @@ def _serve(running: _Running) -> int:
             serve_introspection(options.introspection_bind, routes(node, lambda: networkutils))
         )
     if prometheus is not None and options.metrics_bind is not None:
-        prometheus.serve(*options.metrics_bind)
-    if node.pool.datapath is not None:
-        sweep = PodSweep(node.service, node.pool.datapath, options.pod_sweep_grace, metrics)
-        run_sweep(sweep, options.tick_seconds, stop)
+        servers.append(serve_metrics(options.metrics_bind, prometheus.exposition))
     threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
     for thread in threads:
         thread.start()
+    if node.pool.datapath is not None:
+        sweep = PodSweep(node.service, node.pool.datapath, options.pod_sweep_grace, metrics)
+        run_sweep(sweep, options.tick_seconds, stop)
 
     def on_signal(number: int, frame: object) -> None:
         if os.getpid() != main_pid:  # a forked helper (pyroute2's netns workers): just exit
