@@ -13,7 +13,8 @@ upstream's ``AWS_EC2_ENDPOINT``; ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else I
 ``AWS_RETRY_MODE``, ``AWS_MAX_ATTEMPTS``, ``HTTP_TIMEOUT`` of at least 10 s; IMDS:
 ``AWS_EC2_METADATA_SERVICE_ENDPOINT``), ``datapath`` (upstream's networkutils variables) and
 ``daemon`` (the flags, ``CLUSTER_NAME``, ``DISABLE_METRICS``, ``DISABLE_INTROSPECTION``,
-``INTROSPECTION_BIND_ADDRESS``, ``AWS_VPC_K8S_CNI_LOGLEVEL``, ``VPCCNI_CLOCK``,
+``INTROSPECTION_BIND_ADDRESS``, ``AWS_VPC_K8S_CNI_LOGLEVEL``, ``VPCCNI_SDK_LOGLEVEL``,
+``AWS_VPC_K8S_CNI_LOG_FILE``, ``VPCCNI_CLOCK``,
 ``VPCCNI_POD_SWEEP_GRACE_SECONDS``). Not read here:
 credentials and botocore's own configuration (profiles, CA bundle), which botocore takes from
 its standard chain; the CNI plugin's variables, read by the plugin in its own process;
@@ -27,7 +28,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, ip_address
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -61,8 +62,13 @@ _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _VETH_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,4}")
 _CIDR = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}")
 URL_ACCEPTED = "an http:// or https:// URL such as http://127.0.0.1:5309"
-SECONDS_ACCEPTED = "a number of seconds above 0, such as 5 or 0.2"
-BIND_ACCEPTED = "HOST:PORT with PORT 1 to 65535 (empty HOST: every interface)"
+MIN_SECONDS, MAX_SECONDS = 0.05, 86400.0  # below: a busy loop; above: a day
+SECONDS_ACCEPTED = "a number of seconds from 0.05 to 86400, such as 5 or 0.2"
+BIND_ACCEPTED = (
+    "HOST:PORT with HOST an IP address, localhost or empty (every interface) and PORT 1 to 65535"
+)
+LOG_FILE_ACCEPTED = "stdout, stderr, or an absolute file path"
+SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "pyroute2")
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,11 @@ class DaemonSettings:
     cluster_name: str = ""
     emulator_clock: bool = False
     log_level: int = logging.INFO
+    """``AWS_VPC_K8S_CNI_LOGLEVEL``: vpccni's own messages."""
+    sdk_log_level: int = logging.WARNING
+    """``VPCCNI_SDK_LOGLEVEL``: botocore, boto3, urllib3, pyroute2 (DEBUG shows wire traffic)."""
+    log_file: str = "stderr"
+    """``AWS_VPC_K8S_CNI_LOG_FILE``: ``stdout``, ``stderr`` or an absolute path (appended)."""
     datapath_netns: str | None = None
     host_datapath: bool = False
     recover: bool = False
@@ -303,8 +314,12 @@ def _daemon(env: SettingsReader, given: SettingsReader, flags: DaemonFlags) -> D
             "AWS_VPC_K8S_CNI_LOGLEVEL",
             _log_level,
             defaults.log_level,
-            "DEBUG, INFO, WARN, ERROR or FATAL (any case)",
+            LOG_LEVELS_ACCEPTED,
         ),
+        sdk_log_level=env.value(
+            "VPCCNI_SDK_LOGLEVEL", _log_level, defaults.sdk_log_level, LOG_LEVELS_ACCEPTED
+        ),
+        log_file=env.value("AWS_VPC_K8S_CNI_LOG_FILE", _log_file, "stderr", LOG_FILE_ACCEPTED),
         datapath_netns=given.value("--netns", _text, None, "a namespace name or path"),
         host_datapath=flags.host_datapath,
         recover=flags.recover,
@@ -315,6 +330,7 @@ def _daemon(env: SettingsReader, given: SettingsReader, flags: DaemonFlags) -> D
 
 
 _UNIX_ACCEPTED = f"a path of at most {MAX_UNIX_PATH_BYTES} bytes"
+LOG_LEVELS_ACCEPTED = "DEBUG, INFO, WARN, ERROR or FATAL (any case)"
 
 
 def _url(raw: str) -> str:
@@ -373,9 +389,21 @@ def _tcp_bind(raw: str) -> tuple[str, int]:
     if not colon or host != host.strip() or " " in host:
         raise ValueError("is not HOST:PORT")
     try:
-        return host, in_range(parse_int(port), 1, 65535)
+        number = in_range(parse_int(port), 1, 65535)
     except ValueError:
         raise ValueError(f"has port {port!r}, which is not 1 to 65535") from None
+    literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if host not in ("", "localhost"):
+        try:
+            ip_address(literal)
+        except ValueError:
+            raise ValueError(f"has host {host!r}, which is not an IP address") from None
+    return host, number
+
+
+def parse_introspection_bind(raw: str) -> str:
+    """An introspection endpoint, ``host:port`` or ``unix:PATH`` (also ``vpccni status``'s)."""
+    return _introspection_bind(raw)
 
 
 def _introspection_bind(raw: str) -> str:
@@ -396,8 +424,10 @@ def _metrics_bind(raw: str) -> tuple[str, int] | None:
 def _seconds(given: SettingsReader, name: str, default: float) -> float:
     def parse(raw: str) -> float:
         value = parse_seconds(raw)
-        if value <= 0:
-            raise ValueError("is not above 0")
+        if value < MIN_SECONDS:
+            raise ValueError(f"is below {MIN_SECONDS:g} s (the loop would spin a core)")
+        if value > MAX_SECONDS:
+            raise ValueError(f"is above {MAX_SECONDS:g} s (a day)")
         return value
 
     return given.value(name, parse, default, SECONDS_ACCEPTED)
@@ -410,6 +440,14 @@ def _max_pods(raw: str) -> int:
 def _cluster_name(raw: str) -> str:
     if len(raw) > MAX_TAG_VALUE:
         raise ValueError("is too long for an EC2 tag value")
+    return raw
+
+
+def _log_file(raw: str) -> str:
+    if raw in ("stdout", "stderr"):
+        return raw
+    if not raw.startswith("/") or raw.endswith("/") or raw != raw.strip():
+        raise ValueError("is not stdout, stderr or an absolute file path")
     return raw
 
 

@@ -205,3 +205,26 @@ def test_ipam_variables_take_gos_syntax() -> None:
         "MAX_ENI=' 2' is not an integer (remove the spaces around it); accepted: 1 or more, "
         "or -1 for the instance limit",
     )
+
+
+def test_targets_beyond_the_node_are_warned_with_the_numbers() -> None:
+    from vpccni.core.config import capacity_warnings
+
+    config = parse_ipam_config({"MINIMUM_IP_TARGET": "500", "WARM_IP_TARGET": "27"})
+    assert capacity_warnings(config, 3, 9) == [
+        "MINIMUM_IP_TARGET=500 is more than this node can ever hold: 3 ENIs (the instance's "
+        "limit) x 9 addresses = 27; the pool stops at 27 - lower MINIMUM_IP_TARGET, or enable "
+        "prefix delegation"
+    ]
+    capped = parse_ipam_config({"WARM_IP_TARGET": "10", "MAX_ENI": "1"})
+    assert capacity_warnings(capped, 1, 9)[0].startswith(
+        "WARM_IP_TARGET=10 is more than this node can ever hold: 1 ENIs (MAX_ENI=1) x 9"
+    )
+    assert capacity_warnings(parse_ipam_config({}), 3, 9) == []
+
+
+def test_a_cooldown_of_years_is_refused() -> None:
+    with pytest.raises(
+        ConfigError, match="IP_COOLDOWN_PERIOD='94608000' is too large; accepted: 0 to 3600"
+    ):
+        parse_ipam_config({"IP_COOLDOWN_PERIOD": "94608000"})

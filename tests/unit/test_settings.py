@@ -130,6 +130,17 @@ VALID_VARIABLES: list[tuple[str, str, str, Any]] = [
     ("AWS_VPC_K8S_CNI_LOGLEVEL", "Error", "daemon.log_level", logging.ERROR),
     ("AWS_VPC_K8S_CNI_LOGLEVEL", "FATAL", "daemon.log_level", logging.CRITICAL),
     ("VPCCNI_CLOCK", "system", "daemon.emulator_clock", False),
+    ("VPCCNI_SDK_LOGLEVEL", "debug", "daemon.sdk_log_level", logging.DEBUG),
+    ("AWS_VPC_K8S_CNI_LOG_FILE", "stdout", "daemon.log_file", "stdout"),
+    (
+        "AWS_VPC_K8S_CNI_LOG_FILE",
+        "/var/log/vpccni/ipamd.log",
+        "daemon.log_file",
+        "/var/log/vpccni/ipamd.log",
+    ),
+    ("IP_COOLDOWN_PERIOD", "3600", "ipam.ip_cooldown_seconds", 3600),
+    ("INTROSPECTION_BIND_ADDRESS", "[::1]:7000", "daemon.introspection_bind", "[::1]:7000"),
+    ("INTROSPECTION_BIND_ADDRESS", "localhost:7000", "daemon.introspection_bind", "localhost:7000"),
     ("VPCCNI_POD_SWEEP_GRACE_SECONDS", "120", "daemon.pod_sweep_grace", 120.0),
 ]
 
@@ -177,13 +188,18 @@ def test_datapath_document_reports_what_was_read() -> None:
 
 
 INT0 = "accepted: 0 or more"
+COOLDOWN = "accepted: 0 to 3600"
 MAX_ENI = "accepted: 1 or more, or -1 for the instance limit"
 URL = "accepted: an http:// or https:// URL such as http://127.0.0.1:5309"
 REGION = "accepted: a region name such as us-west-2 (lowercase letters, digits, dashes)"
 CONNMARK = "accepted: 1 to 2^32-1 (e.g. 0x80)"
 CIDRS = "accepted: IPv4 CIDRs separated by commas, such as 10.0.0.0/8,172.16.0.0/12"
 VETH = "accepted: 1 to 4 letters, digits, '_', '.' or '-', not eth, lo or vlan"
-BIND = "accepted: HOST:PORT with PORT 1 to 65535 (empty HOST: every interface), or unix:PATH"
+BIND_HOSTS = (
+    "accepted: HOST:PORT with HOST an IP address, localhost or empty (every interface) and PORT 1 "
+    "to 65535"
+)
+BIND = BIND_HOSTS + ", or unix:PATH"
 LOGLEVEL = "accepted: DEBUG, INFO, WARN, ERROR or FATAL (any case)"
 BOOL = "accepted: " + BOOL_ACCEPTED
 
@@ -214,7 +230,12 @@ REFUSED_VARIABLES: list[tuple[str, str, str]] = [
     ("MAX_ENI", "0", f"MAX_ENI='0' is out of range; {MAX_ENI}"),
     ("MAX_ENI", "-2", f"MAX_ENI='-2' is out of range; {MAX_ENI}"),
     ("MAX_ENI", "many", f"MAX_ENI='many' is not an integer; {MAX_ENI}"),
-    ("IP_COOLDOWN_PERIOD", "30s", f"IP_COOLDOWN_PERIOD='30s' is not an integer; {INT0}"),
+    ("IP_COOLDOWN_PERIOD", "30s", f"IP_COOLDOWN_PERIOD='30s' is not an integer; {COOLDOWN}"),
+    (
+        "IP_COOLDOWN_PERIOD",
+        "31536000",
+        f"IP_COOLDOWN_PERIOD='31536000' is too large; {COOLDOWN}",
+    ),
     (
         "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG",
         "on",
@@ -344,6 +365,12 @@ REFUSED_VARIABLES: list[tuple[str, str, str]] = [
     ),
     (
         "INTROSPECTION_BIND_ADDRESS",
+        "garbage:61679",
+        f"INTROSPECTION_BIND_ADDRESS='garbage:61679' has host 'garbage', which is not an IP "
+        f"address; {BIND}",
+    ),
+    (
+        "INTROSPECTION_BIND_ADDRESS",
         "127.0.0.1:http",
         f"INTROSPECTION_BIND_ADDRESS='127.0.0.1:http' has port 'http', which is not 1 to 65535; "
         f"{BIND}",
@@ -357,6 +384,17 @@ REFUSED_VARIABLES: list[tuple[str, str, str]] = [
         "AWS_VPC_K8S_CNI_LOGLEVEL",
         "verbose",
         f"AWS_VPC_K8S_CNI_LOGLEVEL='verbose' is not a log level; {LOGLEVEL}",
+    ),
+    (
+        "VPCCNI_SDK_LOGLEVEL",
+        "trace",
+        f"VPCCNI_SDK_LOGLEVEL='trace' is not a log level; {LOGLEVEL}",
+    ),
+    (
+        "AWS_VPC_K8S_CNI_LOG_FILE",
+        "var/log/ipamd.log",
+        "AWS_VPC_K8S_CNI_LOG_FILE='var/log/ipamd.log' is not stdout, stderr or an absolute file "
+        "path; accepted: stdout, stderr, or an absolute file path",
     ),
     (
         "VPCCNI_CLOCK",
@@ -392,7 +430,7 @@ def test_bad_variables_are_refused_never_replaced(name: str, value: str, problem
     )
 
 
-SECONDS = "accepted: a number of seconds above 0, such as 5 or 0.2"
+SECONDS = "accepted: a number of seconds from 0.05 to 86400, such as 5 or 0.2"
 
 # (flag, value, settings field, expected)
 VALID_FLAGS: list[tuple[str, str, str, Any]] = [
@@ -438,10 +476,36 @@ REFUSED_FLAGS: list[tuple[dict[str, Any], str]] = [
     ),
     (
         {"metrics_bind": ":0"},
-        "--metrics-bind=':0' has port '0', which is not 1 to 65535; accepted: HOST:PORT with "
-        "PORT 1 to 65535 (empty HOST: every interface), or none",
+        f"--metrics-bind=':0' has port '0', which is not 1 to 65535; {BIND_HOSTS}, or none",
     ),
-    ({"tick_seconds": "0"}, f"--tick-seconds='0' is not above 0; {SECONDS}"),
+    (
+        {"metrics_bind": "127.0.0.1:notaport"},
+        f"--metrics-bind='127.0.0.1:notaport' has port 'notaport', which is not 1 to 65535; "
+        f"{BIND_HOSTS}, or none",
+    ),
+    (
+        {"metrics_bind": ":99999"},
+        f"--metrics-bind=':99999' has port '99999', which is not 1 to 65535; {BIND_HOSTS}, or none",
+    ),
+    (
+        {"metrics_bind": "metrics.example:9100"},
+        f"--metrics-bind='metrics.example:9100' has host 'metrics.example', which is not an IP "
+        f"address; {BIND_HOSTS}, or none",
+    ),
+    (
+        {"tick_seconds": "0"},
+        f"--tick-seconds='0' is below 0.05 s (the loop would spin a core); {SECONDS}",
+    ),
+    (
+        {"tick_seconds": "0.0001"},
+        f"--tick-seconds='0.0001' is below 0.05 s (the loop would spin a core); {SECONDS}",
+    ),
+    ({"tick_seconds": "-1"}, f"--tick-seconds='-1' is not a number of seconds; {SECONDS}"),
+    (
+        {"tick_seconds": "99999999999999999999999"},
+        f"--tick-seconds='99999999999999999999999' is above 86400 s (a day); {SECONDS}",
+    ),
+    ({"max_pods": "-5"}, "--max-pods='-5' is too small; accepted: 1 or more"),
     ({"tick_seconds": "nan"}, f"--tick-seconds='nan' is not a number of seconds; {SECONDS}"),
     (
         {"reconcile_seconds": "-1"},
@@ -532,3 +596,34 @@ def test_nothing_else_in_the_daemon_path_reads_the_environment() -> None:
     readers = re.compile(r"os\.environ|getenv|environ\.get")
     offenders = [str(p.relative_to(SRC)) for p in daemon_path if readers.search(p.read_text())]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["ipamd", "--metrics-bind", "garbage:80"], {}, "has host 'garbage'"),
+        (["ipamd", "--tick-seconds", "0"], {}, "is below 0.05 s"),
+        (["ipamd"], {"INTROSPECTION_BIND_ADDRESS": "garbage"}, "is not HOST:PORT"),
+        (["ipamd"], {"AWS_VPC_K8S_CNI_LOGLEVEL": "garbage"}, "is not a log level"),
+        (["ipamd"], {"VPCCNI_CLOCK": "bogus"}, "VPCCNI_CLOCK='bogus'"),
+        (["ipamd"], {"DISABLE_INTROSPECTION": "maybe"}, "is not a boolean"),
+        (["status", "--introspection", "garbage"], {}, "--introspection='garbage' is not"),
+        (["status", "--introspection", ":99999"], {}, "which is not 1 to 65535"),
+    ],
+)
+def test_bad_values_stop_the_command_before_start_up_with_exit_2(
+    argv: list[str],
+    env: dict[str, str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from vpccni.cli import main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9/")  # never asked
+    assert main.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "internal error" not in err

@@ -2,16 +2,65 @@
 
 The flags are taken as text and parsed with the environment by ``vpccni.settings``, so a bad
 flag and a bad variable are refused the same way, all of them in one message.
+
+Logging: vpccni's own messages at ``AWS_VPC_K8S_CNI_LOGLEVEL``; the SDK and HTTP libraries
+(botocore, boto3, urllib3, pyroute2) at ``VPCCNI_SDK_LOGLEVEL`` (WARNING unless asked: their
+DEBUG output is every request's headers); everything else at WARNING. Written to
+``AWS_VPC_K8S_CNI_LOG_FILE`` (``stderr`` by default, ``stdout``, or a file, appended). Every
+line passes through :class:`RedactingFormatter`, so credentials, session and IMDS tokens and
+request signatures never reach the log, whatever level is asked for.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
+import sys
+from pathlib import Path
 from typing import Any
 
 from vpccni.daemon.runner import run_daemon
-from vpccni.settings import DaemonFlags, read_settings
+from vpccni.errors import InvalidInput
+from vpccni.settings import SDK_LOGGERS, DaemonFlags, DaemonSettings, read_settings
+
+_SECRET = re.compile(
+    r"(?i)(x-amz-security-token|x-aws-ec2-metadata-token|authorization|aws_session_token|"
+    r"aws_secret_access_key|aws_security_token|sessiontoken|secretaccesskey|signature|"
+    r"credential|token)(['\"]?\s*[:=]\s*b?['\"]?)([^'\"\s,&}]+)"
+)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats, then replaces the value after any credential-like name with ``<redacted>``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _SECRET.sub(r"\1\2<redacted>", super().format(record))
+
+
+def configure_logging(daemon: DaemonSettings) -> None:
+    """Our level for ``vpccni``, the SDK's for its libraries, one redacting handler."""
+    handler: logging.Handler
+    if daemon.log_file in ("stdout", "stderr"):
+        handler = logging.StreamHandler(sys.stdout if daemon.log_file == "stdout" else sys.stderr)
+    else:
+        try:
+            Path(daemon.log_file).parent.mkdir(parents=True, exist_ok=True)
+            handler = logging.FileHandler(daemon.log_file, encoding="utf-8")
+        except OSError as error:
+            raise InvalidInput(
+                f"cannot open the log file {daemon.log_file} (AWS_VPC_K8S_CNI_LOG_FILE): "
+                f"{error.strerror}; fix its directory's permissions or choose another path"
+            ) from None
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("vpccni").setLevel(daemon.log_level)
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(daemon.sdk_log_level)
 
 
 def register(subparsers: Any) -> None:
@@ -80,9 +129,6 @@ def run(args: argparse.Namespace) -> str:
             recover=args.recover,
         )
     )
-    logging.basicConfig(
-        level=settings.daemon.log_level,
-        format="%(asctime)s %(levelname)s %(message)s",
-    )
+    configure_logging(settings.daemon)
     run_daemon(settings)
     return "ipamd stopped"

@@ -17,6 +17,7 @@ from typing import Any
 
 from vpccni.cli.output import FORMATS, columns, to_json
 from vpccni.errors import InvalidInput, VpccniError
+from vpccni.settings import BIND_ACCEPTED, parse_introspection_bind
 
 CLONE_NEWNET = 0x40000000
 
@@ -89,6 +90,13 @@ def enter_netns(name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
+    try:
+        parse_introspection_bind(args.introspection)
+    except ValueError as error:
+        raise InvalidInput(
+            f"--introspection={args.introspection!r} {error}; accepted: {BIND_ACCEPTED}, or "
+            "unix:PATH (ipamd's INTROSPECTION_BIND_ADDRESS)"
+        ) from None
     if args.netns:
         enter_netns(args.netns)
     explain = fetch(args.introspection, "/v1/explain")

@@ -256,7 +256,9 @@ def read_ipam_config(reader: SettingsReader) -> IpamConfig:
         warm_prefix_target=reader.integer("WARM_PREFIX_TARGET", defaults.warm_prefix_target, 0),
         prefix_delegation=reader.flag("ENABLE_PREFIX_DELEGATION", defaults.prefix_delegation),
         max_eni=reader.value("MAX_ENI", _max_eni, defaults.max_eni, MAX_ENI_ACCEPTED),
-        ip_cooldown_seconds=reader.integer("IP_COOLDOWN_PERIOD", defaults.ip_cooldown_seconds, 0),
+        ip_cooldown_seconds=reader.integer(
+            "IP_COOLDOWN_PERIOD", defaults.ip_cooldown_seconds, 0, MAX_COOLDOWN_SECONDS
+        ),
         custom_networking=reader.flag(
             "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", defaults.custom_networking
         ),
@@ -270,6 +272,27 @@ def read_ipam_config(reader: SettingsReader) -> IpamConfig:
 
 
 MAX_ENI_ACCEPTED = "1 or more, or -1 for the instance limit"
+# Beyond an hour a released address is out of use so long that the pool must hold a second
+# copy of every churned address; upstream accepts any integer (years included).
+MAX_COOLDOWN_SECONDS = 3600
+
+
+def capacity_warnings(config: IpamConfig, max_enis: int, addresses_per_eni: int) -> list[str]:
+    """Targets the node can never reach with ``max_enis`` ENIs of ``addresses_per_eni``."""
+    capacity = max_enis * addresses_per_eni
+    cap = f"MAX_ENI={config.max_eni}" if config.max_eni is not None else "the instance's limit"
+    found = []
+    for name, value in (
+        ("MINIMUM_IP_TARGET", config.minimum_ip_target),
+        ("WARM_IP_TARGET", config.warm_ip_target),
+    ):
+        if value > capacity:
+            found.append(
+                f"{name}={value} is more than this node can ever hold: {max_enis} ENIs ({cap}) x "
+                f"{addresses_per_eni} addresses = {capacity}; the pool stops at {capacity} - "
+                f"lower {name}, or enable prefix delegation"
+            )
+    return found
 
 
 def _max_eni(raw: str) -> int | None:

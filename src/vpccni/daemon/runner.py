@@ -34,7 +34,7 @@ from vpccni.adapters.prometheus_metrics import PrometheusMetrics
 from vpccni.cloud.guarded_ec2 import GuardedEc2
 from vpccni.cloud.retry import Backoff
 from vpccni.core.aws_types import CloudError
-from vpccni.core.config import IpamConfig
+from vpccni.core.config import IpamConfig, capacity_warnings
 from vpccni.core.model import PodKey, PodMeta
 from vpccni.daemon.bootstrap import Node, NodeOptions, NodePorts, bootstrap
 from vpccni.daemon.datapath import Datapath
@@ -90,6 +90,11 @@ def run_daemon(settings: Settings) -> int:
     )
     if node is None:
         return 0
+    limits, ipam = node.limits, settings.ipam
+    for warning in capacity_warnings(
+        ipam, limits.eni_cap(ipam), limits.addresses_per_eni(ipam.mode)
+    ):
+        log.warning("%s", warning)
     return _serve(_Running(node, options, clock, metrics, prometheus, settings.datapath, store))
 
 
