@@ -95,6 +95,7 @@ class Call:
         self.socket_path = DEFAULT_SOCKET
         self.spool_dir = DEFAULT_SPOOL_DIR
         self.payload = b""
+        self.outcome = ""
 
 
 # --- JSON: the C accelerator directly (``import json`` costs ~10 ms through ``re``) ---
@@ -590,6 +591,7 @@ def cmd_add(call: Call, stdout: TextIO, stderr: TextIO) -> None:
     """ADD: the daemon assigns an address (and wires the pod); print its result."""
     result = ask_daemon(call)
     stdout.write(encode_json(convert_result(result, call.version)) + "\n")
+    call.outcome = ", ".join(str(ip.get("address")) for ip in result.get("ips", []))
 
 
 def cmd_del(call: Call, stdout: TextIO, stderr: TextIO) -> None:
@@ -633,9 +635,16 @@ VERBS = {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "STATUS": cmd_statu
 
 
 def dispatch(
-    environ: Mapping[str, str], stdin: BinaryIO | None, stdout: TextIO, stderr: TextIO
+    environ: Mapping[str, str],
+    stdin: BinaryIO | None,
+    stdout: TextIO,
+    stderr: TextIO,
+    trace: dict[str, Any] | None = None,
 ) -> None:
-    """Run the verb CNI_COMMAND names; raises CniError for every refusal."""
+    """Run the verb CNI_COMMAND names; raises CniError for every refusal.
+
+    ``trace`` receives the checked call (``"call"``), for the plugin log.
+    """
     command = environ.get("CNI_COMMAND", "")
     if command == "VERSION":
         cmd_version(stdout)
@@ -654,6 +663,8 @@ def dispatch(
             raise
         stderr.write(f"vpccni-cni: DEL of input that ADD refuses: nothing to do ({error.msg})\n")
         return
+    if trace is not None:
+        trace["call"] = call
     try:
         verb(call, stdout, stderr)
     except CniError as error:
@@ -681,6 +692,87 @@ def print_error(stdout: TextIO, error: CniError) -> int:
     return 1
 
 
+# --- the plugin log: one line per call, never a reason for the call to fail ---
+
+LOG_LEVELS = {"debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40}
+
+
+def log_target(environ: Mapping[str, str], call: Call | None) -> tuple[str, int]:
+    """(file, level) from AWS_VPC_K8S_PLUGIN_LOG_FILE/_LEVEL, else the config's pluginLogFile/
+    pluginLogLevel (what upstream's installer writes); no file: no log."""
+    config = call.config if call is not None else {}
+    path = environ.get("AWS_VPC_K8S_PLUGIN_LOG_FILE") or config.get("pluginLogFile") or ""
+    level = environ.get("AWS_VPC_K8S_PLUGIN_LOG_LEVEL") or config.get("pluginLogLevel") or ""
+    text = path if isinstance(path, str) else ""
+    return text, LOG_LEVELS.get(str(level).lower(), 10)  # upstream's default: debug
+
+
+def log_line(call: Call | None, command: str, failure: CniError | None, seconds: float) -> str:
+    """The line for one call: what was asked and what came of it."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    who = ""
+    if call is not None:
+        cni = call.cni
+        who = (
+            f" network={call.config.get('name')} container={cni.get('container_id', '')} "
+            f"ifname={cni.get('ifname', '')} netns={cni.get('netns', '')}"
+        )
+    if failure is not None:
+        result = f"error {failure.code}: {failure.msg}" + (
+            f" ({failure.details})" if failure.details else ""
+        )
+    else:
+        result = "ok" + (f" {call.outcome}" if call is not None and call.outcome else "")
+    return (
+        f"{stamp} vpccni-cni[{_pid()}] {command or '-'}{who} -> {result} "
+        f"({seconds * 1000:.0f} ms)\n"
+    )
+
+
+def _pid() -> int:
+    import posix
+
+    return posix.getpid()
+
+
+def log_call(
+    environ: Mapping[str, str],
+    call: Call | None,
+    failure: CniError | None,
+    seconds: float,
+    stderr: TextIO,
+) -> None:
+    """Append the call's line to the plugin log; any failure to log is swallowed."""
+    try:
+        path, level = log_target(environ, call)
+        if not path or (failure is None and level > 20):
+            return
+        line = log_line(call, environ.get("CNI_COMMAND", ""), failure, seconds)
+        if path in ("stdout", "stderr"):  # stdout carries the CNI result: never write there
+            stderr.write(line)
+            return
+        _append(path, line.encode("utf-8", "backslashreplace"))
+    except Exception:
+        pass  # the log must never fail the CNI call
+
+
+def _append(path: str, data: bytes) -> None:
+    import posix
+
+    flags = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
+    try:
+        descriptor = posix.open(path, flags, 0o600)
+    except FileNotFoundError:
+        import os
+
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        descriptor = posix.open(path, flags, 0o600)
+    try:
+        posix.write(descriptor, data)
+    finally:
+        posix.close(descriptor)
+
+
 def process_environ() -> dict[str, str]:
     """The CNI_* and VPCCNI_* variables of this process (``os.environ`` without ``os``)."""
     import posix
@@ -688,7 +780,7 @@ def process_environ() -> dict[str, str]:
     return {
         key.decode("utf-8", "surrogateescape"): value.decode("utf-8", "surrogateescape")
         for key, value in posix.environ.items()
-        if key.startswith((b"CNI_", b"VPCCNI_"))
+        if key.startswith((b"CNI_", b"VPCCNI_", b"AWS_VPC_K8S_PLUGIN_"))
     }
 
 
@@ -701,25 +793,29 @@ def main(
     """The plugin: returns the exit status; prints a result, nothing, or a CNI error."""
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
+    started = time.monotonic()
+    trace: dict[str, Any] = {}
+    failure: CniError | None = None
     try:
         if environ is None:
             environ = process_environ()
         if stdin is None and environ.get("CNI_COMMAND") != "VERSION" and sys.stdin is not None:
             stdin = sys.stdin.buffer
-        dispatch(environ, stdin, out, err)
+        dispatch(environ, stdin, out, err, trace)
         out.flush()
         return 0
     except CniError as error:
+        failure = error
         return print_error(out, error)
     except Exception as error:  # last line of defence: still a CNI error, never a traceback
-        return print_error(
-            out,
-            CniError(
-                TRY_AGAIN_LATER,
-                f"vpccni-cni failed unexpectedly: {type(error).__name__}",
-                f"{str(error)[:200]}; this is a vpccni bug - please report it",
-            ),
+        failure = CniError(
+            TRY_AGAIN_LATER,
+            f"vpccni-cni failed unexpectedly: {type(error).__name__}",
+            f"{str(error)[:200]}; this is a vpccni bug - please report it",
         )
+        return print_error(out, failure)
+    finally:
+        log_call(environ or {}, trace.get("call"), failure, time.monotonic() - started, err)
 
 
 if __name__ == "__main__":
