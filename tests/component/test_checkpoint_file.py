@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import zlib
 from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from tests.checkpoint_strategies import assign, release
 from vpccni.adapters.checkpoint_file import (
+    PAGE_SIZE,
     CheckpointExists,
     CheckpointWriteFailed,
     FileCheckpointStore,
@@ -310,3 +312,64 @@ def test_expired_cooldowns_are_pruned_at_the_next_compaction(tmp_path: Path) -> 
         store.compact()
     reloaded = FileCheckpointStore(tmp_path).load()
     assert dict(reloaded.cooldowns) == {IPv4Address("10.0.0.2"): 50.0}
+
+
+def test_a_version_1_checkpoint_loads_and_is_converted_to_version_2(tmp_path: Path) -> None:
+    """vpccni 1 files (no sequence numbers): read with their own rules, then folded at once
+    into a version 2 generation, so every later load has the sequence checks."""
+
+    def frame(kind: str, payload: bytes) -> bytes:
+        return b'{"crc32":"%08x","%s":%s}\n' % (zlib.crc32(payload), kind.encode(), payload)
+
+    record = (
+        b'{"op":"assign","network":"aws-cni","container_id":"a","ifname":"eth0",'
+        b'"address":"10.0.0.1","namespace":"default","name":"a","assigned_at":1.5}'
+    )
+    (tmp_path / "ipam.snapshot").write_bytes(
+        frame(
+            "snapshot",
+            b'{"format":"vpccni-ipam","version":1,"generation":2,"assignments":[],'
+            b'"cooldowns":[{"address":"10.0.0.9","released_at":0.5}]}',
+        )
+    )
+    (tmp_path / "ipam.journal").write_bytes(
+        frame("header", b'{"format":"vpccni-ipam","version":1,"generation":2}')
+        + frame("record", record)
+    )
+    store = FileCheckpointStore(tmp_path, boot_id="boot-1")
+    state = store.load()
+    assert state == CheckpointState(
+        fold(assign("a", "10.0.0.1")).assignments, {IPv4Address("10.0.0.9"): 0.5}
+    )
+    journal = decode_journal((tmp_path / "ipam.journal").read_bytes())
+    assert (journal.header.version, journal.generation, journal.header.seq) == (2, 3, 1)
+    store.append(release("a", "10.0.0.1"))
+    store.close()
+    assert FileCheckpointStore(tmp_path, boot_id="boot-1").load().assignments == {}
+
+
+def test_an_append_cut_at_a_page_boundary_by_a_kill_is_dropped_in_the_same_boot(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL can stop a write() between two pages (seen in the SIGKILL test): the file then
+    ends at a page boundary inside the last record, which was never acknowledged."""
+    store = FileCheckpointStore(tmp_path, boot_id="boot-1")
+    journal = tmp_path / "ipam.journal"
+    records = churn(200)
+    written = 0
+    while True:  # append until a record crosses a page boundary
+        before = journal.stat().st_size if journal.exists() else 0
+        store.append(records[written])
+        written += 1
+        if before // PAGE_SIZE != journal.stat().st_size // PAGE_SIZE:
+            boundary = journal.stat().st_size // PAGE_SIZE * PAGE_SIZE
+            if boundary > before:
+                break
+    store.close()
+    os.truncate(journal, boundary)
+    reloaded = FileCheckpointStore(tmp_path, boot_id="boot-1")
+    assert reloaded.load() == fold(*records[: written - 1])
+    assert any("an append cut by a kill" in repair for repair in reloaded.repairs)
+    os.truncate(journal, journal.stat().st_size - 10)  # not at a page boundary: refused
+    with pytest.raises(CheckpointCorrupt, match="not cut at a page boundary"):
+        FileCheckpointStore(tmp_path, boot_id="boot-1").load()

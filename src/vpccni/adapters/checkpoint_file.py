@@ -37,6 +37,7 @@ from types import TracebackType
 from typing import NoReturn
 
 from vpccni.core.checkpoint import (
+    FRAME_OPEN,
     LEGACY_VERSION,
     CheckpointCorrupt,
     CheckpointState,
@@ -60,6 +61,7 @@ SNAPSHOT_NAME = "ipam.snapshot"
 JOURNAL_NAME = "ipam.journal"
 TEMP_SUFFIX = ".tmp"
 FILE_MODE = 0o600
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 log = logging.getLogger("vpccni.ipamd")
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 
@@ -208,14 +210,10 @@ class FileCheckpointStore:
             if snapshot_data is not None
             else None
         )
-        journal = (
-            decode_journal(journal_data, source=str(self.journal_path))
-            if journal_data is not None
-            else None
-        )
-        if journal is None:
+        if journal_data is None:
             assert snapshot is not None
             return self._without_journal(snapshot)
+        journal = decode_journal(journal_data, source=str(self.journal_path))
         if snapshot is None:
             if journal.header.version != LEGACY_VERSION or journal.generation != 0:
                 self._corrupt(
@@ -229,7 +227,7 @@ class FileCheckpointStore:
         self._check_follows(snapshot, journal)
         state = replay_journal(snapshot.state, journal, source=str(self.journal_path))
         if journal.torn_bytes:
-            self._drop_partial_record(journal)
+            self._drop_partial_record(journal, journal_data)
         legacy = LEGACY_VERSION in (snapshot.version, journal.header.version)
         restart = legacy or journal.header.boot != self.boot_id
         return _Loaded(state, journal.header, len(journal.records), restart)
@@ -290,20 +288,34 @@ class FileCheckpointStore:
                 f"sequence {snapshot.seq} (a missing snapshot or one replaced by another copy)",
             )
 
-    def _drop_partial_record(self, journal: Journal) -> None:
-        header = journal.header
-        if header.version != LEGACY_VERSION and header.boot == self.boot_id:
+    def _drop_partial_record(self, journal: Journal, data: bytes) -> None:
+        """Drop a partial final record if a crash explains it, else refuse.
+
+        Two crashes leave one: a power loss (the journal was started in an earlier boot), and a
+        SIGKILL during an append that crosses a page boundary - the kernel checks for a fatal
+        signal between pages, so such a cut always ends the file at a page boundary and leaves
+        a prefix of one frame. Anything else (a truncation, a damaged newline) is corruption.
+        """
+        header, tail = journal.header, data[journal.valid_length :]
+        earlier_boot = header.version == LEGACY_VERSION or header.boot != self.boot_id
+        killed = (
+            len(data) % PAGE_SIZE == 0
+            and tail.startswith(FRAME_OPEN[: len(tail)])
+            and b"\0" not in tail
+        )
+        if not earlier_boot and not killed:
             self._corrupt(
                 self.journal_path,
                 f"it ends in {journal.torn_bytes} bytes of a partial record after sequence "
-                f"{journal.last_seq}, in a journal written since the last boot - a daemon crash "
-                "never tears a write, so the file was truncated or damaged and acknowledged "
-                "records may be missing",
+                f"{journal.last_seq}, in a journal written since the last boot and not cut at a "
+                "page boundary as a killed append is - the file was truncated or damaged and "
+                "acknowledged records may be missing",
             )
         self._truncate(journal.valid_length)
+        cause = "a power loss in an earlier boot" if earlier_boot else "an append cut by a kill"
         self.repairs.append(
             f"dropped a partial final record ({journal.torn_bytes} bytes, never acknowledged: "
-            f"a power loss in an earlier boot) after sequence {journal.last_seq}"
+            f"{cause}) after sequence {journal.last_seq}"
         )
 
     def _waiting_journal(self, snapshot: Snapshot) -> JournalHeader | None:

@@ -42,7 +42,7 @@ FORMAT = "vpccni-ipam"
 FORMAT_VERSION = 2
 LEGACY_VERSION = 1  # no sequence numbers, lineage or boot; read only, converted on load
 
-_FRAME_OPEN = b'{"crc32":"'
+FRAME_OPEN = b'{"crc32":"'
 _CRC_HEX_DIGITS = 8
 DEFAULT_HINT = (
     "inspect it (every line is JSON: jq . FILE), restore it from a backup, or run "
@@ -270,7 +270,7 @@ def encode_record(record: Record, seq: int) -> bytes:
 def _frame(kind: str, body: Mapping[str, Any]) -> bytes:
     payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode("ascii")
     crc = b"%08x" % zlib.crc32(payload)
-    return b"".join((_FRAME_OPEN, crc, b'","', kind.encode("ascii"), b'":', payload, b"}\n"))
+    return b"".join((FRAME_OPEN, crc, b'","', kind.encode("ascii"), b'":', payload, b"}\n"))
 
 
 def _key_body(key: PodKey) -> dict[str, Any]:
@@ -334,7 +334,7 @@ def decode_journal(data: bytes, *, source: str = "") -> Journal:
     if not tail and len(lines) > 1 and b"\0" in lines[-1]:
         tail = lines.pop()
         torn = len(tail) + 1
-    if tail.count(_FRAME_OPEN) > 1:
+    if tail.count(FRAME_OPEN) > 1:
         # One append writes one frame, so a torn write holds at most one frame start; more
         # means a damaged newline merged acknowledged records into this line.
         raise CheckpointCorrupt(
@@ -413,14 +413,14 @@ def _check_seq(found: int, expected: int) -> None:
 
 
 def _unframe(line: bytes, kind: str) -> dict[str, Any]:
-    crc_end = len(_FRAME_OPEN) + _CRC_HEX_DIGITS
+    crc_end = len(FRAME_OPEN) + _CRC_HEX_DIGITS
     label = b'","' + kind.encode("ascii") + b'":'
     start = crc_end + len(label)
-    framed = line.startswith(_FRAME_OPEN) and line[crc_end:start] == label
+    framed = line.startswith(FRAME_OPEN) and line[crc_end:start] == label
     if not framed or not line.endswith(b"}") or len(line) <= start + 1:
         raise Invalid(f"not a {FORMAT} {kind} line")
     payload = line[start:-1]
-    if line[len(_FRAME_OPEN) : crc_end] != b"%08x" % zlib.crc32(payload):
+    if line[len(FRAME_OPEN) : crc_end] != b"%08x" % zlib.crc32(payload):
         raise Invalid(f"checksum mismatch (damaged {kind})")
     try:
         body = json.loads(payload, parse_constant=_reject_constant)
