@@ -106,9 +106,7 @@ def damage(directory: Path, kind: str, rng: random.Random) -> None:
         path.write_bytes(bytes(data))
 
 
-def restart(
-    directory: Path, routed: dict[IPv4Address, str], boot: str
-) -> tuple[IpamService, str]:
+def restart(directory: Path, routed: dict[IPv4Address, str], boot: str) -> tuple[IpamService, str]:
     """Start as bootstrap does: load + restore + the cross-check; on a refusal, --recover."""
     service, store = start(directory, boot)
     hints: list[Assignment] = []
