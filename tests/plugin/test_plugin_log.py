@@ -62,6 +62,7 @@ def test_a_log_that_cannot_be_written_never_fails_the_call(runtime: Runtime, whe
     assert outcome.status == 0, outcome
     assert outcome.json()["ips"]
     assert outcome.stderr == ""
+    assert not (Path.cwd() / where).exists()
 
 
 def test_stdout_is_never_the_log_it_carries_the_result(runtime: Runtime) -> None:

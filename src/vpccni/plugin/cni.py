@@ -704,6 +704,8 @@ def log_target(environ: Mapping[str, str], call: Call | None) -> tuple[str, int]
     path = environ.get("AWS_VPC_K8S_PLUGIN_LOG_FILE") or config.get("pluginLogFile") or ""
     level = environ.get("AWS_VPC_K8S_PLUGIN_LOG_LEVEL") or config.get("pluginLogLevel") or ""
     text = path if isinstance(path, str) else ""
+    if not text.startswith("/") and text not in ("stdout", "stderr"):
+        text = ""  # a relative path would land wherever the runtime runs the plugin
     return text, LOG_LEVELS.get(str(level).lower(), 10)  # upstream's default: debug
 
 
