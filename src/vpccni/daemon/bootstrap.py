@@ -122,12 +122,12 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
         pool.datapath = ports.make_datapath(primary.subnet_cidr)
         primary_link = EniLink(identity.primary_mac, identity.local_ipv4, primary.subnet_cidr, 0)
         pool.datapath.host.setup_node(primary_link, primary.vpc_cidrs)
-    pool.reconcile_or_raise(force_ec2=True)
     recovery = None
-    if options.recover_from is not None:
+    if options.recover_from is not None:  # before anything reads the damaged files
         if pool.datapath is None:
             raise ConfigError(["--recover needs the datapath (--host-datapath or --netns)"])
         recovery = prepare_recovery(options.recover_from)
+    pool.reconcile_or_raise(force_ec2=True)
     stale = _restore(service, store)
     _release_inactive_kind(pool)
     spool = replay_spool(options.spool_dir, service)
