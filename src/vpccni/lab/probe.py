@@ -3,7 +3,9 @@
 
 ``serve PORT ADDRESS...``: answer every datagram with "<sender address> <ingress
 interface>", from the address it was sent to (one socket per address, so NATed replies match).
-``send HOST PORT``: send one datagram, print the answer (exit 1 after 5 s of silence).
+``send HOST PORT``: send a datagram, print the answer; resent every second (the lab's VPC
+routes follow EC2 a moment behind the daemon), exit 1 after 5 s of silence. A reply the VPC
+side cannot route yet is dropped, never fatal to the server.
 """
 
 from __future__ import annotations
@@ -32,17 +34,23 @@ def serve(port: int, addresses: list[str]) -> None:
             for level, kind, payload in ancillary:
                 if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
                     ifname = socket.if_indextoname(struct.unpack("I", payload[:4])[0])
-            sock.sendto(f"{peer[0]} {ifname}".encode(), peer)
+            try:
+                sock.sendto(f"{peer[0]} {ifname}".encode(), peer)
+            except OSError as error:  # e.g. no route back yet: the sender retries
+                print(f"reply to {peer[0]} failed: {error}", file=sys.stderr, flush=True)
 
 
-def send(host: str, port: int) -> None:
+def send(host: str, port: int, attempts: int = 5) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(5)
-        sock.sendto(b"hello", (host, port))
-        try:
-            print(sock.recv(2048).decode())
-        except TimeoutError:
-            sys.exit(1)
+        sock.settimeout(1)
+        for _ in range(attempts):
+            sock.sendto(b"hello", (host, port))
+            try:
+                print(sock.recv(2048).decode())
+                return
+            except TimeoutError:
+                continue
+        sys.exit(1)
 
 
 if __name__ == "__main__":
