@@ -78,6 +78,7 @@ def reconcile(engine: PoolEngine, *, force_ec2: bool = False) -> ReconcileOutcom
         adopted += 1
         _tag(engine, eni)
     for eni_id, cidr in plan.add_cidrs:
+        engine.log.info("reconcile: EC2 has %s on %s, which the pool lacks: added", cidr, eni_id)
         engine.ledger.add_cidrs(eni_id, [cidr])
     lost = 0
     for eni_id, cidr in plan.remove_cidrs:
