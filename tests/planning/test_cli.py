@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openpyxl
 import pytest
 
 from vpccni.cli.main import main
@@ -70,7 +71,6 @@ def test_plan_table_and_compat(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_plan_writes_a_workbook_and_a_chart(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    openpyxl = pytest.importorskip("openpyxl")
     book, chart = tmp_path / "plan.xlsx", tmp_path / "plan.png"
     code, _, _ = run(
         capsys,

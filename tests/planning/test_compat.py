@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import openpyxl
 import pytest
 
 from tests.conftest import DATA
@@ -96,7 +97,6 @@ def test_unsupported_settings_are_named(scenario_of: Any) -> None:
 
 @pytest.mark.parametrize(("sheet", "env"), [("WarmENI", {}), ("WarmIP", {"WARM_IP_TARGET": "1"})])
 def test_values_cached_in_the_workbook(scenario_of: Any, sheet: str, env: dict[str, str]) -> None:
-    openpyxl = pytest.importorskip("openpyxl")
     book = openpyxl.load_workbook(DATA / "subnet-calc.xlsx", data_only=True)
     tab = book[sheet]
     total_column = "N" if sheet == "WarmENI" else "Q"

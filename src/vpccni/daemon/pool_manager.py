@@ -36,17 +36,13 @@ class ServiceLedger:
         return self.service.views()
 
     def cidrs_by_eni(self) -> Mapping[str, frozenset[IPv4Network]]:
-        return {
-            view.eni_id: frozenset(IPv4Network(c.cidr) for c in view.cidrs)
-            for view in self.service.views()
-        }
+        return self.service.cidrs_by_eni()
 
     def add_eni(self, info: EniInfo, cidrs: Iterable[IPv4Network]) -> None:
         self.service.add_eni(info, cidrs)
 
     def add_cidrs(self, eni_id: str, cidrs: Iterable[IPv4Network]) -> None:
-        have = self.cidrs_by_eni().get(eni_id, frozenset())
-        self.service.add_cidrs(eni_id, [c for c in cidrs if c not in have])
+        self.service.add_cidrs(eni_id, cidrs)
 
     def remove_unused_cidrs(self, eni_id: str, cidrs: Iterable[IPv4Network]) -> list[IPv4Network]:
         return self.service.remove_unused_cidrs(eni_id, cidrs)

@@ -10,7 +10,7 @@ journal the releases of pods that lose their address to a forced removal.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
@@ -119,16 +119,19 @@ class IpamService:
     def add_eni(self, info: EniInfo, cidrs: Iterable[IPv4Network] = ()) -> None:
         """Track a new ENI with its CIDRs."""
         with self.lock:
-            self.datastore.add_eni(info)
-            for cidr in cidrs:
-                self.datastore.add_cidr(info.eni_id, cidr)
+            DatastoreLedger(self.datastore).add_eni(info, cidrs)
             self._on_change()
 
     def add_cidrs(self, eni_id: str, cidrs: Iterable[IPv4Network]) -> None:
+        """Add CIDRs EC2 assigned to a known ENI (ones it already has are ignored)."""
         with self.lock:
-            for cidr in cidrs:
-                self.datastore.add_cidr(eni_id, cidr)
+            DatastoreLedger(self.datastore).add_cidrs(eni_id, cidrs)
             self._on_change()
+
+    def cidrs_by_eni(self) -> Mapping[str, frozenset[IPv4Network]]:
+        """Every ENI and its CIDRs (for reconcile)."""
+        with self.lock:
+            return DatastoreLedger(self.datastore).cidrs_by_eni()
 
     def remove_unused_cidrs(self, eni_id: str, cidrs: Iterable[IPv4Network]) -> list[IPv4Network]:
         """Remove the CIDRs no pod uses (a pod may have taken one since the decision)."""

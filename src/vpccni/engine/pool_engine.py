@@ -81,6 +81,14 @@ class PoolEngine:
         """ENIs whose host networking the link check configured: MAC, primary, device."""
         self.state = EngineState()
         self.log = log
+        self._runners: dict[str, Callable[[Action], None]] = {
+            "assign-ips": self._assign,
+            "assign-prefixes": self._assign,
+            "create-eni": self._create_eni,
+            "release-ips": self._release,
+            "release-prefixes": self._release,
+            "free-eni": self._free_eni,
+        }
 
     # -- deciding and acting --------------------------------------------------------------------
 
@@ -108,17 +116,9 @@ class PoolEngine:
         self._run(action)
 
     def _run(self, action: Action) -> None:
-        runners: dict[str, Callable[[Action], None]] = {
-            "assign-ips": self._assign,
-            "assign-prefixes": self._assign,
-            "create-eni": self._create_eni,
-            "release-ips": self._release,
-            "release-prefixes": self._release,
-            "free-eni": self._free_eni,
-        }
         state = self.state
         try:
-            runners[action.action](action)
+            self._runners[action.action](action)
         except SubnetExhausted as error:
             self._growth_failed(action, "increaseIPPool", error)
             state.insufficient_capacity_at = self.clock.now()
@@ -134,7 +134,7 @@ class PoolEngine:
                 state.throttle_streak += 1
             self.error(action.action, error)
         except CloudError as error:
-            self.state.may_differ = True  # EC2 may hold what the pool lacks: reconcile looks
+            state.may_differ = True  # EC2 may hold what the pool lacks: reconcile looks
             self._growth_failed(action, action.action, error)
             self.error(action.action, error)
 
