@@ -166,7 +166,8 @@ class DaemonFlags:
 class DaemonSettings:
     """Where the daemon listens and keeps its files, how often it acts, what it serves.
 
-    ``introspection_bind`` None: ``DISABLE_INTROSPECTION``; ``metrics_bind`` None: no
+    ``introspection_bind`` None: ``DISABLE_INTROSPECTION`` (``health_bind`` still serves
+    ``/healthz`` and ``/readyz`` there); ``metrics_bind`` None: no
     ``/metrics`` (``--metrics-bind none`` or ``DISABLE_METRICS``); ``max_pods`` None: the
     instance table's figure.
     """
@@ -175,6 +176,9 @@ class DaemonSettings:
     checkpoint_dir: Path = Path("/var/lib/vpccni/ipam")
     spool_dir: Path = Path("/var/lib/vpccni/del-spool")
     introspection_bind: str | None = "127.0.0.1:61679"
+    health_bind: str = "127.0.0.1:61679"
+    """Where ``/healthz`` and ``/readyz`` are served: the introspection address, whether or not
+    ``DISABLE_INTROSPECTION`` turns the rest of introspection off."""
     metrics_bind: tuple[str, int] | None = ("0.0.0.0", 61678)
     tick_seconds: float = 5.0
     reconcile_seconds: float = 60.0
@@ -301,6 +305,7 @@ def _daemon(env: SettingsReader, given: SettingsReader, flags: DaemonFlags) -> D
         checkpoint_dir=given.value("--checkpoint-dir", _path, defaults.checkpoint_dir, "a path"),
         spool_dir=given.value("--spool-dir", _path, defaults.spool_dir, "a path"),
         introspection_bind=None if env.flag("DISABLE_INTROSPECTION", False) else introspection,
+        health_bind=introspection if introspection is not None else defaults.health_bind,
         metrics_bind=None if env.flag("DISABLE_METRICS", False) else metrics,
         tick_seconds=_seconds(given, "--tick-seconds", defaults.tick_seconds),
         reconcile_seconds=_seconds(given, "--reconcile-seconds", defaults.reconcile_seconds),

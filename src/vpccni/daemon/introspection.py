@@ -9,13 +9,22 @@ blanks container ids and interface names so the output cannot be used to forge a
 ``/v1/explain`` is the pool manager's current decision in the same JSON as ``vpccni explain``,
 plus ``no_address``: why the next pod would get no address (``core.no_address``), the same
 cause the plugin API's ADD error names.
+
+``/healthz`` and ``/readyz`` are the kubelet's probes (:class:`Health`): alive when the pool
+manager's loop has ticked recently and the plugin API is serving; ready when the daemon would
+answer the plugin's ``status`` request as ready. 200 with a small JSON body, else 503 with the
+reason. They read a few numbers and flags set by the daemon's threads (no lock, no EC2 call), and
+are served on the introspection address even when ``DISABLE_INTROSPECTION`` turns the rest off
+(upstream's probes go over gRPC instead).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -31,6 +40,13 @@ UPSTREAM_PATHS = (
     "/v1/ipamd-env-settings",
 )
 OUR_PATHS = ("/v1/pods", "/v1/explain")
+HEALTH_PATHS = ("/healthz", "/readyz")
+IDLE_SLACK_SECONDS = 10.0
+"""Between ticks the loop wakes every tick period; 3 periods plus this without a finished tick
+means its thread is dead or stuck outside a tick."""
+TICK_BUDGET_SECONDS = 300.0
+"""A tick in progress may legitimately last minutes (EC2 calls with their timeouts and retries,
+waiting for IMDS to list a new ENI: up to ~4 min); only past 3 periods plus this is it stuck."""
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -176,30 +192,122 @@ def routes(node: Node, networkutils: Callable[[], dict[str, Any]]) -> dict[str, 
     }
 
 
-def _answer(table: dict[str, Callable[[], Any]], path: str) -> tuple[int, str, bytes]:
+@dataclass
+class Health:
+    """What the probes read: the pool loop's heartbeat, the plugin API listener, readiness.
+
+    The pool loop calls :meth:`tick_started` and :meth:`tick_finished` around every tick; the
+    times are the process's monotonic clock (never the emulator's, which tests move by hours).
+    Plain attribute writes from one thread and reads from another: no lock needed.
+    """
+
+    tick_seconds: float
+    rpc_serving: Callable[[], bool] = lambda: True
+    ready: Callable[[], bool] = lambda: True
+    monotonic: Callable[[], float] = time.monotonic
+    ticking_since: float | None = None
+    last_tick: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        self.last_tick = self.monotonic()
+
+    @property
+    def idle_limit(self) -> float:
+        return 3 * self.tick_seconds + IDLE_SLACK_SECONDS
+
+    @property
+    def tick_limit(self) -> float:
+        return 3 * self.tick_seconds + TICK_BUDGET_SECONDS
+
+    def tick_started(self) -> None:
+        self.ticking_since = self.monotonic()
+
+    def tick_finished(self) -> None:
+        self.last_tick = self.monotonic()
+        self.ticking_since = None
+
+    def liveness(self) -> tuple[int, dict[str, Any]]:
+        """200 when the loop ticked recently (or is inside a tick not yet overdue) and the plugin
+        API is serving; else 503 with the reason."""
+        now = self.monotonic()
+        since = self.ticking_since
+        loop: dict[str, Any] = {
+            "last_tick_seconds_ago": round(now - self.last_tick, 3),
+            "in_tick_seconds": None if since is None else round(now - since, 3),
+            "tick_seconds": self.tick_seconds,
+        }
+        reason = None
+        if since is not None and now - since > self.tick_limit:
+            reason = (
+                f"the pool manager has been inside one tick for {now - since:.1f} s (limit "
+                f"{self.tick_limit:g} s: 3 ticks of {self.tick_seconds:g} s + "
+                f"{TICK_BUDGET_SECONDS:g} s for EC2 and IMDS waits)"
+            )
+        elif since is None and now - self.last_tick > self.idle_limit:
+            reason = (
+                f"the pool manager loop has not ticked for {now - self.last_tick:.1f} s (limit "
+                f"{self.idle_limit:g} s: 3 ticks of {self.tick_seconds:g} s + "
+                f"{IDLE_SLACK_SECONDS:g} s)"
+            )
+        elif not self.rpc_serving():
+            reason = "the plugin API listener is not serving"
+        if reason is not None:
+            return 503, {"status": "unhealthy", "reason": reason, "pool_loop": loop}
+        return 200, {"status": "ok", "pool_loop": loop, "plugin_api": "serving"}
+
+    def readiness(self) -> tuple[int, dict[str, Any]]:
+        """200 when the plugin's ``status`` request would be answered ready; else 503."""
+        if not self.rpc_serving():
+            return 503, {"ready": False, "reason": "the plugin API listener is not serving"}
+        if not self.ready():
+            return 503, {"ready": False, "reason": "ipamd is stopping (terminating)"}
+        return 200, {"ready": True}
+
+
+def _answer(
+    table: dict[str, Callable[[], Any]], health: Health | None, path: str
+) -> tuple[int, str, bytes]:
     path = path.rstrip("/") or "/"
     body: Any
-    if path == "/v1/eni-configs":
+    if health is not None and path in HEALTH_PATHS:
+        status, body = health.liveness() if path == "/healthz" else health.readiness()
+        return status, JSON, json.dumps(body).encode()
+    if not table:
+        status, body = (
+            404,
+            {
+                "error": "introspection is disabled (DISABLE_INTROSPECTION); only /healthz and "
+                "/readyz are served"
+            },
+        )
+    elif path == "/v1/eni-configs":
         status, body = 404, {"error": "custom networking (ENIConfig) is not supported yet"}
     elif path in table:
         status, body = 200, table[path]()
     else:
-        status, body = 200, {"AvailableCommands": [*UPSTREAM_PATHS, *OUR_PATHS]}
+        status, body = 200, {"AvailableCommands": [*UPSTREAM_PATHS, *OUR_PATHS, *HEALTH_PATHS]}
     return status, JSON, json.dumps(body, indent=1).encode()
 
 
-def serve_introspection(bind: str, table: dict[str, Callable[[], Any]]) -> Listener:
+def serve_introspection(
+    bind: str, table: dict[str, Callable[[], Any]], health: Health | None = None
+) -> Listener:
     """A bounded listener for ``bind`` (``host:port`` or ``unix:PATH``); run serve_forever.
 
     On TCP, which any local user can reach, ``/v1/pods`` blanks container ids and interface
-    names as ``/v1/enis`` does; the ``0600`` Unix socket (root only) shows them.
+    names as ``/v1/enis`` does; the ``0600`` Unix socket (root only) shows them. With
+    ``health``, ``/healthz`` and ``/readyz`` are served too; an empty ``table``
+    (``DISABLE_INTROSPECTION``) serves only those two.
     """
     if not bind.startswith("unix:"):
         pods = table.get("/v1/pods")
         if pods is not None:
             table = {**table, "/v1/pods": lambda: blank_keys(pods())}
     return http_listener(
-        bind, lambda path: _answer(table, path), "introspection", "INTROSPECTION_BIND_ADDRESS"
+        bind,
+        lambda path: _answer(table, health, path),
+        "introspection",
+        "INTROSPECTION_BIND_ADDRESS",
     )
 
 

@@ -39,6 +39,7 @@ from vpccni.core.model import PodKey, PodMeta
 from vpccni.daemon.bootstrap import Node, NodeOptions, NodePorts, bootstrap
 from vpccni.daemon.datapath import Datapath
 from vpccni.daemon.introspection import (
+    Health,
     no_address_cause,
     routes,
     serve_introspection,
@@ -173,14 +174,20 @@ def _serve(running: _Running) -> int:
         why_no_address=lambda: no_address_cause(node),
     )
     rpc = RpcServer(options.socket_path, node.service, hooks)
+    rpc_thread = threading.Thread(target=rpc.serve_forever, daemon=True)
+    health = Health(
+        options.tick_seconds,
+        rpc_serving=lambda: rpc_thread.is_alive() and options.socket_path.is_socket(),
+        ready=hooks.ready,
+    )
     servers: list[Any] = [rpc]
-    if options.introspection_bind is not None:
-        servers.append(
-            serve_introspection(options.introspection_bind, routes(node, lambda: networkutils))
-        )
+    # /healthz and /readyz are served even with DISABLE_INTROSPECTION (then nothing else is).
+    table = {} if options.introspection_bind is None else routes(node, lambda: networkutils)
+    servers.append(serve_introspection(options.health_bind, table, health))
     if prometheus is not None and options.metrics_bind is not None:
         servers.append(serve_metrics(options.metrics_bind, prometheus.exposition))
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    threads = [rpc_thread]
+    threads += [threading.Thread(target=s.serve_forever, daemon=True) for s in servers[1:]]
     for thread in threads:
         thread.start()
     if node.pool.datapath is not None:
@@ -197,7 +204,7 @@ def _serve(running: _Running) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log.info("serving the plugin API on %s", options.socket_path)
-    _pool_loop(node, running, hooks, stop)
+    _pool_loop(node, running, hooks, stop, health)
     for server in servers:
         server.shutdown()
         server.server_close()
@@ -206,12 +213,19 @@ def _serve(running: _Running) -> int:
     return 0
 
 
-def _pool_loop(node: Node, running: _Running, hooks: RpcHooks, stop: threading.Event) -> None:
-    """Tick until ``stop``; reconcile and sweep when their intervals have passed on the clock."""
+def _pool_loop(
+    node: Node, running: _Running, hooks: RpcHooks, stop: threading.Event, health: Health
+) -> None:
+    """Tick until ``stop``; reconcile and sweep when their intervals have passed on the clock.
+
+    Every pass is reported to ``health`` (``/healthz``), failed or not.
+    """
     options, metrics, clock = running.options, running.metrics, running.clock
     last_reconcile = last_cleanup = None
     node.pool.report()
+    health.tick_finished()
     while not stop.wait(options.tick_seconds):
+        health.tick_started()
         try:
             node.pool.tick()
             metrics.pods_waiting(len(hooks.waiting))
@@ -227,6 +241,8 @@ def _pool_loop(node: Node, running: _Running, hooks: RpcHooks, stop: threading.E
                 last_cleanup = now
         except Exception:
             log.exception("pool manager tick failed; retrying on the next tick")
+        finally:
+            health.tick_finished()
 
 
 def _due(now: float, last: float, interval: float) -> bool:
