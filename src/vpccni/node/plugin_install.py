@@ -1,0 +1,322 @@
+"""Installing the CNI plugin and its network config on a host (``install-cni``, ``node-init``,
+``node-run``).
+
+Two plugins speak the same protocol to the daemon: the static Go binary built from
+``plugin-static/`` (shipped in the image at ``/usr/lib/vpccni/vpccni-cni``; needs nothing on the
+host) and the single-file Python plugin ``vpccni/plugin/cni.py``, copied verbatim behind a
+shebang for a fast interpreter (needs Python >= 3.8 on the host). :func:`choose_plugin` picks one
+(``auto``: the static binary when there is one) and says why; :func:`install` writes it
+atomically (temp file, fsync, rename; mode 0755) and runs it once for VERSION. The conflist is
+written separately, only once the daemon answers a ``status`` request (:func:`wait_for_daemon`):
+its appearance is what tells the runtime that the node's network is ready.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from vpccni.errors import InvalidInput, VpccniError
+from vpccni.plugin import cni
+
+PLUGIN_NAME = "vpccni-cni"
+CONFLIST_NAME = "10-vpccni.conflist"
+STATIC_PLUGIN = Path("/usr/lib/vpccni/vpccni-cni")
+DEBIAN_PYTHON = "/usr/bin/python3"
+INTERPRETER_FLAGS = "-IS"  # isolated (no env, no user site, no script dir on sys.path), no site
+_FLOOR: tuple[int, ...] = tuple(getattr(cni, "MIN_PYTHON", (3, 8)))
+PYTHON_FLOOR = _FLOOR[:2]
+"""The Python plugin's floor (``cni.MIN_PYTHON`` when the plugin states it)."""
+CONFLIST_VERSION = "1.0.0"
+CONFLIST_VERSIONS = ["1.0.0", "1.1.0"]
+POLL_SECONDS = 0.5
+KINDS = ("auto", "static", "python")
+ELF_MAGIC = b"\x7fELF"
+
+
+@dataclass(frozen=True)
+class PluginChoice:
+    """Which plugin goes to the host: ``static`` (``binary``) or ``python`` (``interpreter``)."""
+
+    kind: str
+    why: str
+    binary: Path | None = None
+    interpreter: str | None = None
+
+
+def choose_plugin(
+    kind: str = "auto", binary: Path | None = None, interpreter: str | None = None
+) -> PluginChoice:
+    """The plugin for this host: ``static`` needs the binary (``binary``, default
+    :data:`STATIC_PLUGIN`); ``python`` a usable interpreter; ``auto`` takes the static binary when
+    ``binary`` is given or the default exists (and no ``interpreter`` was asked for), else the
+    Python plugin."""
+    if kind not in KINDS:
+        raise InvalidInput(f"--plugin {kind!r}: choose auto, static or python")
+    if kind == "static" and interpreter is not None:
+        raise InvalidInput("--interpreter is for the Python plugin; drop it or use --plugin python")
+    if kind == "python" and binary is not None:
+        raise InvalidInput(
+            "--plugin-binary is for the static plugin; drop it or use --plugin static"
+        )
+    if kind == "auto":
+        if binary is not None and interpreter is not None:
+            raise InvalidInput(
+                "--plugin-binary and --interpreter choose different plugins; give one of them"
+            )
+        static = binary is not None or (interpreter is None and STATIC_PLUGIN.exists())
+        kind = "static" if static else "python"
+    if kind == "static":
+        path = check_static_binary(binary or STATIC_PLUGIN, given=binary is not None)
+        return PluginChoice("static", "static plugin (no interpreter needed)", binary=path)
+    chosen = choose_interpreter(interpreter)
+    version = python_version(chosen)
+    if version < PYTHON_FLOOR:
+        floor = ".".join(map(str, PYTHON_FLOOR))
+        raise InvalidInput(
+            f"{chosen} is Python {'.'.join(map(str, version))}; the Python plugin needs "
+            f"{floor} or later: give --interpreter a newer Python, or install the static "
+            f"plugin (--plugin static --plugin-binary PATH)"
+        )
+    why = f"Python plugin with {chosen} {version[0]}.{version[1]}"
+    if binary is None and not STATIC_PLUGIN.exists():
+        why += f" (no static plugin at {STATIC_PLUGIN})"
+    return PluginChoice("python", why, interpreter=chosen)
+
+
+def check_static_binary(path: Path, *, given: bool) -> Path:
+    """``path`` if it is an executable ELF file, else a one-line InvalidInput."""
+    if not path.is_file():
+        what = f"--plugin-binary {path}" if given else f"the static plugin {path}"
+        raise InvalidInput(
+            f"{what} does not exist or is not a file; build it with scripts/build-plugin.sh "
+            "(and pass --plugin-binary), or use --plugin python"
+        )
+    try:
+        with path.open("rb") as stream:
+            magic = stream.read(4)
+    except OSError as error:
+        raise InvalidInput(f"cannot read {path}: {error.strerror or error}") from None
+    if magic != ELF_MAGIC:
+        raise InvalidInput(
+            f"{path} is not an ELF executable (the static plugin is a Go binary built by "
+            "scripts/build-plugin.sh)"
+        )
+    return path
+
+
+def choose_interpreter(given: str | None) -> str:
+    """The interpreter for the shebang: given, else Debian's python3, else this one."""
+    if given is None:
+        given = DEBIAN_PYTHON if os.access(DEBIAN_PYTHON, os.X_OK) else sys.executable
+    if not given.startswith("/") or any(character.isspace() for character in given):
+        raise InvalidInput(f"--interpreter {given!r} must be an absolute path without spaces")
+    if not os.path.isfile(given) or not os.access(given, os.X_OK):
+        raise InvalidInput(f"--interpreter {given} is not an executable file")
+    with open(given, "rb") as stream:
+        if stream.read(2) == b"#!":
+            raise InvalidInput(
+                f"--interpreter {given} is a script (a shim such as pyenv's costs ~200 ms per "
+                "pod); give the real interpreter binary, e.g. /usr/bin/python3"
+            )
+    return given
+
+
+def python_version(interpreter: str) -> tuple[int, ...]:
+    """``interpreter``'s version (major, minor, micro), asked the way the plugin will run."""
+    script = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
+    try:
+        done = subprocess.run(
+            [interpreter, INTERPRETER_FLAGS, "-c", script],
+            env={"PATH": os.defpath},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return tuple(int(part) for part in done.stdout.strip().split("."))
+    except (OSError, subprocess.TimeoutExpired, ValueError) as error:
+        raise InvalidInput(f"--interpreter {interpreter} does not run as Python: {error}") from None
+
+
+def plugin_source() -> bytes:
+    """The plugin module's source, exactly as shipped."""
+    return resources.files("vpccni.plugin").joinpath("cni.py").read_bytes()
+
+
+def install(choice: PluginChoice, bin_dir: Path) -> Path:
+    """Write the chosen plugin into ``bin_dir`` as ``vpccni-cni``, then run it for VERSION."""
+    if choice.kind == "static":
+        assert choice.binary is not None
+        try:
+            data = choice.binary.read_bytes()
+        except OSError as error:
+            raise VpccniError(f"cannot read {choice.binary}: {error.strerror}") from None
+        return _write_and_check(bin_dir, data, "the static plugin")
+    assert choice.interpreter is not None
+    return install_plugin(bin_dir, choice.interpreter)
+
+
+def install_plugin(bin_dir: Path, interpreter: str) -> Path:
+    """Write the Python plugin (shebang + verbatim source) atomically, then run it for VERSION."""
+    data = f"#!{interpreter} {INTERPRETER_FLAGS}\n".encode() + plugin_source()
+    return _write_and_check(bin_dir, data, interpreter)
+
+
+def _write_and_check(bin_dir: Path, data: bytes, runner: str) -> Path:
+    path = bin_dir / PLUGIN_NAME
+    write_atomically(path, data, 0o755)
+    try:
+        done = subprocess.run(
+            [str(path)],
+            env={"CNI_COMMAND": "VERSION", "PATH": os.defpath},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        answer = json.loads(done.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError) as error:
+        raise VpccniError(f"the installed plugin {path} does not run: {error}") from None
+    versions = answer.get("supportedVersions") if isinstance(answer, dict) else None
+    if done.returncode != 0 or versions != list(cni.SUPPORTED_VERSIONS):
+        detail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        floor = ".".join(map(str, PYTHON_FLOOR))
+        raise VpccniError(
+            f"the installed plugin {path} did not answer VERSION with {runner} "
+            f"(exit {done.returncode}; {detail[0]}); try --interpreter with Python {floor} or "
+            "later, or the static plugin (--plugin static)"
+        )
+    return path
+
+
+def status_reason(socket_path: str, network: str) -> str | None:
+    """Ask the daemon once: None when it answers ready, else why not."""
+    call = cni.Call("STATUS", cni.SPEC_VERSION, {"cniVersion": cni.SPEC_VERSION, "name": network})
+    call.cni = {"container_id": "", "netns": "", "ifname": "", "args": "", "path": ""}
+    try:
+        line = cni.exchange(socket_path, cni.request_bytes(call), cni.TIMEOUTS["STATUS"])
+        if cni.parse_reply(line).get("ready") is True:
+            return None
+        return "the daemon says it is not ready"
+    except cni.DaemonUnreachable as error:
+        return f"unreachable: {error}"
+    except cni.CniError as error:
+        return f"{error.msg} (code {error.code})"
+
+
+def wait_for_daemon(
+    socket_path: str,
+    network: str,
+    wait_seconds: float | None,
+    keep_waiting: Callable[[], str | None] = lambda: None,
+) -> None:
+    """Poll the daemon with ``status`` until it answers ready; fail after ``wait_seconds``
+    (None: never), or as soon as ``keep_waiting()`` names a reason to stop (the daemon died)."""
+    deadline = time.monotonic() + (wait_seconds or 0.0)
+    while True:
+        last = status_reason(socket_path, network)
+        if last is None:
+            return
+        if (stop := keep_waiting()) is not None:
+            raise VpccniError(stop)
+        if wait_seconds is not None and time.monotonic() + POLL_SECONDS > deadline:
+            raise VpccniError(
+                f"the daemon at {socket_path} did not answer ready within {wait_seconds:g} s "
+                f"({last}); start `vpccni ipamd`, or pass --no-wait to write the conflist anyway"
+            )
+        time.sleep(POLL_SECONDS)
+
+
+def render_conflist(
+    network: str,
+    socket_path: str,
+    spool_dir: str,
+    mtu: int,
+    *,
+    bandwidth: bool,
+    log_file: str | None = None,
+    log_level: str | None = None,
+) -> str:
+    """The network configuration list: vpccni-cni, then portmap (and bandwidth)."""
+    first: dict[str, Any] = {
+        "type": PLUGIN_NAME,
+        "mtu": mtu,
+        "socket": socket_path,
+        "spoolDir": spool_dir,
+    }
+    if log_file:
+        first["pluginLogFile"] = log_file
+    if log_level:
+        first["pluginLogLevel"] = log_level
+    plugins: list[dict[str, Any]] = [
+        first,
+        {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True},
+    ]
+    if bandwidth:
+        plugins.append({"type": "bandwidth", "capabilities": {"bandwidth": True}})
+    document = {
+        "cniVersion": CONFLIST_VERSION,
+        "cniVersions": CONFLIST_VERSIONS,
+        "name": network,
+        "plugins": plugins,
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def install_conflist(conf_dir: Path, conflist: str) -> Path:
+    """Write ``10-vpccni.conflist`` into ``conf_dir`` atomically (0644)."""
+    path = conf_dir / CONFLIST_NAME
+    write_atomically(path, conflist.encode(), 0o644)
+    return path
+
+
+def describe_conflist(path: Path, conflist: str, socket_path: str) -> str:
+    """One line saying what the conflist chains."""
+    document = json.loads(conflist)
+    chain = " -> ".join(plugin["type"] for plugin in document["plugins"])
+    return f"installed {path} (network {document['name']}: {chain}; socket {socket_path})"
+
+
+def existing_directory(path: Path, flag: str) -> Path:
+    """``path`` if it is a writable directory, else a one-line InvalidInput."""
+    if not path.exists():
+        raise InvalidInput(f"{flag} {path} does not exist; create it or pass the right directory")
+    if not path.is_dir():
+        raise InvalidInput(f"{flag} {path} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InvalidInput(f"{flag} {path} is not writable by this user; run as root")
+    return path
+
+
+def write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` with ``data``: temp file, fsync, rename, directory fsync."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+            os.fchmod(descriptor, mode)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise VpccniError(f"cannot write {path}: {error.strerror or error}") from None
