@@ -111,24 +111,27 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def daemon_flags(args: argparse.Namespace) -> DaemonFlags:
+    """The parsed ``ipamd`` command line as the settings parser takes it (also node-run's)."""
+    return DaemonFlags(
+        socket=args.socket,
+        checkpoint_dir=args.checkpoint_dir,
+        spool_dir=args.spool_dir,
+        introspection_bind=args.introspection_bind,
+        metrics_bind=args.metrics_bind,
+        tick_seconds=args.tick_seconds,
+        reconcile_seconds=args.reconcile_seconds,
+        cleanup_seconds=args.cleanup_seconds,
+        max_pods=args.max_pods,
+        netns=args.netns,
+        host_datapath=args.host_datapath,
+        recover=args.recover,
+    )
+
+
 def run(args: argparse.Namespace) -> str:
     """Run the daemon until it is signalled."""
-    settings = read_settings(
-        DaemonFlags(
-            socket=args.socket,
-            checkpoint_dir=args.checkpoint_dir,
-            spool_dir=args.spool_dir,
-            introspection_bind=args.introspection_bind,
-            metrics_bind=args.metrics_bind,
-            tick_seconds=args.tick_seconds,
-            reconcile_seconds=args.reconcile_seconds,
-            cleanup_seconds=args.cleanup_seconds,
-            max_pods=args.max_pods,
-            netns=args.netns,
-            host_datapath=args.host_datapath,
-            recover=args.recover,
-        )
-    )
+    settings = read_settings(daemon_flags(args))
     configure_logging(settings.daemon)
     run_daemon(settings)
     return "ipamd stopped"

@@ -23,6 +23,7 @@ from vpccni.cli import (
     ipamd_cmd,
     limits_cmd,
     maxpods_cmd,
+    node_cmd,
     plan_cmd,
     simulate_cmd,
     status_cmd,
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd.register(subparsers)
     status_cmd.register(subparsers)
     install_cni_cmd.register(subparsers)
+    node_cmd.register(subparsers)
     plan_cmd.register(subparsers)
     simulate_cmd.register(subparsers)
     return parser
