@@ -67,7 +67,8 @@ def choose_plugin(
         raise InvalidInput(
             "--plugin-binary is for the static plugin; drop it or use --plugin static"
         )
-    if kind == "auto":
+    auto = kind == "auto"
+    if auto:
         if binary is not None and interpreter is not None:
             raise InvalidInput(
                 "--plugin-binary and --interpreter choose different plugins; give one of them"
@@ -87,7 +88,7 @@ def choose_plugin(
             f"plugin (--plugin static --plugin-binary PATH)"
         )
     why = f"Python plugin with {chosen} {version[0]}.{version[1]}"
-    if binary is None and not STATIC_PLUGIN.exists():
+    if auto and interpreter is None:
         why += f" (no static plugin at {STATIC_PLUGIN})"
     return PluginChoice("python", why, interpreter=chosen)
 
