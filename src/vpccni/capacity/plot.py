@@ -149,7 +149,13 @@ def _describe(config: IpamConfig) -> str:
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise VpccniError(
+            "--plot needs matplotlib, which is not installed here (the node image leaves it "
+            "out); install the planning extra: pip install 'vpccni[planning]'"
+        ) from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

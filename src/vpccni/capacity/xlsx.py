@@ -34,8 +34,14 @@ NODE_FIELDS = (
 
 def write_xlsx(path: Path, scenario: Scenario, document: Mapping[str, Any]) -> None:
     """Write the plan document (plain or compat) to ``path``."""
-    from openpyxl import Workbook  # type: ignore[import-untyped]
-    from openpyxl.styles import Font  # type: ignore[import-untyped]
+    try:
+        from openpyxl import Workbook  # type: ignore[import-untyped]
+        from openpyxl.styles import Font  # type: ignore[import-untyped]
+    except ImportError:
+        raise VpccniError(
+            "--xlsx needs openpyxl, which is not installed here (the node image leaves it out); "
+            "install the planning extra: pip install 'vpccni[planning]'"
+        ) from None
 
     real = document.get("real", document)
     book = Workbook()
