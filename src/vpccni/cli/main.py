@@ -22,6 +22,7 @@ from vpccni.cli import (
     install_cni_cmd,
     ipamd_cmd,
     limits_cmd,
+    manifests_cmd,
     maxpods_cmd,
     node_cmd,
     plan_cmd,
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     node_cmd.register(subparsers)
     plan_cmd.register(subparsers)
     simulate_cmd.register(subparsers)
+    manifests_cmd.register(subparsers)
     return parser
 
 

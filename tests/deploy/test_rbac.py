@@ -1,0 +1,96 @@
+"""The ClusterRole grants exactly the Kubernetes API calls vpccni makes - none today."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import vpccni
+from tests.deploy.conftest import by_kind, render
+from vpccni.deploy.rbac import KUBERNETES_API_CALLS, ApiCall, cluster_role_rules, needs_token
+
+PACKAGE = Path(vpccni.__file__).parent
+CLIENT_MODULES = {"kubernetes", "kubernetes_asyncio", "lightkube", "pykube", "kr8s", "kubectl"}
+IN_CLUSTER_MARKERS = ("KUBERNETES_SERVICE_HOST", "/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def kubernetes_api_users(package: Path = PACKAGE) -> list[str]:
+    """Modules of vpccni that import a Kubernetes client or read in-cluster credentials."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+        roots = {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        } | {
+            node.module.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+        }
+        strings = [
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        ]
+        if roots & CLIENT_MODULES or any(
+            marker in value for value in strings for marker in IN_CLUSTER_MARKERS
+        ):
+            found.append(str(path.relative_to(package)))
+    return found
+
+
+def test_declared_calls_match_the_code() -> None:
+    """Empty tuple <-> no Kubernetes client anywhere in vpccni (declare each call when added)."""
+    users = kubernetes_api_users()
+    assert bool(KUBERNETES_API_CALLS) == bool(users), (
+        f"modules calling the Kubernetes API: {users}; declared calls: {KUBERNETES_API_CALLS} - "
+        "declare every call in vpccni.deploy.rbac.KUBERNETES_API_CALLS"
+    )
+    assert KUBERNETES_API_CALLS == ()
+
+
+def test_the_scan_sees_a_client(tmp_path: Path) -> None:
+    (tmp_path / "reader.py").write_text("from kubernetes import client\n", encoding="utf-8")
+    (tmp_path / "token.py").write_text(
+        "TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token'\n", encoding="utf-8"
+    )
+    (tmp_path / "quiet.py").write_text("import json\n", encoding="utf-8")
+    assert kubernetes_api_users(tmp_path) == ["reader.py", "token.py"]
+
+
+def test_rules_are_generated_from_the_calls_only() -> None:
+    calls = (
+        ApiCall("", "nodes", "get", "the node's labels"),
+        ApiCall("crd.k8s.amazonaws.com", "eniconfigs", "watch", "custom networking"),
+        ApiCall("", "nodes", "list", "the node's labels"),
+        ApiCall("crd.k8s.amazonaws.com", "eniconfigs", "get", "custom networking"),
+    )
+    assert cluster_role_rules(calls) == [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]},
+        {
+            "apiGroups": ["crd.k8s.amazonaws.com"],
+            "resources": ["eniconfigs"],
+            "verbs": ["get", "watch"],
+        },
+    ]
+    assert needs_token(calls) is True
+    assert cluster_role_rules(()) == []
+    assert needs_token(()) is False
+
+
+def test_shipped_role_and_token(capsys: pytest.CaptureFixture[str]) -> None:
+    objects = by_kind(render(capsys))
+    assert objects["ClusterRole"]["rules"] == cluster_role_rules() == []
+    pod = objects["DaemonSet"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    binding = objects["ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == objects["ClusterRole"]["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "vpccni", "namespace": "kube-system"}
+    ]
+    assert pod["serviceAccountName"] == objects["ServiceAccount"]["metadata"]["name"]
