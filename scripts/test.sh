@@ -6,7 +6,7 @@
 # Extra arguments go to pytest.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$root/scripts/bootstrap.sh" --dev iptables containernetworking-plugins podman runc busybox-static
+bash "$root/scripts/bootstrap.sh" --dev iptables containernetworking-plugins podman runc busybox-static golang-go debootstrap
 bash "$root/scripts/build-cnitool.sh"
 cd "$root"
 bin=.venv/bin
