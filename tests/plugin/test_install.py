@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,6 +15,8 @@ import pytest
 from tests.plugin.fake_daemon import FakeDaemon
 from tests.plugin.runtime import exec_plugin
 from vpccni.cli import install_cni_cmd
+from vpccni.errors import InvalidInput
+from vpccni.node import plugin_install
 
 SOURCE = (Path(install_cni_cmd.__file__).parent.parent / "plugin" / "cni.py").read_bytes()
 
@@ -181,3 +185,98 @@ def test_bad_options_are_one_line_errors(
     assert done.stderr.count("\n") == 1
     assert message in done.stderr
     assert list(conf_dir.iterdir()) == []
+
+
+# --- the static plugin: picked when available, installed as it is, said so --------------------
+
+
+@pytest.fixture(scope="module")
+def static_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The static Go plugin built by scripts/build-plugin.sh (needs Debian's golang-go)."""
+    if shutil.which("go") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must test the static plugin's install, but go is missing")
+        pytest.skip("go is missing (apt-get install -y golang-go)")
+    out = tmp_path_factory.mktemp("static") / "vpccni-cni"
+    root = Path(__file__).parents[2]
+    done = subprocess.run(
+        ["bash", str(root / "scripts" / "build-plugin.sh"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_a_given_static_plugin_is_installed_as_it_is(
+    dirs: tuple[Path, Path], static_binary: Path
+) -> None:
+    bin_dir, conf_dir = dirs
+    done = install(
+        *("--bin-dir", bin_dir, "--conf-dir", conf_dir, "--no-wait"),
+        *("--plugin-binary", static_binary),
+    )
+    assert done.returncode == 0, done.stderr
+    plugin = bin_dir / "vpccni-cni"
+    assert plugin.read_bytes() == static_binary.read_bytes()
+    assert plugin.stat().st_mode & 0o777 == 0o755
+    assert done.stdout.splitlines()[0] == (
+        f"installed {plugin}: static plugin (no interpreter needed)"
+    )
+    outcome = exec_plugin(plugin, {"CNI_COMMAND": "VERSION"}, b"")
+    assert outcome.json()["supportedVersions"] == ["0.4.0", "1.0.0", "1.1.0"]
+    # forcing the Python plugin replaces it, and says why
+    done = install(
+        *("--bin-dir", bin_dir, "--conf-dir", conf_dir, "--no-wait"), "--plugin", "python"
+    )
+    assert done.returncode == 0, done.stderr
+    assert plugin.read_bytes().startswith(b"#!")
+    assert ": Python plugin with " in done.stdout.splitlines()[0]
+
+
+def test_auto_takes_the_default_static_plugin_when_it_exists(
+    static_binary: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(plugin_install, "STATIC_PLUGIN", static_binary)
+    assert plugin_install.choose_plugin("auto").kind == "static"
+    assert plugin_install.choose_plugin("auto", interpreter=sys.executable).kind == "python"
+    monkeypatch.setattr(plugin_install, "STATIC_PLUGIN", tmp_path / "absent")
+    choice = plugin_install.choose_plugin("auto")
+    assert choice.kind == "python"
+    assert choice.why.endswith(f"(no static plugin at {tmp_path / 'absent'})")
+    with pytest.raises(InvalidInput, match=r"static plugin .* does not exist"):
+        plugin_install.choose_plugin("static")
+
+
+def test_an_interpreter_below_the_floor_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plugin_install, "python_version", lambda interpreter: (3, 7, 3))
+    with pytest.raises(InvalidInput, match=r"is Python 3\.7\.3; the Python plugin needs 3\.8"):
+        plugin_install.choose_plugin("python", interpreter=sys.executable)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--plugin-binary", "not-elf"), "is not an ELF executable"),
+        (("--plugin-binary", "missing"), "--plugin-binary"),
+        (("--plugin", "static", "--plugin-binary", "missing"), "does not exist"),
+        (("--plugin", "python", "--plugin-binary", "not-elf"), "is for the static plugin"),
+        (("--plugin", "static", "--interpreter", sys.executable), "is for the Python plugin"),
+        (("--plugin-binary", "not-elf", "--interpreter", sys.executable), "give one of them"),
+        (("--plugin", "go"), "invalid choice: 'go'"),
+    ],
+)
+def test_bad_plugin_choices_are_one_line_errors(
+    dirs: tuple[Path, Path], short_dir: Path, flags: tuple[str, ...], message: str
+) -> None:
+    bin_dir, conf_dir = dirs
+    (short_dir / "not-elf").write_text("#!/bin/sh\n")
+    local = {"not-elf": str(short_dir / "not-elf"), "missing": str(short_dir / "missing")}
+    given = [local.get(flag, flag) for flag in flags]
+    done = install("--bin-dir", bin_dir, "--conf-dir", conf_dir, "--no-wait", *given)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1
+    assert message in done.stderr
+    assert list(bin_dir.iterdir()) == list(conf_dir.iterdir()) == []
