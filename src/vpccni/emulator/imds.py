@@ -7,7 +7,9 @@ mac, placement/*, security-groups, network/interfaces/macs/ and per MAC device-n
 interface-id, subnet-id, vpc-id, subnet-ipv4-cidr-block, vpc-ipv4-cidr-blocks, local-ipv4s,
 ipv4-prefix (absent, so 404, when the ENI has none), security-group-ids, network-card (only on
 types with several cards); and dynamic/instance-identity/document. Pure: the caller picks the
-time (``now - lag``) and handles tokens.
+time (``now - lag``) and handles tokens. :func:`instance_role_tree` adds ``iam/info`` and
+``iam/security-credentials/<role>``: every emulated node has an instance profile (as every EKS
+node does), so an SDK with no other credentials takes the node role's from IMDS.
 
 Also owns :func:`imds_view`, the node as IMDS lists it at that time, with the partial views real
 IMDS shows (:class:`PartialViews`, each off at 0), all read from the model's history: a newly
@@ -217,6 +219,39 @@ def lookup(tree: Tree, path: str) -> ImdsAnswer:
     # Like IMDS, a value answers with or without a trailing slash (botocore asks with one).
     content_type = "application/json" if path.rstrip("/").endswith("document") else "text/plain"
     return ImdsAnswer(200, node, content_type)
+
+
+NODE_ROLE = "eks-node-role"
+"""The role of the instance profile every emulated node has (listed in security-credentials)."""
+CREDENTIALS_LIFETIME = 6 * 3600.0  # seconds, as EC2's instance-profile credentials
+
+
+def instance_role_tree(instance: Instance, now: float) -> Tree:
+    """``iam/``: the instance profile and its role's temporary credentials, valid from ``now``.
+
+    The keys are fake but shaped like EC2's (``ASIA`` access key id, session token, ISO
+    timestamps), stable per instance, and renewed with a later ``Expiration`` on every read.
+    """
+    suffix = instance.instance_id.removeprefix("i-").upper().ljust(16, "0")[:16]
+    credentials = {
+        "Code": "Success",
+        "LastUpdated": _iso(now),
+        "Type": "AWS-HMAC",
+        "AccessKeyId": f"ASIA{suffix}",
+        "SecretAccessKey": f"emulated-node-role-secret-{instance.instance_id}",
+        "Token": f"emulated-node-role-session-{instance.instance_id}",
+        "Expiration": _iso(now + CREDENTIALS_LIFETIME),
+    }
+    info = {
+        "Code": "Success",
+        "LastUpdated": _iso(now),
+        "InstanceProfileArn": f"arn:aws:iam::{ACCOUNT_ID}:instance-profile/{NODE_ROLE}",
+        "InstanceProfileId": f"AIPA{suffix}",
+    }
+    return {
+        "info": json.dumps(info, indent=2),
+        "security-credentials": {NODE_ROLE: json.dumps(credentials, indent=2)},
+    }
 
 
 def _iso(seconds: float) -> str:

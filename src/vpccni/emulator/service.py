@@ -20,7 +20,15 @@ from typing import Any
 from vpccni.core.ec2_rate_limits import RESOURCE_BUCKETS, TokenBucket
 from vpccni.emulator import actions, interface_actions
 from vpccni.emulator.errors import Ec2Error
-from vpccni.emulator.imds import NOT_FOUND, ImdsAnswer, PartialViews, imds_view, lookup, node_tree
+from vpccni.emulator.imds import (
+    NOT_FOUND,
+    ImdsAnswer,
+    PartialViews,
+    imds_view,
+    instance_role_tree,
+    lookup,
+    node_tree,
+)
 from vpccni.emulator.model import DEFAULT_REGION, Ec2Model
 from vpccni.emulator.realism import (
     FaultInjector,
@@ -204,7 +212,11 @@ class Emulator:
         view = imds_view(self.model, instance_id, at, partial)
         if view is None:
             return NOT_FOUND
-        return lookup(node_tree(self.model, view.instance, view.enis, view.departed), path)
+        tree = node_tree(self.model, view.instance, view.enis, view.departed)
+        meta = tree["meta-data"]
+        assert isinstance(meta, dict)
+        meta["iam"] = instance_role_tree(view.instance, now)
+        return lookup(tree, path)
 
 
 def _count(value: Any) -> int:
