@@ -75,6 +75,8 @@ def node_run(plan: RunPlan, say: Callable[[str], None]) -> str:
         if child.signalled is not None:
             return f"signal {child.signalled} before ipamd started; nothing to stop"
         child.process = subprocess.Popen(list(plan.ipamd), env=plan.env)
+        if child.signalled is not None:  # arrived while ipamd was being started
+            child.process.send_signal(child.signalled)
         say(f"started ipamd (pid {child.process.pid}); waiting for it to answer on {plan.socket}")
         if _wait_ready(plan, child):
             conflist = plugin_install.render_conflist(
