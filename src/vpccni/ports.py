@@ -157,8 +157,27 @@ class NullMetrics:
 
 
 @dataclass(frozen=True)
+class PodNamespace:
+    """The pod's network namespace as the plugin passed it (docs/plugin-api.md): a file
+    descriptor of the namespace and a ``NETLINK_ROUTE`` socket the plugin created inside it.
+
+    Both were checked when they arrived; they belong to the request that carried them, which
+    closes each once when it is answered. Users that need to keep a descriptor past a call
+    duplicate it (a descriptor held on pins the pod's namespace).
+    """
+
+    netns_fd: int
+    netlink_fd: int
+
+
+@dataclass(frozen=True)
 class PodWiring:
-    """Everything needed to wire (or unwire) one pod interface."""
+    """Everything needed to wire (or unwire) one pod interface.
+
+    ``netns`` is the runtime's ``CNI_NETNS``, a label for logs and results only: the pod's side
+    is reached through ``pod`` (ADD and CHECK); DEL and start-up work from the node's side and
+    have no ``pod``.
+    """
 
     netns: str
     ifname: str
@@ -166,6 +185,7 @@ class PodWiring:
     address: IPv4Address
     table: int
     mtu: int = 9001
+    pod: PodNamespace | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +205,15 @@ class PodNetwork(Protocol):
     def teardown(self, wiring: PodWiring) -> None: ...
 
     def check(self, wiring: PodWiring) -> list[str]: ...
+
+    def veth_exists(self, host_veth: str) -> bool:
+        """The host veth exists, up or down. Its peer is in the pod's namespace and the kernel
+        deletes both ends with that namespace, so while it exists the pod does."""
+        ...
+
+    def node_netns_id(self) -> tuple[int, int]:
+        """(st_dev, st_ino) of the node's network namespace: a pod must not be wired there."""
+        ...
 
 
 @dataclass(frozen=True)

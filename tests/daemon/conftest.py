@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,10 +47,14 @@ class Node:
     def introspection(self) -> str:
         return f"unix:{self.directory / 'introspection.sock'}"
 
-    def start(self, *extra: str, wait: bool = True) -> None:
+    def start(self, *extra: str, wait: bool = True, wrapper: Sequence[str] = ()) -> None:
+        """Start ``vpccni ipamd`` with ``extra`` flags; ``wrapper`` runs it through another
+        command first (e.g. ``ip netns exec NODE setpriv ...``, which exec it in place, so the
+        process is the daemon's)."""
         log = self.directory / f"ipamd-{len(self.logs)}.log"
         self.logs.append(log)
         command = [
+            *wrapper,
             sys.executable,
             "-m",
             "vpccni.cli.main",
@@ -103,8 +107,9 @@ class Node:
     def log(self) -> str:
         return "\n".join(path.read_text() for path in self.logs)[-6000:]
 
-    def rpc(self, request: dict[str, Any]) -> dict[str, Any]:
-        return call(self.socket, {"version": 1, **request}, timeout=10)
+    def rpc(self, request: dict[str, Any], fds: Sequence[int] = ()) -> dict[str, Any]:
+        """One request; ``fds`` go with it as the plugin passes the pod's namespace."""
+        return call(self.socket, {"version": 1, **request}, timeout=10, fds=fds)
 
     def add(self, container: str, namespace: str = "default") -> dict[str, Any]:
         netns = self.directory / "netns"

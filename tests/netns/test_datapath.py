@@ -15,6 +15,7 @@ import pytest
 
 from tests.daemon.conftest import Node
 from tests.netns.conftest import PORT, PROBE, ip
+from tests.pod_fds import FDS, pod_fds
 from vpccni.lab.topology import Lab
 
 
@@ -25,20 +26,43 @@ def pod_netns(name: str, created: list[str]) -> str:
 
 
 def add(node: Node, container: str, netns: str, pod: str = "") -> dict[str, Any]:
+    """A raw ADD as the plugin sends it: the pod's namespace and a netlink socket in it."""
     args = f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod}" if pod else ""
-    return node.rpc(
-        {
-            "op": "add",
-            "cni": {
-                "command": "ADD",
-                "container_id": container,
-                "netns": netns,
-                "ifname": "eth0",
-                "args": args,
+    with pod_fds(netns) as fds:
+        return node.rpc(
+            {
+                "op": "add",
+                "cni": {
+                    "command": "ADD",
+                    "container_id": container,
+                    "netns": netns,
+                    "ifname": "eth0",
+                    "args": args,
+                },
+                "config": {"cniVersion": "1.0.0", "name": "aws-cni", "mtu": 9001},
+                "fds": FDS,
             },
-            "config": {"cniVersion": "1.0.0", "name": "aws-cni", "mtu": 9001},
-        }
-    )
+            fds,
+        )
+
+
+def check(node: Node, container: str, netns: str) -> dict[str, Any]:
+    """A raw CHECK as the plugin sends it."""
+    with pod_fds(netns) as fds:
+        return node.rpc(
+            {
+                "op": "check",
+                "cni": {
+                    "command": "CHECK",
+                    "container_id": container,
+                    "netns": netns,
+                    "ifname": "eth0",
+                },
+                "config": {"name": "aws-cni"},
+                "fds": FDS,
+            },
+            fds,
+        )
 
 
 def probe(netns: str, host: str) -> list[str]:
@@ -130,21 +154,9 @@ def test_pods_get_working_networking(lab_node: tuple[Node, Lab]) -> None:
         assert probe(last[0], str(lab.internet_host))[0] == node_ip  # SNAT via the primary ENI
         assert probe(first[0], str(lab.internet_host))[0] == node_ip
 
-        reply = node.rpc(
-            {
-                "op": "check",
-                "cni": {
-                    "command": "CHECK",
-                    "container_id": "c0",
-                    "netns": first[0],
-                    "ifname": "eth0",
-                },
-                "config": {"name": "aws-cni"},
-            }
-        )
+        reply = check(node, "c0", first[0])
         assert reply["ok"], reply
-        ip("-n", lab.node, "route", "del", f"{first[1]}/32")
-        reply = node.rpc(
+        without_fds = node.rpc(
             {
                 "op": "check",
                 "cni": {
@@ -156,6 +168,14 @@ def test_pods_get_working_networking(lab_node: tuple[Node, Lab]) -> None:
                 "config": {"name": "aws-cni"},
             }
         )
+        assert without_fds["error"]["code"] == 4
+        assert "did not pass the pod's network namespace (fds)" in without_fds["error"]["msg"]
+        ip("-n", Path(first[0]).name, "route", "del", "default")  # the pod side, read via its fd
+        reply = check(node, "c0", first[0])
+        assert reply["error"]["code"] == 102
+        assert "the pod's default route via 169.254.1.1 is missing" in reply["error"]["details"]
+        ip("-n", lab.node, "route", "del", f"{first[1]}/32")
+        reply = check(node, "c0", first[0])
         assert reply["error"]["code"] == 102
         assert f"host route {first[1]}/32" in reply["error"]["msg"]
 
@@ -205,23 +225,28 @@ def test_kill_9_then_restart_converges_host_state(lab_node: tuple[Node, Lab]) ->
 
 CLIENT = """
 import json, sys
+sys.path.insert(0, sys.argv[3])
+from tests.pod_fds import FDS, pod_fds
 from vpccni.daemon.rpc import call
-reply = call(sys.argv[1], {"version": 1, "op": "add", "cni": {"command": "ADD",
-    "container_id": "private", "netns": sys.argv[2], "ifname": "eth0", "args": ""},
-    "config": {"cniVersion": "1.0.0", "name": "aws-cni"}})
+with pod_fds(sys.argv[2]) as fds:
+    reply = call(sys.argv[1], {"version": 1, "op": "add", "cni": {"command": "ADD",
+        "container_id": "private", "netns": sys.argv[2], "ifname": "eth0", "args": ""},
+        "config": {"cniVersion": "1.0.0", "name": "aws-cni"}, "fds": FDS}, fds=fds)
 print(json.dumps(reply))
 """
 
 
 def test_a_pod_netns_in_the_plugins_private_mount_namespace(lab_node: tuple[Node, Lab]) -> None:
     """Runtimes in their own mount namespace mount pod namespaces the daemon cannot see; the
-    daemon opens them through /proc/<plugin pid>/root."""
+    plugin opens them where it sees them and passes the descriptors, so the path never has to
+    exist for the daemon."""
     node, lab = lab_node
     node.wait_for(lambda: node.rpc({"op": "status"})["result"]["available"] == 9, what="IPs")
     name = f"{lab.prefix}-private"
+    root = Path(__file__).parents[2]
     script = (
         f"ip netns add {name} && {sys.executable} -c '{CLIENT}' {node.socket} "
-        f"/var/run/netns/{name}; ip netns del {name}"
+        f"/var/run/netns/{name} {root}; ip netns del {name}"
     )
     done = subprocess.run(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", script],

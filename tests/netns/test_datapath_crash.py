@@ -12,13 +12,15 @@ import time
 from typing import Any
 
 from tests.netns.conftest import Lab, Node, ip
+from tests.pod_fds import plugin_request
 
 ROUNDS = int(os.environ.get("VPCCNI_DATAPATH_KILLS", "3"))
 PODS = 8
 
 
 def request(node: Node, op: str, index: int, netns: str) -> dict[str, Any]:
-    return node.rpc(
+    return plugin_request(
+        node.rpc,
         {
             "op": op,
             "cni": {
@@ -29,7 +31,7 @@ def request(node: Node, op: str, index: int, netns: str) -> dict[str, Any]:
                 "args": f"K8S_POD_NAMESPACE=churn;K8S_POD_NAME=p{index}",
             },
             "config": {"cniVersion": "1.0.0", "name": "aws-cni"},
-        }
+        },
     )
 
 

@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from tests.netns.conftest import Lab, Node, ip
+from tests.pod_fds import plugin_request
 
 LIVE = 4
 NEW = 4
 
 
 def request(node: Node, op: str, name: str, netns: str) -> dict[str, Any]:
-    return node.rpc(
+    return plugin_request(
+        node.rpc,
         {
             "op": op,
             "cni": {
@@ -32,7 +34,7 @@ def request(node: Node, op: str, name: str, netns: str) -> dict[str, Any]:
                 "args": f"K8S_POD_NAMESPACE=ledger;K8S_POD_NAME={name}",
             },
             "config": {"cniVersion": "1.0.0", "name": "aws-cni"},
-        }
+        },
     )
 
 

@@ -6,12 +6,23 @@ compares with ``prevResult``, ``gc`` releases what ``cni.dev/valid-attachments``
 ``status`` says ready. It records every request it decodes, so a test can assert that the plugin
 refused an input without asking, and it can be told to misbehave: reply with an error, close
 without replying, or never reply. The benchmark uses it too.
+
+As the real daemon, it reads each request with ``recvmsg`` and takes the file descriptors that
+come with it (``SCM_RIGHTS``): for every decoded request ``passed`` records what they were
+(``/proc/self/fd`` names, e.g. ``/run/netns/pod1`` and ``socket:[81]``, whether each is a
+network namespace, and each netlink socket's family, protocol, type and namespace), and ADD and
+CHECK are refused with 4, like the daemon refuses them, unless they pass exactly the pod's
+namespace and a ``NETLINK_ROUTE`` datagram socket living in it. Every descriptor is closed once
+the request is answered.
 """
 
 from __future__ import annotations
 
+import array
+import fcntl
 import json
 import os
+import socket
 import socketserver
 import threading
 from ipaddress import IPv4Network
@@ -19,7 +30,11 @@ from pathlib import Path
 from typing import Any
 
 MAX_REQUEST = 1 << 20
+MAX_FDS = 8
 GATEWAY = "169.254.1.1"
+SIOCGSKNS = 0x894C
+NS_GET_NSTYPE = 0xB703
+CLONE_NEWNET = 0x40000000
 PodKey = tuple[str, str, str]
 
 
@@ -31,6 +46,7 @@ class FakeDaemon:
         self.free = [str(address) for address in IPv4Network(pool).hosts()]
         self.pods: dict[PodKey, str] = {}
         self.requests: list[Any] = []
+        self.passed: list[list[dict[str, Any]]] = []  # per decoded request: its descriptors
         self.ready = True
         self.behaviour = "serve"  # or "close" (no reply) or "hang" (never replies)
         self.error: dict[str, Any] | None = None  # the next reply's error, when set
@@ -73,24 +89,30 @@ class FakeDaemon:
 
     def serve_connection(self, handler: socketserver.StreamRequestHandler) -> None:
         handler.connection.settimeout(10)
-        line = handler.rfile.readline(MAX_REQUEST + 1)
-        if self.behaviour == "close":
-            return
-        if self.behaviour == "hang":
-            self._release.wait(30)
-            return
-        if len(line) > MAX_REQUEST:
-            reply = error(101, "request larger than 1 MiB")
-        else:
-            try:
-                request = json.loads(line)
-            except ValueError as problem:
-                reply = error(101, f"request is not JSON: {problem}")
+        fds: list[int] = []
+        try:
+            line = receive_line(handler.connection, fds)
+            if self.behaviour == "close":
+                return
+            if self.behaviour == "hang":
+                self._release.wait(30)
+                return
+            if len(line) > MAX_REQUEST:
+                reply = error(101, "request larger than 1 MiB")
             else:
-                with self.lock:
-                    self.requests.append(request)
-                    reply = self.reply(request)
-        handler.wfile.write(json.dumps(reply).encode() + b"\n")
+                try:
+                    request = json.loads(line)
+                except ValueError as problem:
+                    reply = error(101, f"request is not JSON: {problem}")
+                else:
+                    with self.lock:
+                        self.requests.append(request)
+                        self.passed.append([describe(fd) for fd in fds])
+                        reply = self.reply(request)
+            handler.connection.sendall(json.dumps(reply).encode() + b"\n")
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def reply(self, request: Any) -> dict[str, Any]:
         """The reply to one decoded request (called with the lock held)."""
@@ -113,9 +135,9 @@ class FakeDaemon:
             return error(101, f"unknown op {op!r}")
         key = (config.get("name", ""), cni.get("container_id", ""), cni.get("ifname", ""))
         if op in ("add", "check"):
-            netns = cni.get("netns")
-            if not isinstance(netns, str) or not os.path.exists(netns):
-                return error(4, f"network namespace {netns!r} does not exist")
+            refused = refuse_passed(request.get("fds"), self.passed[-1])
+            if refused:
+                return error(4, refused)
         return handler(key, cni, config)
 
     def status(self, key: PodKey, cni: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +190,66 @@ class FakeDaemon:
                 self.free.append(address)
                 released.append({"container_id": pod[1], "ifname": pod[2], "address": address})
         return ok({"released": released})
+
+
+def receive_line(connection: socket.socket, fds: list[int]) -> bytes:
+    """One request line (or what came before EOF), collecting the descriptors sent with it."""
+    data = b""
+    room = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
+    while b"\n" not in data and len(data) <= MAX_REQUEST:
+        chunk, ancillary, _, _ = connection.recvmsg(65536, room, socket.MSG_CMSG_CLOEXEC)
+        for level, kind, payload in ancillary:
+            if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+                received = array.array("i")
+                received.frombytes(payload[: len(payload) - len(payload) % received.itemsize])
+                fds.extend(received)
+        if not chunk:
+            break
+        data += chunk
+    return data.partition(b"\n")[0] + (b"\n" if b"\n" in data else b"")
+
+
+def describe(fd: int) -> dict[str, Any]:
+    """What a passed descriptor is: its /proc name, whether it is a network namespace (and its
+    inode), and for a socket its family, protocol, type and (netlink) its namespace's inode."""
+    found: dict[str, Any] = {"name": os.readlink(f"/proc/self/fd/{fd}")}
+    try:
+        found["netns"] = fcntl.ioctl(fd, NS_GET_NSTYPE) == CLONE_NEWNET
+    except OSError:
+        found["netns"] = False  # not a namespace (ENOTTY)
+    if found["netns"]:
+        found["netns_inode"] = os.fstat(fd).st_ino
+    elif found["name"].startswith("socket:["):
+        probe = socket.socket(fileno=fd)
+        try:
+            found["family"] = probe.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN)
+            found["protocol"] = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL)
+            found["type"] = probe.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
+            if found["family"] == socket.AF_NETLINK:
+                namespace = fcntl.ioctl(fd, SIOCGSKNS)
+                found["netns_inode"] = os.fstat(namespace).st_ino
+                os.close(namespace)
+        finally:
+            probe.detach()
+    return found
+
+
+def refuse_passed(declared: Any, passed: list[dict[str, Any]]) -> str:
+    """Why ADD/CHECK's descriptors are not the pod's namespace and a netlink socket in it."""
+    if declared != ["netns", "netlink"] or len(passed) != 2:
+        return f"expected fds [netns, netlink], got {declared!r} with {len(passed)} descriptors"
+    netns, netlink = passed
+    if not netns["netns"]:
+        return f"the first descriptor is {netns['name']}, not a network namespace"
+    if (netlink.get("family"), netlink.get("protocol"), netlink.get("type")) != (
+        socket.AF_NETLINK,
+        socket.NETLINK_ROUTE,
+        socket.SOCK_DGRAM,
+    ):
+        return f"the second descriptor is {netlink}, not a NETLINK_ROUTE datagram socket"
+    if netlink["netns_inode"] != netns["netns_inode"]:
+        return "the netlink socket lives in another network namespace"
+    return ""
 
 
 def ok(result: dict[str, Any]) -> dict[str, Any]:

@@ -1,17 +1,30 @@
 """Pod wiring over netlink (pyroute2), upstream's layout, in the node's network namespace.
 
-For a pod interface: a veth created inside the pod's namespace with its peer placed directly in
-the node namespace (no move, which costs ~19 ms); pod side ``eth0`` up with the pod's /32, a
-link-scope route to 169.254.1.1 and the default route via it, and a permanent neighbour entry
-for 169.254.1.1 with the host veth's MAC; node side: the host veth up, a /32 route to the pod in
-``main``, rule ``to <pod> lookup main`` (512) and, for pods on a secondary ENI,
-``from <pod> lookup <table>`` (1536). Setup replaces what a crashed attempt left; a failure
-undoes what this attempt made. Teardown is idempotent. The node namespace socket stays open.
+The daemon never enters a pod's namespace: the plugin passes it as two file descriptors
+(``PodNamespace``: the namespace and a ``NETLINK_ROUTE`` socket created inside it), so
+``CAP_NET_ADMIN`` is all wiring needs - no ``setns``, no netns paths, no helper process. For a
+pod interface: the veth is created in the node namespace with its peer placed directly in the
+pod's namespace through the namespace descriptor (no move, which costs ~19 ms); the pod side is
+configured through the pod's netlink socket: ``eth0`` up with the pod's /32, a link-scope route
+to 169.254.1.1 and the default route via it, and a permanent neighbour entry for 169.254.1.1
+with the host veth's MAC; node side: the host veth up, a /32 route to the pod in ``main``, rule
+``to <pod> lookup main`` (512) and, for pods on a secondary ENI, ``from <pod> lookup <table>``
+(1536). Setup replaces what a crashed attempt left; a failure undoes what this attempt made.
+Teardown (from the node side: deleting the host veth deletes the pair) is idempotent; CHECK
+reads the pod side through the pod's socket too. The node namespace socket stays open (with
+``--netns`` it is opened by path once; only pod namespaces come as descriptors).
+
+Descriptors: the request owns the ``PodNamespace`` descriptors and closes each once. pyroute2
+(0.9.7) closes a descriptor given as ``IPRoute(fileno=...)`` itself at construction, keeping a
+duplicate that its ``close`` releases; so it is handed a duplicate of ours (``_pod_side``).
 """
 
 from __future__ import annotations
 
 import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -27,7 +40,7 @@ from vpccni.adapters.netlink_kit import (
 )
 from vpccni.core.naming import GATEWAY, MAIN_TABLE, RULE_FROM_POD, RULE_TO_POD
 from vpccni.errors import VpccniError
-from vpccni.ports import PodWiring, WiredInterfaces
+from vpccni.ports import PodNamespace, PodWiring, WiredInterfaces
 
 
 class WiringError(VpccniError):
@@ -40,6 +53,7 @@ class NetlinkPodNetwork:
     def __init__(self, node_netns: str | None) -> None:
         self.node_netns = netns_path(node_netns) if node_netns else None
         self._node: Any = None
+        self._node_id: tuple[int, int] | None = None
         self._thread = NetlinkThread()
 
     @property
@@ -62,20 +76,20 @@ class NetlinkPodNetwork:
             ) from None
 
     def _setup(self, wiring: PodWiring) -> WiredInterfaces:
+        if wiring.pod is None:
+            raise WiringError(f"wiring {wiring.ifname} needs the pod's namespace descriptors")
         node = self.node
         for index in node.link_lookup(ifname=wiring.host_veth):
             node.link("del", index=index)  # left by a crashed ADD or a reused name
-        with IPRoute(netns=netns_path(wiring.netns), flags=0) as pod:
+        with _pod_side(wiring.pod) as pod:
             for index in pod.link_lookup(ifname=wiring.ifname):
                 pod.link("del", index=index)
-            peer: dict[str, Any] = {"ifname": wiring.host_veth}
-            with open(self.node_netns or "/proc/self/ns/net") as node_ns:
-                peer["net_ns_fd"] = node_ns.fileno()
-                pod.link("add", ifname=wiring.ifname, kind="veth", mtu=wiring.mtu, peer=peer)
-            [pod_index] = pod.link_lookup(ifname=wiring.ifname)
+            peer = {"ifname": wiring.ifname, "net_ns_fd": wiring.pod.netns_fd, "mtu": wiring.mtu}
+            node.link("add", ifname=wiring.host_veth, kind="veth", mtu=wiring.mtu, peer=peer)
             [host_index] = node.link_lookup(ifname=wiring.host_veth)
+            [pod_index] = pod.link_lookup(ifname=wiring.ifname)
             host_mac = node.get_links(host_index)[0].get_attr("IFLA_ADDRESS")
-            node.link("set", index=host_index, state="up", mtu=wiring.mtu)
+            node.link("set", index=host_index, state="up")
             pod.link("set", index=pod_index, state="up")
             pod.addr("add", index=pod_index, address=str(wiring.address), prefixlen=32)
             pod.route("replace", dst=f"{GATEWAY}/32", oif=pod_index, scope=SCOPE_LINK)
@@ -147,17 +161,60 @@ class NetlinkPodNetwork:
             _rule_is(r, RULE_FROM_POD, wiring.table, src=address) for r in rules
         ):
             drift.append(f"rule 'from {address} lookup {wiring.table}' (priority 1536) is missing")
+        if wiring.pod is None:
+            drift.append(f"the pod's namespace {wiring.netns} was not passed to check it")
+            return drift
         try:
-            with IPRoute(netns=netns_path(wiring.netns), flags=0) as pod:
+            with _pod_side(wiring.pod) as pod:
                 drift.extend(_check_pod(pod, wiring))
         except (OSError, NetlinkError) as error:
-            drift.append(f"cannot open the pod's namespace {wiring.netns}: {error}")
+            drift.append(f"cannot read the pod's namespace {wiring.netns}: {error}")
         return drift
+
+    def veth_exists(self, host_veth: str) -> bool:
+        return self._thread.run(lambda: bool(self.node.link_lookup(ifname=host_veth)))
+
+    def node_netns_id(self) -> tuple[int, int]:
+        """(st_dev, st_ino) of the node namespace (``--netns`` or this process's own)."""
+        if self._node_id is None:
+            stat = os.stat(self.node_netns or "/proc/self/ns/net")
+            self._node_id = (stat.st_dev, stat.st_ino)
+        return self._node_id
 
     def close(self) -> None:
         if self._node is not None:
             self._node.close()
             self._node = None
+
+
+@contextmanager
+def _pod_side(pod: PodNamespace) -> Iterator[Any]:
+    """An IPRoute on a duplicate of the pod's netlink socket; ``pod``'s descriptors stay open.
+
+    pyroute2 owns the duplicate from construction on (it closes it there and its own copy in
+    ``close``), so each descriptor is closed exactly once. Should construction fail before
+    pyroute2 took the duplicate (its event loop could not be made, e.g. out of descriptors),
+    the duplicate - still the same socket as ``pod``'s - is closed here.
+    """
+    duplicate = os.dup(pod.netlink_fd)
+    try:
+        ipr = IPRoute(fileno=duplicate)
+    except Exception:
+        if _same_file(duplicate, pod.netlink_fd):
+            os.close(duplicate)
+        raise
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+def _same_file(descriptor: int, other: int) -> bool:
+    try:
+        mine, theirs = os.fstat(descriptor), os.fstat(other)
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
 def _rule_is(rule: Any, priority: int, table: int, *, dst: str = "", src: str = "") -> bool:

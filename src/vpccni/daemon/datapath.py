@@ -13,7 +13,6 @@ checkpoint and ENI rules and tables to the pool's ENIs.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
@@ -29,6 +28,7 @@ from vpccni.ports import (
     HostNetwork,
     Metrics,
     NullMetrics,
+    PodNamespace,
     PodNetwork,
     PodWiring,
     WiredInterfaces,
@@ -51,8 +51,6 @@ class Datapath:
     """Secondary ENIs whose host networking is configured, by MAC."""
     _removals: dict[str, EniLink] = field(default_factory=dict, init=False)
     """ENIs that left the pool with host state not yet deleted, by MAC."""
-    _netns: dict[str, str] = field(default_factory=dict, init=False)
-    """Each wired pod's namespace path, by host veth (this run's ADDs)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def wiring(
@@ -64,7 +62,10 @@ class Datapath:
         eni: EniInfo,
         *,
         mtu: int | None = None,
+        pod: PodNamespace | None = None,
     ) -> PodWiring:
+        """The wiring of one pod interface; ``netns`` labels it, ``pod`` reaches it (ADD and
+        CHECK: the descriptors the plugin passed; None from the node's side)."""
         veth = (
             key.container_id  # an address held for an unknown pod: the veth routing it
             if is_held_by_route(key)
@@ -73,21 +74,22 @@ class Datapath:
             )
         )
         return PodWiring(
-            netns, key.ifname, veth, address, route_table(eni.device_index), mtu or self.mtu
+            netns, key.ifname, veth, address, route_table(eni.device_index), mtu or self.mtu, pod
         )
 
     def wire(self, wiring: PodWiring) -> WiredInterfaces:
-        wired = self.pods.setup(wiring)
-        self._netns[wiring.host_veth] = wiring.netns
-        return wired
+        return self.pods.setup(wiring)
 
-    def netns_exists(self, host_veth: str) -> bool:
-        """The namespace this run's ADD wired the pod into still exists (False: unknown)."""
-        netns = self._netns.get(host_veth)
-        return netns is not None and os.path.exists(netns)
+    def veth_exists(self, host_veth: str) -> bool:
+        """The pod's host veth exists, up or down: its peer sits in the pod's namespace, which
+        therefore still exists (the kernel deletes the pair with the namespace)."""
+        return self.pods.veth_exists(host_veth)
+
+    def node_netns_id(self) -> tuple[int, int]:
+        """(st_dev, st_ino) of the node's network namespace, where no pod may be wired."""
+        return self.pods.node_netns_id()
 
     def unwire(self, wiring: PodWiring) -> None:
-        self._netns.pop(wiring.host_veth, None)
         try:
             self.pods.teardown(wiring)
         except Exception as error:  # DEL never fails; converge_pods cleans up later

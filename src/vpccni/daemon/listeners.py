@@ -8,6 +8,13 @@ or idle client therefore holds a file descriptor and a buffer, never a thread; b
 ``max_connections`` open connections a new one gets the protocol's "busy" reply at once. The
 threads are 1 + ``workers`` per listener, whatever the clients do. Every connection gets a
 reply (complete, too large, too slow or busy) unless the peer went away first.
+
+File descriptors: an exchange that takes them (``max_fds`` > 0: the plugin API, where the plugin
+passes the pod's namespace) is read with ``recvmsg``; the descriptors that come with a request
+(``SCM_RIGHTS``, close-on-exec) belong to its connection and are closed exactly once, when the
+request has been answered or the connection ends without one (too large, too slow, gone, or the
+listener stopping). Beyond ``max_fds`` per request they are closed on arrival and the request
+is marked ``overflow``. Other exchanges read with ``recv``, and the kernel discards any sent.
 """
 
 from __future__ import annotations
@@ -20,9 +27,10 @@ import selectors
 import socket
 import threading
 import time
+from array import array
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -45,14 +53,26 @@ class Limits:
     send_seconds: float = 5.0
 
 
+@dataclass(frozen=True)
+class Passed:
+    """The file descriptors that came with one request, in order; ``overflow``: more came than
+    the exchange's ``max_fds`` (those were closed on arrival). The listener closes ``fds``."""
+
+    fds: tuple[int, ...] = ()
+    overflow: bool = False
+
+
 class Exchange(Protocol):
     """One request-reply protocol over a stream: where a request ends and what to answer."""
+
+    max_fds: int
+    """How many file descriptors a request may carry (0: none are received)."""
 
     def request_end(self, buffer: bytes) -> int | None:
         """The length of the complete request at the start of ``buffer``, or None."""
 
-    def reply(self, request: bytes, connection: socket.socket) -> bytes:
-        """The reply to one complete request (never raises)."""
+    def reply(self, request: bytes, connection: socket.socket, passed: Passed) -> bytes:
+        """The reply to one complete request (never raises); ``passed`` stays the listener's."""
 
     def too_large(self) -> bytes: ...
 
@@ -66,6 +86,20 @@ class _Pending:
     connection: socket.socket
     deadline: float
     buffer: bytes = b""
+    fds: list[int] = field(default_factory=list)
+    overflow: bool = False
+
+    def close(self) -> None:
+        """Close the connection and every descriptor that came with it, once."""
+        close_fds(self.fds)
+        self.connection.close()
+
+
+def close_fds(fds: list[int]) -> None:
+    """Close each descriptor and empty the list (so that nothing closes them twice)."""
+    while fds:
+        with contextlib.suppress(OSError):
+            os.close(fds.pop())
 
 
 def unix_listener(path: Path) -> socket.socket:
@@ -187,7 +221,7 @@ class Listener:
     def server_close(self) -> None:
         """Close every socket, and remove the Unix socket file."""
         for pending in list(self._pending.values()):
-            pending.connection.close()
+            pending.close()
         self._pending.clear()
         self._selector.close()
         self.server.close()
@@ -228,7 +262,10 @@ class Listener:
     def _read(self, connection: socket.socket) -> None:
         pending = self._pending[connection.fileno()]
         try:
-            chunk = connection.recv(_RECEIVE)
+            if self.exchange.max_fds:
+                chunk = self._receive_with_fds(pending)
+            else:
+                chunk = connection.recv(_RECEIVE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -248,6 +285,27 @@ class Listener:
         elif not chunk:
             self._drop(pending, None)  # closed before sending anything
 
+    def _receive_with_fds(self, pending: _Pending) -> bytes:
+        """One read, keeping the descriptors that come with it (up to ``max_fds``)."""
+        room = socket.CMSG_SPACE(self.exchange.max_fds * array("i").itemsize)
+        chunk, ancillary, flags, _ = pending.connection.recvmsg(
+            _RECEIVE, room, socket.MSG_CMSG_CLOEXEC
+        )
+        for level, kind, data in ancillary:
+            if level != socket.SOL_SOCKET or kind != socket.SCM_RIGHTS:
+                continue
+            received = array("i")
+            received.frombytes(data[: len(data) - len(data) % received.itemsize])
+            for descriptor in received:
+                if len(pending.fds) < self.exchange.max_fds:
+                    pending.fds.append(descriptor)
+                else:
+                    pending.overflow = True
+                    close_fds([descriptor])
+        if flags & socket.MSG_CTRUNC:
+            pending.overflow = True  # the kernel closed those that did not fit
+        return chunk
+
     def _expire(self, now: float) -> None:
         for pending in [p for p in self._pending.values() if p.deadline <= now]:
             self.counts["too_slow"] += 1
@@ -259,6 +317,7 @@ class Listener:
 
     def _drop(self, pending: _Pending, reply: bytes | None) -> None:
         self._forget(pending)
+        close_fds(pending.fds)
         if reply is not None:
             self._answer_now(pending.connection, reply)
         else:
@@ -268,20 +327,27 @@ class Listener:
     def _dispatch(self, pending: _Pending, request: bytes) -> None:
         self._forget(pending)
         self.counts["requests"] += 1
-        self._workers.submit(self._work, pending.connection, request)
+        try:
+            self._workers.submit(self._work, pending, request)
+        except RuntimeError:  # the workers are shutting down
+            pending.close()
+            self._closed()
 
-    def _work(self, connection: socket.socket, request: bytes) -> None:
+    def _work(self, pending: _Pending, request: bytes) -> None:
+        connection = pending.connection
         try:
             connection.setblocking(True)
             connection.settimeout(self.limits.send_seconds)
-            reply = self.exchange.reply(request, connection)
+            passed = Passed(tuple(pending.fds), pending.overflow)
+            reply = self.exchange.reply(request, connection, passed)
+            close_fds(pending.fds)  # answered: the pod's namespace is not held while sending
             connection.sendall(reply)
         except OSError:
             pass  # the peer went away or stopped reading
         except Exception:
             log.exception("%s: answering a request failed", self.name)
         finally:
-            connection.close()
+            pending.close()
             self._closed()
 
     def _answer_now(self, connection: socket.socket, reply: bytes) -> None:
@@ -330,6 +396,8 @@ class HttpGet:
     ``answer(path)`` returns (status, content type, body); it is called in a worker thread.
     """
 
+    max_fds = 0
+
     def __init__(self, answer: Callable[[str], tuple[int, str, bytes]]) -> None:
         self.answer = answer
 
@@ -340,7 +408,7 @@ class HttpGet:
                 return end + len(terminator)
         return None
 
-    def reply(self, request: bytes, connection: socket.socket) -> bytes:
+    def reply(self, request: bytes, connection: socket.socket, passed: Passed) -> bytes:
         words = request.split(b"\n", 1)[0].decode("latin-1").split()
         if len(words) not in (2, 3) or not words[1].startswith("/"):
             return _json_error(400, "not an HTTP request line")

@@ -1,12 +1,15 @@
 """The plugin API server: version-1 JSON over a Unix socket (``docs/plugin-api.md``).
 
 ``handle_request`` turns one decoded request into one reply (pure apart from the service it
-calls and the netns existence check); :class:`PluginApi` decodes the request line strictly
-(bounded integers and nesting, no NaN) and always answers; ``RpcServer`` serves it on a
-``0600`` Unix socket through a bounded :class:`~vpccni.daemon.listeners.Listener`: at most
+calls and the checks of what came with it); :class:`PluginApi` decodes the request line
+strictly (bounded integers and nesting, no NaN) and always answers; ``RpcServer`` serves it on
+a ``0600`` Unix socket through a bounded :class:`~vpccni.daemon.listeners.Listener`: at most
 ``MAX_CONNECTIONS`` open connections (beyond: 11 "busy"), ``WORKERS`` threads, a whole-request
 deadline of ``REQUEST_SECONDS`` and 1 MiB per request - each refusal is a structured error.
-Container ids, interface and network names are checked with the CNI plugin's own rules.
+Container ids, interface and network names are checked with the CNI plugin's own rules. A
+daemon that wires pods reaches a pod's namespace only through the descriptors the plugin passes
+with ADD and CHECK (:mod:`vpccni.daemon.pod_fds`), never by its path; without a datapath the
+descriptors are ignored (the listener closes them) and ``CNI_NETNS`` only has to exist.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ import json
 import logging
 import os
 import socket
-import struct
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -27,10 +30,12 @@ from vpccni.core.datastore import NoAvailableAddress
 from vpccni.core.model import PodKey, PodMeta
 from vpccni.core.no_address import NoAddress
 from vpccni.daemon.datapath import Datapath
-from vpccni.daemon.listeners import Limits, Listener, unix_listener
+from vpccni.daemon.listeners import Limits, Listener, Passed, unix_listener
+from vpccni.daemon.pod_fds import MAX_FDS, PodFdsRefused, pod_namespace
 from vpccni.daemon.service import IpamService
 from vpccni.errors import VpccniError
 from vpccni.plugin.cni import MAX_NETWORK_NAME, is_cni_name, why_invalid_variable
+from vpccni.ports import PodNamespace
 
 log = logging.getLogger("vpccni.ipamd")
 
@@ -54,6 +59,9 @@ CODE_CHECK_FAILED = 102
 CODE_INTERNAL = 103
 CODE_NO_ADDRESS_NEEDS_CHANGE = 110
 """ADD: no address, and none comes without a change (node full, MAX_ENI, max pods, IAM)."""
+
+
+NOTHING_PASSED = Passed()
 
 
 class RpcError(Exception):
@@ -87,9 +95,10 @@ def error_reply(error: RpcError) -> dict[str, Any]:
 
 
 def handle_request(
-    request: Any, service: IpamService, hooks: RpcHooks, peer_pid: int | None = None
+    request: Any, service: IpamService, hooks: RpcHooks, passed: Passed = NOTHING_PASSED
 ) -> dict[str, Any]:
-    """One reply for one decoded request; never raises. ``peer_pid``: the plugin's process."""
+    """One reply for one decoded request; never raises. ``passed``: the descriptors that came
+    with it (the caller closes them)."""
     try:
         if not isinstance(request, dict):
             raise RpcError(CODE_MALFORMED, "request is not a JSON object")
@@ -104,7 +113,7 @@ def handle_request(
         op = request.get("op")
         if op not in OPS:
             raise RpcError(CODE_MALFORMED, f"unknown op {op!r}; expected one of {', '.join(OPS)}")
-        result = _dispatch(str(op), request, service, hooks, peer_pid)
+        result = _dispatch(str(op), request, service, hooks, passed)
         return {"version": PROTOCOL_VERSION, "ok": True, "result": result}
     except RpcError as error:
         return error_reply(error)
@@ -118,7 +127,7 @@ def handle_request(
 
 
 def _dispatch(
-    op: str, request: dict[str, Any], service: IpamService, hooks: RpcHooks, peer_pid: int | None
+    op: str, request: dict[str, Any], service: IpamService, hooks: RpcHooks, passed: Passed
 ) -> Any:
     if op == "status":
         if not hooks.ready():
@@ -154,46 +163,36 @@ def _dispatch(
         return {}
     if not hooks.ready():
         raise RpcError(CODE_TRY_AGAIN, "ipamd is starting; try again shortly")
-    netns = resolve_netns(cni.get("netns"), peer_pid, wired=hooks.datapath is not None)
+    netns, pod = _pod(cni.get("netns"), request.get("fds"), passed, hooks.datapath)
     if op == "check":
-        return _check(key, netns, config, service, hooks.datapath)
+        return _check(key, netns, pod, config=config, service=service, datapath=hooks.datapath)
     return _add(
         key,
         _meta(cni.get("args")),
         netns=netns,
-        sandbox=str(cni.get("netns")),
+        pod=pod,
         mtu=_mtu(config),
         service=service,
         hooks=hooks,
     )
 
 
-def resolve_netns(netns: Any, peer_pid: int | None, *, wired: bool = True) -> str:
-    """The pod's netns path as this daemon can open it.
-
-    A runtime in a private mount namespace (``ip netns exec``, containerized kubelets) mounts
-    pod namespaces where the daemon cannot see them; ``/proc/<plugin pid>/root`` shows the
-    plugin's own view of the file system, so the path is looked up there too.
-    """
+def _pod(
+    netns: Any, declared: Any, passed: Passed, datapath: Datapath | None
+) -> tuple[str, PodNamespace | None]:
+    """ADD and CHECK: ``CNI_NETNS`` (a label) and, with a datapath, the pod's checked
+    descriptors; without one, the descriptors are ignored and the path only has to exist."""
     if not isinstance(netns, str) or not netns:
         raise RpcError(CODE_INVALID_ENV, "CNI_NETNS is missing")
-    if _is_netns(netns) or (not wired and os.path.exists(netns)):
-        return netns  # without pod wiring the path only has to exist
-    if peer_pid is not None and netns.startswith("/"):
-        # /var/run is an absolute symlink to /run, which would resolve in our root, not theirs.
-        canonical = "/run/" + netns[len("/var/run/") :] if netns.startswith("/var/run/") else netns
-        seen_by_plugin = f"/proc/{peer_pid}/root{canonical}"
-        if _is_netns(seen_by_plugin):
-            return seen_by_plugin
-    raise RpcError(CODE_INVALID_ENV, f"network namespace {netns!r} does not exist")
-
-
-def _is_netns(path: str) -> bool:
-    """True for a namespace file (nsfs), not for the empty file left under an unseen mount."""
+    if datapath is None:
+        if not os.path.exists(netns):
+            raise RpcError(CODE_INVALID_ENV, f"network namespace {netns!r} does not exist")
+        return netns, None
     try:
-        return os.stat(path).st_dev == os.stat("/proc/self/ns/net").st_dev
-    except OSError:
-        return False
+        pod = pod_namespace(declared, passed.fds, passed.overflow, netns, datapath.node_netns_id())
+    except PodFdsRefused as refused:
+        raise RpcError(CODE_INVALID_ENV, refused.msg, refused.details) from None
+    return netns, pod
 
 
 def _add(
@@ -201,7 +200,7 @@ def _add(
     meta: PodMeta,
     *,
     netns: str,
-    sandbox: str,
+    pod: PodNamespace | None,
     mtu: int | None,
     service: IpamService,
     hooks: RpcHooks,
@@ -221,7 +220,9 @@ def _add(
     interfaces: list[dict[str, str]] = []
     datapath = hooks.datapath
     if datapath is not None:
-        wiring = datapath.wiring(key, outcome.assignment.meta, netns, address, outcome.eni, mtu=mtu)
+        wiring = datapath.wiring(
+            key, outcome.assignment.meta, netns, address, outcome.eni, mtu=mtu, pod=pod
+        )
         try:
             wired = datapath.wire(wiring)
         except VpccniError as error:
@@ -230,7 +231,7 @@ def _add(
             raise RpcError(CODE_INTERNAL, f"pod wiring failed: {error}") from None
         interfaces = [
             {"name": wired.host_veth, "mac": wired.host_mac},
-            {"name": key.ifname, "mac": wired.pod_mac, "sandbox": sandbox},
+            {"name": key.ifname, "mac": wired.pod_mac, "sandbox": netns},
         ]
         ip["interface"] = 1
     hooks.on_add(time.monotonic() - started, True)
@@ -276,6 +277,8 @@ def delete_pod(
 def _check(
     key: PodKey,
     netns: str,
+    pod: PodNamespace | None,
+    *,
     config: dict[str, Any],
     service: IpamService,
     datapath: Datapath | None,
@@ -292,7 +295,7 @@ def _check(
     if datapath is not None:
         with service.lock:
             eni = service.datastore.eni_of(held.address)
-        drift = datapath.check(datapath.wiring(key, held.meta, netns, held.address, eni))
+        drift = datapath.check(datapath.wiring(key, held.meta, netns, held.address, eni, pod=pod))
         if drift:
             raise RpcError(CODE_CHECK_FAILED, f"{key}: {drift[0]}", "; ".join(drift))
     return {}
@@ -407,22 +410,14 @@ def decode_request(line: bytes) -> Any:
         raise RpcError(CODE_MALFORMED, f"request is not JSON: {str(error)[:200]}") from None
 
 
-def peer_pid(connection: socket.socket) -> int | None:
-    """The connecting process (SO_PEERCRED), to find the pod's netns as the plugin sees it."""
-    try:
-        raw = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except OSError:
-        return None
-    pid = int(struct.unpack("3i", raw)[0])
-    return pid if pid > 0 else None
-
-
 def _line(reply: dict[str, Any]) -> bytes:
     return json.dumps(reply).encode() + b"\n"
 
 
 class PluginApi:
     """The plugin API as a listener exchange: one JSON line in, one JSON line out."""
+
+    max_fds = MAX_FDS
 
     def __init__(self, service: IpamService, hooks: RpcHooks) -> None:
         self.service = service
@@ -432,12 +427,12 @@ class PluginApi:
         end = buffer.find(b"\n")
         return None if end < 0 else end + 1
 
-    def reply(self, request: bytes, connection: socket.socket) -> bytes:
+    def reply(self, request: bytes, connection: socket.socket, passed: Passed) -> bytes:
         try:
             decoded = decode_request(request)
         except RpcError as error:
             return _line(error_reply(error))
-        return _line(handle_request(decoded, self.service, self.hooks, peer_pid(connection)))
+        return _line(handle_request(decoded, self.service, self.hooks, passed))
 
     def too_large(self) -> bytes:
         return _line(error_reply(RpcError(CODE_MALFORMED, "request larger than 1 MiB")))
@@ -475,12 +470,21 @@ class RpcServer(Listener):
         )
 
 
-def call(path: Path, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
-    """A client call (for ``vpccni`` commands and tests): one request, one reply."""
+def call(
+    path: Path, request: dict[str, Any], timeout: float = 10.0, fds: Sequence[int] = ()
+) -> dict[str, Any]:
+    """A client call (for ``vpccni`` commands and tests): one request, one reply; ``fds`` go
+    with the request's first bytes (``SCM_RIGHTS``), as the plugin passes the pod's namespace."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.settimeout(timeout)
         client.connect(str(path))
-        client.sendall(json.dumps(request).encode() + b"\n")
+        data = json.dumps(request).encode() + b"\n"
+        if fds:
+            rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array("i", fds).tobytes())]
+            sent = client.sendmsg([data], rights)
+            data = data[sent:]
+        if data:
+            client.sendall(data)
         data = b""
         while not data.endswith(b"\n"):
             chunk = client.recv(65536)

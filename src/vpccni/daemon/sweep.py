@@ -2,15 +2,17 @@
 
 Some runtimes remove a container without any CNI call (containerd's ``ctr`` with a detached
 container): the pod's namespace goes, and with it the veth pair, but its address and its rules
-stay until the daemon restarts. Every ``interval`` the sweep looks at each assignment: when its
-host veth is gone (or down, as a half-made ADD leaves it) and the namespace this run wired it
-into is gone too (or unknown, after a restart), the pod is *missing* from that moment. A pod
-missing for ``grace`` seconds on the daemon's clock (``VPCCNI_POD_SWEEP_GRACE_SECONDS``, 60 s by
-default: far longer than any ADD takes between taking an address and creating the veth) is
-released as a DEL would: rules and route removed, the address released durably through the IPAM
-service. Each release is logged and counted (``awscni_ipamd_error_count{fn="podSweepReleased"}``).
-The sweep also retries the ENI host clean-ups that failed before. Only with a datapath: without
-one the daemon wires nothing and cannot see a pod go.
+stay until the daemon restarts. Every ``interval`` the sweep looks at each assignment from the
+node's side: when its host veth is gone, the pod is *missing* from that moment. (A veth that is
+down but exists still has its peer in the pod's namespace - the kernel deletes the pair with the
+namespace - so the pod is there, e.g. with its ``eth0`` set down; the daemon holds no pod
+namespace open between requests, which would keep it alive.) A pod missing for ``grace``
+seconds on the daemon's clock (``VPCCNI_POD_SWEEP_GRACE_SECONDS``, 60 s by default: far longer
+than any ADD takes between taking an address and creating the veth) is released as a DEL would:
+rules and route removed, the address released durably through the IPAM service. Each release is
+logged and counted (``awscni_ipamd_error_count{fn="podSweepReleased"}``). The sweep also retries
+the ENI host clean-ups that failed before. Only with a datapath: without one the daemon wires
+nothing and cannot see a pod go.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class PodSweep:
     grace: float
     metrics: Metrics = field(default_factory=NullMetrics)
     missing: dict[PodKey, float] = field(default_factory=dict)
-    """Pods seen without veth and namespace, and since when (the daemon's clock)."""
+    """Pods seen without their host veth, and since when (the daemon's clock)."""
 
     def sweep(self) -> list[Assignment]:
         """One pass: note missing pods, release those missing for ``grace``; returns them."""
@@ -74,16 +76,16 @@ class PodSweep:
 
     def _present(self, assignment: Assignment, veths: set[str]) -> bool:
         veth = self.datapath.wiring_of(self.service, assignment).host_veth
-        return veth in veths or self.datapath.netns_exists(veth)
+        return veth in veths or self.datapath.veth_exists(veth)
 
     def _release(self, assignment: Assignment, now: float) -> None:
         seconds = now - self.missing.pop(assignment.key)
         delete_pod(assignment.key, PodMeta(), {}, self.service, self.datapath)
         self.metrics.error(SWEEP_FN)
         log.warning(
-            "pod sweep: %s (%s/%s) held %s, but its veth and network namespace have been gone "
-            "for %.0f s and no DEL came (a runtime that removes containers without CNI, e.g. "
-            "ctr); released it and its rules",
+            "pod sweep: %s (%s/%s) held %s, but its host veth has been gone for %.0f s and no "
+            "DEL came (its network namespace was removed without CNI, as ctr does, or the veth "
+            "was deleted); released it and its rules",
             assignment.key,
             assignment.meta.namespace or "-",
             assignment.meta.name or "-",

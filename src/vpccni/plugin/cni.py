@@ -10,10 +10,22 @@ in the version the config asks for. Daemon down: ADD, CHECK and GC fail with 11,
 and DEL succeeds after writing a durable DEL record to the spool directory for the daemon to
 replay. DEL never fails on input that ADD would have refused (nothing can have been allocated
 for it): it does nothing, exit 0. ``vpccni install-cni`` copies this file verbatim behind a
-``#!/usr/bin/python3 -IS`` line, so it imports nothing outside the standard library. Start-up is
-on every pod's critical path: at start it loads only the builtin ``_json`` and ``posix``;
-``_socket`` when it talks to the daemon; never ``json``, ``socket`` or ``os`` on the common paths
-(they pull in ``re`` and ``enum``: ~12 ms).
+``#!/usr/bin/python3 -IS`` line, so it imports nothing outside the standard library.
+
+ADD and CHECK pass the pod's network namespace to the daemon, which then needs no right to enter
+namespaces: the plugin opens ``CNI_NETNS``, enters it (``setns``; this process is short-lived and
+single-threaded, so it never goes back), creates a ``NETLINK_ROUTE`` socket there and sends both
+descriptors with its request (``SCM_RIGHTS``). The Unix socket of the daemon is reached by path,
+which no network namespace hides. DEL, GC and STATUS pass nothing.
+
+Start-up is on every pod's critical path: at start it loads only the builtin ``_json`` and
+``posix``; ``_socket`` when it talks to the daemon; never ``json``, ``socket`` or ``os`` on the
+common paths (they pull in ``re`` and ``enum``: ~12 ms). Entering the namespace uses
+``posix.setns`` (Python 3.12+); older interpreters have no such function, and ADD and CHECK then
+load ``ctypes`` to call libc's ``setns`` (~3 ms, and it imports ``os``).
+
+Oldest Python: 3.8 (``:=``, ``from __future__ import annotations``; nothing newer is used, and
+``tests/plugin/test_python_floor.py`` holds it there).
 """
 
 from __future__ import annotations
@@ -47,6 +59,11 @@ DECODING_FAILED = 6
 INVALID_CONFIG = 7
 TRY_AGAIN_LATER = 11
 NOT_AVAILABLE = 50
+
+POD_VERBS = ("ADD", "CHECK")  # they pass the pod's namespace to the daemon (docs/plugin-api.md)
+PASSED_FDS = ["netns", "netlink"]  # the request's "fds": what the descriptors are, in order
+CLONE_NEWNET = 0x40000000
+EINVAL = 22
 
 # The CNI_* variables forwarded to the daemon: (name, request field, longest accepted length).
 VARIABLES = (
@@ -96,6 +113,7 @@ class Call:
         self.spool_dir = DEFAULT_SPOOL_DIR
         self.payload = b""
         self.outcome = ""
+        self.fds: list[int] = []  # the pod's namespace and a netlink socket in it (ADD, CHECK)
 
 
 # --- JSON: the C accelerator directly (``import json`` costs ~10 ms through ``re``) ---
@@ -387,6 +405,8 @@ def request_bytes(call: Call) -> bytes:
         "cni": {"command": call.command, **call.cni},
         "config": call.config,
     }
+    if call.command in POD_VERBS:
+        request["fds"] = PASSED_FDS
     try:
         data = (encode_json(request) + "\n").encode("ascii")
     except (ValueError, TypeError, RecursionError) as error:
@@ -400,8 +420,11 @@ def request_bytes(call: Call) -> bytes:
     return data
 
 
-def exchange(socket_path: str, data: bytes, timeout: float) -> bytes:
-    """Send ``data`` and return the reply line; DaemonUnreachable if none arrives in time."""
+def exchange(socket_path: str, data: bytes, timeout: float, fds: list[int] | None = None) -> bytes:
+    """Send ``data`` and return the reply line; DaemonUnreachable if none arrives in time.
+
+    ``fds`` go with the first write (``SCM_RIGHTS``), in order.
+    """
     import _socket
 
     deadline = time.monotonic() + timeout
@@ -411,7 +434,12 @@ def exchange(socket_path: str, data: bytes, timeout: float) -> bytes:
     try:
         connection.settimeout(timeout)
         connection.connect(socket_path)
-        connection.sendall(data)
+        if fds:
+            rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)  # C ints
+            sent = connection.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+            data = data[sent:]
+        if data:
+            connection.sendall(data)
         while size <= MAX_REPLY:
             connection.settimeout(max(deadline - time.monotonic(), 0.001))
             chunk = connection.recv(65536)
@@ -421,7 +449,7 @@ def exchange(socket_path: str, data: bytes, timeout: float) -> bytes:
             size += len(chunk)
             if b"\n" in chunk:
                 break
-    except TimeoutError:
+    except (TimeoutError, _socket.timeout):  # the same class since 3.10, distinct before
         raise DaemonUnreachable(f"no reply within {timeout:g} s") from None
     except OSError as error:
         raise DaemonUnreachable(error.strerror or str(error)) from None
@@ -432,6 +460,75 @@ def exchange(socket_path: str, data: bytes, timeout: float) -> bytes:
     if size > MAX_REPLY:
         raise CniError(TRY_AGAIN_LATER, "the vpccni daemon's reply is larger than 16 MiB")
     return b"".join(chunks).partition(b"\n")[0]
+
+
+# --- ADD and CHECK: the pod's network namespace, passed as descriptors ---
+
+
+def enter_pod_namespace(call: Call) -> None:
+    """Open ``CNI_NETNS``, enter it and create a ``NETLINK_ROUTE`` socket there; both
+    descriptors go into ``call.fds`` for the daemon. Every failure is CNI error 4."""
+    import _socket
+    import posix
+
+    path = call.cni["netns"]
+    try:
+        call.fds.append(posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC))
+    except OSError as error:
+        raise CniError(
+            INVALID_ENVIRONMENT,
+            f"CNI_NETNS {path}: cannot open the network namespace: {error.strerror}",
+            "CNI_NETNS must name the pod's network namespace (e.g. /var/run/netns/NAME)",
+        ) from None
+    try:
+        _setns(call.fds[0])
+    except OSError as error:
+        why = "it is not a network namespace" if error.errno == EINVAL else error.strerror
+        raise CniError(
+            INVALID_ENVIRONMENT,
+            f"CNI_NETNS {path}: cannot enter the network namespace: {why}",
+            "the plugin enters the pod's namespace to pass it to the daemon; it must run as "
+            "root (CAP_SYS_ADMIN), as container runtimes run CNI plugins",
+        ) from None
+    try:
+        netlink = _socket.socket(
+            _socket.AF_NETLINK, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC, _socket.NETLINK_ROUTE
+        )
+    except OSError as error:
+        raise CniError(
+            INVALID_ENVIRONMENT,
+            f"CNI_NETNS {path}: cannot create a netlink socket in the network namespace: "
+            f"{error.strerror}",
+        ) from None
+    call.fds.append(netlink.detach())
+
+
+def _setns(descriptor: int) -> None:
+    """Enter the network namespace ``descriptor`` (posix.setns, or libc's through ctypes)."""
+    import posix
+
+    if hasattr(posix, "setns"):  # Python 3.12+
+        posix.setns(descriptor, CLONE_NEWNET)
+        return
+    import ctypes
+
+    setns = getattr(ctypes.CDLL(None, use_errno=True), "setns", None)
+    if setns is None:
+        raise OSError(38, "this C library has no setns")  # ENOSYS
+    if setns(descriptor, CLONE_NEWNET) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, posix.strerror(number))
+
+
+def release_fds(call: Call) -> None:
+    """Close the descriptors passed to the daemon (it holds its own copies)."""
+    import posix
+
+    while call.fds:
+        try:  # noqa: SIM105 - contextlib costs an import on every ADD
+            posix.close(call.fds.pop())
+        except OSError:
+            pass
 
 
 def _invalid_reply(why: str) -> CniError:
@@ -465,7 +562,7 @@ def parse_reply(line: bytes) -> dict[str, Any]:
 
 def send(call: Call) -> dict[str, Any]:
     """The result in the daemon's reply to ``call``; DaemonUnreachable if no reply comes."""
-    return parse_reply(exchange(call.socket_path, call.payload, TIMEOUTS[call.command]))
+    return parse_reply(exchange(call.socket_path, call.payload, TIMEOUTS[call.command], call.fds))
 
 
 def ask_daemon(call: Call, unreachable: int = TRY_AGAIN_LATER) -> dict[str, Any]:
@@ -504,8 +601,10 @@ def convert_result(result: dict[str, Any], version: str) -> dict[str, Any]:
     if "interfaces" in result:
         converted["interfaces"] = kept(result["interfaces"], ("name", "mac", "sandbox"))
     converted["ips"] = [
-        {"version": "6" if ":" in ip["address"] else "4"}
-        | {key: ip[key] for key in ("interface", "address", "gateway") if key in ip}
+        dict(
+            {"version": "6" if ":" in ip["address"] else "4"},
+            **{key: ip[key] for key in ("interface", "address", "gateway") if key in ip},
+        )
         for ip in ips
     ]
     if "routes" in result:
@@ -588,8 +687,12 @@ def spool_del(call: Call) -> str:
 
 
 def cmd_add(call: Call, stdout: TextIO, stderr: TextIO) -> None:
-    """ADD: the daemon assigns an address (and wires the pod); print its result."""
-    result = ask_daemon(call)
+    """ADD: the daemon assigns an address (and wires the pod it is passed); print its result."""
+    enter_pod_namespace(call)
+    try:
+        result = ask_daemon(call)
+    finally:
+        release_fds(call)
     stdout.write(encode_json(convert_result(result, call.version)) + "\n")
     call.outcome = ", ".join(str(ip.get("address")) for ip in result.get("ips", []))
 
@@ -607,8 +710,13 @@ def cmd_del(call: Call, stdout: TextIO, stderr: TextIO) -> None:
 
 
 def cmd_check(call: Call, stdout: TextIO, stderr: TextIO) -> None:
-    """CHECK: the daemon compares the pod with prevResult; a difference is its error."""
-    ask_daemon(call)
+    """CHECK: the daemon compares the pod it is passed with prevResult; a difference is its
+    error."""
+    enter_pod_namespace(call)
+    try:
+        ask_daemon(call)
+    finally:
+        release_fds(call)
 
 
 def cmd_version(stdout: TextIO) -> None:
