@@ -180,6 +180,7 @@ def test_an_ipamd_that_dies_takes_node_run_down_non_zero(
         ({"DISABLE_TCP_EARLY_DEMUX": "yes"}, (), "DISABLE_TCP_EARLY_DEMUX='yes'"),
         ({"AWS_VPC_K8S_PLUGIN_LOG_FILE": "stdout"}, (), "AWS_VPC_K8S_PLUGIN_LOG_FILE='stdout'"),
         ({"POD_MTU": "65536"}, (), "POD_MTU='65536'"),
+        ({"HOST_CNI_CONFDIR_PATH": "/nonexistent/net.d"}, (), "HOST_CNI_CONFDIR_PATH /nonexis"),
         ({}, ("--tick-seconds", "0"), "--tick-seconds='0'"),
         ({}, ("--no-such-flag",), "unrecognized arguments: --no-such-flag"),
     ],

@@ -17,7 +17,7 @@ from vpccni.cli import install_cni_cmd, ipamd_cmd
 from vpccni.errors import VpccniError
 from vpccni.node.env import NodeSettings, parse_node_settings
 from vpccni.node.init import HostView, node_init
-from vpccni.node.plugin_install import PluginChoice
+from vpccni.node.plugin_install import PluginChoice, existing_directory
 from vpccni.node.supervise import RunPlan, node_run
 from vpccni.settings import DaemonFlags, Settings, parse_settings
 
@@ -82,8 +82,12 @@ def _settings(flags: DaemonFlags) -> tuple[Settings, NodeSettings]:
         raise StartError(str(error)) from None
 
 
-def _choice(args: argparse.Namespace) -> PluginChoice:
+def _choice(args: argparse.Namespace, node: NodeSettings, *, conflist: bool) -> PluginChoice:
+    """The plugin to install, once the host directories are known to be usable."""
     try:
+        existing_directory(node.bin_dir, "HOST_CNI_BIN_PATH")
+        if conflist:
+            existing_directory(node.conf_dir, "HOST_CNI_CONFDIR_PATH")
         return install_cni_cmd.choose(args)
     except VpccniError as error:
         raise StartError(str(error)) from None
@@ -92,7 +96,7 @@ def _choice(args: argparse.Namespace) -> PluginChoice:
 def run_init(args: argparse.Namespace) -> str:
     """node-init: validate, then sysctls and the plugin."""
     settings, node = _settings(DaemonFlags())
-    choice = _choice(args)
+    choice = _choice(args, node, conflist=False)
     imds = ImdsV2(settings.cloud.imds_endpoint, timeout_seconds=settings.cloud.http_timeout)
     node_init(imds, node, choice, HostView(), say)
     return "vpccni: node-init done"
@@ -117,7 +121,7 @@ def run_node(args: argparse.Namespace) -> str:
     except VpccniError as error:
         raise StartError(f"ipamd flags {' '.join(flags)!r}: {error}") from None
     settings, node = _settings(ipamd_cmd.daemon_flags(parsed))
-    choice = _choice(args)
+    choice = _choice(args, node, conflist=True)
     plan = RunPlan(
         ipamd=[sys.executable, "-m", "vpccni.cli.main", "ipamd", *flags],
         socket=settings.daemon.socket_path,
