@@ -190,9 +190,14 @@ def test_a_pod_whose_namespace_goes_without_del_is_released_by_the_sweep(
         node.wait_for(lambda: node.rpc({"op": "status"})["result"]["available"] == 9, what="IPs")
         kept = pod_netns(f"{lab.prefix}-s0", created)
         gone = pod_netns(f"{lab.prefix}-s1", created)
+        down = pod_netns(f"{lab.prefix}-s2", created)
         kept_ip = node.wait_for_reply(lambda: add(node, "kept", kept))["result"]["ips"][0]
         gone_ip = node.wait_for_reply(lambda: add(node, "gone", gone))["result"]["ips"][0]
+        down_reply = node.wait_for_reply(lambda: add(node, "down", down))["result"]
+        down_ip, down_veth = down_reply["ips"][0], down_reply["interfaces"][0]["name"]
         gone_address = gone_ip["address"].split("/")[0]
+        # A pod that sets its eth0 down leaves its host veth down but there: the pod is alive.
+        ip("-n", Path(down).name, "link", "set", "eth0", "down")
         ip("netns", "del", Path(gone).name)  # as ctr removes a container: no CNI DEL
         created.remove(Path(gone).name)
         time.sleep(1.5)  # a few sweeps see it missing
@@ -203,11 +208,13 @@ def test_a_pod_whose_namespace_goes_without_del_is_released_by_the_sweep(
 
         def released() -> bool:
             held = {p["address"] for p in node.introspect("/v1/pods")}
-            return held == {kept_ip["address"].split("/")[0]}
+            return held == {kept_ip["address"].split("/")[0], down_ip["address"].split("/")[0]}
 
         node.wait_for(released, what="the sweep to release the pod")
         assert gone_address not in ip("-n", lab.node, "rule")
         assert f"pod sweep: aws-cni/gone/eth0 (-/-) held {gone_address}" in node.log()
+        assert "aws-cni/down/eth0" not in node.log()
+        assert "NO-CARRIER" in ip("-n", lab.node, "-o", "link", "show", down_veth)  # not UP
         assert probe(kept, str(lab.vpc_host))[0] == kept_ip["address"].split("/")[0]
     finally:
         for name in created:
