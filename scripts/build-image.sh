@@ -105,7 +105,7 @@ builder_packages="python3,python3-venv,golang-go,ca-certificates"
 
 rootfs() {  # rootfs NAME PACKAGES -> prints the cached tarball's path (made when missing)
   local name="$1" packages="$2" key tarball dir
-  key="$(printf '%s\n' "$suite" "$arch" "$mirror" minbase "$packages" v1 | sha256sum | cut -c1-16)"
+  key="$(printf '%s\n' "$suite" "$arch" "$mirror" minbase "$packages" v2 | sha256sum | cut -c1-16)"
   tarball="$cache/rootfs-$name-$suite-$arch-$key.tar"
   if [ ! -s "$tarball" ]; then
     command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"
@@ -119,10 +119,10 @@ rootfs() {  # rootfs NAME PACKAGES -> prints the cached tarball's path (made whe
       tail -20 "$cache/debootstrap-$name.log" >&2
       die "debootstrap failed; the whole log is $cache/debootstrap-$name.log"
     fi
-    # no package caches, lists, manuals or docs (the copyright notices stay)
+    # no package caches, lists, manuals, docs or message translations (copyright notices stay)
     rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/cache/apt/*.bin \
       "$dir"/var/lib/apt/lists/* "$dir"/usr/share/man/* "$dir"/usr/share/info/* \
-      "$dir"/var/log/* "$dir"/tmp/* 2>/dev/null || true
+      "$dir"/usr/share/locale/*/ "$dir"/var/log/* "$dir"/tmp/* 2>/dev/null || true
     find "$dir/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete 2>/dev/null || true
     tar --numeric-owner --sort=name --exclude=./dev/* --exclude=./proc/* --exclude=./sys/* \
       -C "$dir" -cf "$tarball.tmp" .
