@@ -1,5 +1,10 @@
 """Fixtures for the plugin's tests: the plugin as install-cni installs it, and a daemon.
 
+``plugin`` is parametrized over both plugins, so every test that runs it as a process runs
+against each: ``python`` (src/vpccni/plugin/cni.py behind its shebang, the reference) and
+``static`` (plugin-static/, built once per session by scripts/build-plugin.sh). A test marked
+``python_plugin_only`` gets only the Python one (say why where it is marked).
+
 ``daemon_socket`` is the fake daemon's socket, or - to run the same contract tests against the
 real daemon - the socket named by ``VPCCNI_TEST_DAEMON_SOCKET`` (with ``VPCCNI_TEST_NETNS`` naming
 a network namespace path the daemon accepts).
@@ -9,8 +14,10 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import itertools
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,18 +29,70 @@ from tests.plugin.fake_daemon import FakeDaemon
 from tests.plugin.runtime import Runtime
 from vpccni.cli import install_cni_cmd
 
+ROOT = Path(__file__).resolve().parents[2]
+BUILD_PLUGIN = ROOT / "scripts" / "build-plugin.sh"
+PLUGIN_KINDS = ("python", "static")
+_netns_counter = itertools.count()
+
+
+def _require(condition: bool, reason: str) -> None:
+    """Skip without ``condition``; under CI a missing dependency fails loudly instead."""
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the plugin tests, but {reason}")
+    pytest.skip(reason)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "python_plugin_only: runs against the Python plugin only (the reason is noted)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses ``plugin`` (directly or through ``runtime``) runs per plugin kind."""
+    if "plugin" in metafunc.fixturenames:
+        only_python = metafunc.definition.get_closest_marker("python_plugin_only") is not None
+        kinds = ("python",) if only_python else PLUGIN_KINDS
+        metafunc.parametrize("plugin", kinds, indirect=True, scope="session")
+
 
 @pytest.fixture(scope="session")
-def plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def python_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``vpccni-cni`` written by install-cni: the verbatim source behind a fast interpreter."""
     bin_dir = tmp_path_factory.mktemp("cni-bin")
     return install_cni_cmd.install_plugin(bin_dir, install_cni_cmd.choose_interpreter(None))
 
 
 @pytest.fixture(scope="session")
-def loaded_plugin(plugin: Path) -> ModuleType:
+def static_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The static Go plugin, built once by scripts/build-plugin.sh (needs Debian's golang-go)."""
+    _require(shutil.which("go") is not None, "go is missing (apt-get install -y golang-go)")
+    path = tmp_path_factory.mktemp("cni-static") / "vpccni-cni"
+    done = subprocess.run(
+        ["bash", str(BUILD_PLUGIN), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"scripts/build-plugin.sh failed:\n{done.stderr}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def plugin(request: pytest.FixtureRequest) -> Path:
+    """The installed plugin of the kind this test instance runs against."""
+    name = "python_plugin" if request.param == "python" else "static_plugin"
+    path: Path = request.getfixturevalue(name)
+    return path
+
+
+@pytest.fixture(scope="session")
+def loaded_plugin(python_plugin: Path) -> ModuleType:
     """The installed file loaded as a module, to call ``main`` in-process for bulk fuzzing."""
-    loader = importlib.machinery.SourceFileLoader("vpccni_cni_installed", str(plugin))
+    loader = importlib.machinery.SourceFileLoader("vpccni_cni_installed", str(python_plugin))
     spec = importlib.util.spec_from_loader(loader.name, loader)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
@@ -69,15 +128,22 @@ def daemon_socket(request: pytest.FixtureRequest) -> Path:
     return daemon.socket_path
 
 
-@pytest.fixture
-def netns(short_dir: Path) -> str:
-    """A network namespace path the daemon accepts (the fake only checks that it exists)."""
+@pytest.fixture(scope="session")
+def netns() -> Iterator[str]:
+    """A network namespace path the daemon accepts: ADD and CHECK enter it and pass it to the
+    daemon (docs/plugin-api.md), so it is a real one (``ip netns add vt-...``; needs root)."""
     real = os.environ.get("VPCCNI_TEST_NETNS")
     if real:
-        return real
-    path = short_dir / "netns-pod1"
-    path.touch()
-    return str(path)
+        yield real
+        return
+    _require(os.geteuid() == 0, "ADD and CHECK enter the pod's network namespace: they need root")
+    _require(shutil.which("ip") is not None, "the 'ip' command (iproute2) is missing")
+    name = f"vt-plugin-{os.getpid()}-{next(_netns_counter)}"
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+    try:
+        yield f"/var/run/netns/{name}"
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
 
 
 @pytest.fixture

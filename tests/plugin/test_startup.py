@@ -18,6 +18,10 @@ import pytest
 from tests.plugin.runtime import Runtime, network_config
 from vpccni.plugin import cni
 
+# Python-only: these tests read the Python plugin's shebang and its imports (-X importtime);
+# the static plugin has no interpreter start-up to guard.
+pytestmark = pytest.mark.python_plugin_only
+
 HEAVY = {"json", "socket", "os", "re", "enum", "ipaddress", "typing", "collections", "functools"}
 
 

@@ -1,0 +1,3 @@
+module vpccni.dev/plugin
+
+go 1.19

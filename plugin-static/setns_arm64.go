@@ -1,0 +1,5 @@
+// The setns system call number on linux/arm64.
+
+package main
+
+const sysSetns = 268
