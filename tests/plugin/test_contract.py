@@ -9,6 +9,7 @@ errors passed through. Then with the daemon down: ADD 11, STATUS 50, CHECK/GC 11
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from pathlib import Path
@@ -129,22 +130,48 @@ def test_del_without_netns_reaches_the_daemon(runtime: Runtime, fake_daemon: Fak
 def test_the_request_carries_the_cni_variables_and_the_config_unchanged(
     runtime: Runtime, fake_daemon: FakeDaemon
 ) -> None:
-    config = network_config("1.0.0", runtimeConfig={"portMappings": []}, args={"x": [1, 2.5]})
-    runtime.call("ADD", config, "pod-7", "eth1")
-    (request,) = fake_daemon.requests
-    assert request == {
-        "version": 1,
-        "op": "add",
-        "cni": {
-            "command": "ADD",
-            "container_id": "pod-7",
-            "netns": runtime.netns,
-            "ifname": "eth1",
-            "args": "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0",
-            "path": "/opt/cni/bin",
-        },
-        "config": config,
+    """ADD and CHECK name the two descriptors they pass (the pod's namespace and a netlink
+    socket in it: docs/plugin-api.md); DEL, GC and STATUS pass none and carry no ``fds``."""
+    config = network_config("1.1.0", runtimeConfig={"portMappings": []}, args={"x": [1, 2.5]})
+    add = runtime.call("ADD", config, "pod-7", "eth1")
+    assert add.status == 0, add
+    attachments = [{"containerID": "pod-7", "ifname": "eth1"}]
+    configs = {
+        "ADD": config,
+        "CHECK": {**config, "prevResult": add.json()},
+        "DEL": {**config, "prevResult": add.json()},
+        "GC": {**config, "cni.dev/valid-attachments": attachments},
+        "STATUS": config,
     }
+    for command in ("CHECK", "DEL", "GC", "STATUS"):
+        outcome = runtime.call(command, configs[command], "pod-7", "eth1")
+        assert outcome.status == 0, (command, outcome)
+    assert len(fake_daemon.requests) == len(configs)
+    for (command, sent), request, passed in zip(
+        configs.items(), fake_daemon.requests, fake_daemon.passed, strict=True
+    ):
+        expected = {
+            "version": 1,
+            "op": command.lower(),
+            "cni": {
+                "command": command,
+                "container_id": "pod-7",
+                "netns": runtime.netns,
+                "ifname": "eth1",
+                "args": "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0",
+                "path": "/opt/cni/bin",
+            },
+            "config": sent,
+        }
+        if command in ("ADD", "CHECK"):
+            expected["fds"] = ["netns", "netlink"]
+            assert len(passed) == 2, (command, passed)
+            netns, netlink = passed
+            assert netns["netns_inode"] == os.stat(runtime.netns).st_ino, (command, passed)
+            assert netlink["netns_inode"] == netns["netns_inode"], (command, passed)
+        else:
+            assert passed == [], (command, passed)
+        assert request == expected, command
 
 
 def test_gc_releases_what_is_not_listed(runtime: Runtime, fake_daemon: FakeDaemon) -> None:
