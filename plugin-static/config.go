@@ -143,9 +143,6 @@ func readAtMost(r io.Reader, limit int) ([]byte, error) {
 			break
 		}
 		if err != nil {
-			if errnoOf(err) == syscall.EBADF && len(data) == 0 {
-				break
-			}
 			if errnoOf(err) == syscall.EINTR || errnoOf(err) == syscall.EAGAIN {
 				continue
 			}

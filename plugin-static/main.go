@@ -7,6 +7,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"syscall"
@@ -109,7 +110,11 @@ func dispatch(command []rune, traced **Call) (string, error) {
 		}
 		return "", cniError(invalidEnvironment, msg, "expected one of ADD, DEL, CHECK, VERSION, STATUS, GC")
 	}
-	call, err := readCall(name, os.Stdin)
+	var stdin io.Reader = os.Stdin
+	if !stdinOpen {
+		stdin = strings.NewReader("") // Python has no sys.stdin then: cni.py reads b""
+	}
+	call, err := readCall(name, stdin)
 	if err != nil {
 		if name != "DEL" {
 			return "", err
@@ -191,27 +196,34 @@ func run() (status int) {
 		return printError(failure)
 	}
 	if writeErr := writeAll(1, []byte(out)); writeErr != nil {
-		failure = unexpectedError(pythonErrorType(writeErr), osError(writeErr))
+		// write_result: a stdout that is closed or broken is error 5
+		failure = cniError(ioFailure, "cannot write the result on stdout", osError(writeErr)+
+			"; the runtime reads the result there: it must keep the plugin's stdout open")
+		if call != nil {
+			failure.CniVersion = call.Version
+		}
 		return printError(failure)
 	}
 	return 0
 }
 
-// pythonErrorType is the OSError subclass Python raises for err.
-func pythonErrorType(err error) string {
-	switch errnoOf(err) {
-	case syscall.EPIPE, syscall.ESHUTDOWN:
-		return "BrokenPipeError"
-	}
-	return "OSError"
-}
-
-// printError is print_error: the CNI error JSON on stdout; returns the exit status.
+// printError is print_error: the CNI error JSON on stdout (if stdout is gone, a one-line note
+// on stderr); returns the exit status.
 func printError(e *CniError) int {
-	_ = writeAll(1, []byte(errorJSON(e)))
+	if err := writeAll(1, []byte(errorJSON(e))); err != nil {
+		writeAll(2, backslashReplace(runesOf("vpccni-cni: cannot print the CNI error on stdout ("+
+			osError(err)+"): error "+e.Code+": "+e.Msg+"\n")))
+	}
 	return 1
 }
 
+// stdinOpen is whether descriptor 0 was open when the plugin started (fcntl F_GETFD, as
+// CPython's is_valid_fd): without it Python has no sys.stdin and cni.py reads stdin as empty,
+// while a descriptor 0 that is open but cannot be read (write-only) is error 5 in both.
+var stdinOpen bool
+
 func main() {
+	_, _, errno := syscall.RawSyscall(syscall.SYS_FCNTL, 0, syscall.F_GETFD, 0)
+	stdinOpen = errno == 0
 	os.Exit(run())
 }

@@ -184,9 +184,9 @@ class Bench:
         for name in ("spool", "log"):
             shutil.rmtree(self.directory / name, ignore_errors=True)
 
-    def run(self, plugin: Path, env: dict[str, str], stdin: bytes) -> Seen:
+    def run(self, plugin: Path, env: dict[str, str], stdin: bytes, redirect: str = "") -> Seen:
         self.reset()
-        outcome: Outcome = exec_plugin(plugin, env, stdin)
+        outcome: Outcome = exec_redirected(plugin, env, stdin, redirect)
         log = self.directory / "log" / "plugin.log"
         requests = [json.dumps(request) for request in self.daemon.requests]
         passed = json.dumps([self.scripted.passed, self.daemon.passed])
@@ -200,15 +200,51 @@ class Bench:
             SOCKET_INODE.sub("socket", passed),
         )
 
-    def compare(self, env: dict[str, str], stdin: bytes) -> Seen:
+    def compare(self, env: dict[str, str], stdin: bytes, redirect: str = "") -> Seen:
         # never the machine's default spool directory (/var/lib/vpccni/del-spool)
         assert env.get("VPCCNI_SPOOL_DIR"), "every case names a spool directory of its own"
-        python = self.run(self.python, env, stdin)
-        static = self.run(self.static, env, stdin)
+        python = self.run(self.python, env, stdin, redirect)
+        static = self.run(self.static, env, stdin, redirect)
         assert static == python, (
-            f"env={ {k: v[:100] for k, v in env.items()} } stdin={stdin[:200]!r}"
+            f"env={ {k: v[:100] for k, v in env.items()} } stdin={stdin[:200]!r} {redirect}"
         )
         return python
+
+
+BROKEN_PIPE = "| (a pipe nobody reads)"
+
+
+def exec_redirected(plugin: Path, env: dict[str, str], stdin: bytes, redirect: str) -> Outcome:
+    """``exec_plugin``, with the shell redirection ``redirect`` applied to the plugin (``>&-``:
+    stdout closed; ``< /``: stdin a directory; ...), or stdout a pipe whose reader is gone
+    (``BROKEN_PIPE``). stdout is captured only while it is the plugin's."""
+    if not redirect:
+        return exec_plugin(plugin, env, stdin)
+    if redirect == BROKEN_PIPE:
+        reader, writer = os.pipe()
+        os.close(reader)
+        try:
+            done = subprocess.run(
+                [str(plugin)],
+                env={"PATH": os.defpath, **env},
+                input=stdin,
+                stdout=writer,
+                stderr=subprocess.PIPE,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            os.close(writer)
+        return Outcome(done.returncode, "", done.stderr.decode())
+    done = subprocess.run(
+        ["sh", "-c", f'exec "$0" {redirect}', str(plugin)],
+        env={"PATH": os.defpath, **env},
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return Outcome(done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
 @pytest.fixture(scope="module")
@@ -677,3 +713,71 @@ def test_a_closed_stdin_reads_as_empty_in_both(bench: Bench) -> None:
         seen.append((done.returncode, done.stdout, done.stderr))
     assert seen[0] == seen[1]
     assert b'"code": 6' in seen[1][1]
+
+
+# --- closed, broken and odd standard streams ---
+
+REDIRECTS = [">&-", "2>&-", ">&- 2>&-", "<&-", "<&- >&-", "0>/dev/null", ">/dev/full", BROKEN_PIPE]
+
+
+@pytest.mark.parametrize("redirect", REDIRECTS)
+@pytest.mark.parametrize("daemon", ["up", "down"])
+@pytest.mark.parametrize("command", ["ADD", "CHECK", "DEL", "VERSION", "STATUS", "GC"])
+def test_closed_and_broken_streams_end_alike_without_a_traceback(
+    bench: Bench, command: str, daemon: str, redirect: str
+) -> None:
+    """stdout closed, full or a broken pipe: a result that cannot be printed is error 5 and an
+    error that cannot be printed a one-line note on stderr, exit 1 (verbs that print nothing on
+    success still exit 0); stderr closed loses only its notes (a spooled DEL still succeeds);
+    stdin closed reads as empty (6), stdin write-only cannot be read (5). The plugin log tells
+    what happened in every case."""
+    log = str(bench.directory / "log" / "plugin.log")
+    changes = {"AWS_VPC_K8S_PLUGIN_LOG_FILE": log}
+    if daemon == "down":
+        changes["VPCCNI_SOCKET"] = str(bench.directory / "down.sock")
+    body = config("1.1.0", prevResult={"ips": []}, **{"cni.dev/valid-attachments": []})
+    seen = bench.compare(bench.env(command, **changes), body, redirect)
+    assert "Traceback" not in seen.stderr, seen
+    assert seen.stderr.count("\n") <= 1, seen
+    assert seen.log.count("\n") == 1, seen
+    stdout_gone = redirect.startswith((">", "<&- >")) or redirect == BROKEN_PIPE
+    if stdout_gone:
+        assert seen.stdout == "", seen
+        failed = " -> error " in seen.log
+        assert seen.status == (1 if failed else 0), seen
+        noted = failed and "2>&-" not in redirect
+        assert ("cannot print the CNI error on stdout" in seen.stderr) is noted, seen
+        adds = command == "ADD" and daemon == "up" and "<" not in redirect
+        prints = command == "VERSION" or adds
+        assert ("error 5: cannot write the result on stdout" in seen.log) is prints, seen
+
+
+def test_stdin_a_directory_stops_python_before_the_plugin_runs(bench: Bench) -> None:
+    """Not parity, documented: with stdin a directory (``< /``) CPython refuses to start (its
+    start-up checks sys.stdin, ``init_sys_streams``: "Fatal Python error", exit 1) before a line
+    of cni.py runs, so the Python plugin cannot answer; the static plugin answers error 5 (DEL:
+    nothing to do, 0). Neither reaches the daemon. Should a Python release start, this fails:
+    then cni.py must answer as the static plugin does."""
+    log = str(bench.directory / "log" / "plugin.log")
+    for command in ("ADD", "DEL", "VERSION"):
+        env = bench.env(command, AWS_VPC_K8S_PLUGIN_LOG_FILE=log)
+        python = bench.run(bench.python, env, config(), "< /")
+        static = bench.run(bench.static, env, config(), "< /")
+        assert (python.status, python.stdout, python.log) == (1, "", ""), python
+        assert python.stderr.startswith(
+            "Fatal Python error: init_sys_streams: <stdin> is a directory, cannot continue\n"
+        ), python
+        assert python.received == static.received == (), (python, static)
+        if command == "ADD":
+            assert static.status == 1, static
+            assert json.loads(static.stdout) == {
+                "cniVersion": "1.1.0",
+                "code": 5,
+                "msg": "cannot read the network config on stdin",
+                "details": "[Errno 21] Is a directory",
+            }
+        elif command == "DEL":
+            assert (static.status, static.stdout) == (0, ""), static
+            assert "nothing to do (cannot read the network config on stdin)" in static.stderr
+        else:  # VERSION reads no stdin
+            assert (static.status, json.loads(static.stdout)["cniVersion"]) == (0, "1.1.0")

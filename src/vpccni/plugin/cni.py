@@ -36,7 +36,15 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Any, BinaryIO, TextIO
+    from typing import Any, BinaryIO, Protocol
+
+    class Output(Protocol):
+        """Where the plugin writes: a descriptor (``Descriptor``) or, in tests, a StringIO."""
+
+        def write(self, text: str, /) -> int: ...
+
+        def flush(self) -> None: ...
+
 
 SPEC_VERSION = "1.1.0"
 SUPPORTED_VERSIONS = ("0.4.0", "1.0.0", "1.1.0")
@@ -686,18 +694,33 @@ def spool_del(call: Call) -> str:
 # --- the verbs: one function each, like cmdAdd, cmdDel, ... in the reference plugins ---
 
 
-def cmd_add(call: Call, stdout: TextIO, stderr: TextIO) -> None:
+def write_result(stdout: Output, text: str) -> None:
+    """Print a result; a stdout that is closed or broken is CNI error 5 (it cannot be printed
+    either: main notes it on stderr and exits 1)."""
+    try:
+        stdout.write(text)
+        stdout.flush()
+    except (OSError, ValueError) as error:
+        raise CniError(
+            IO_FAILURE,
+            "cannot write the result on stdout",
+            f"{error}; the runtime reads the result there: it must keep the plugin's stdout open",
+        ) from None
+
+
+def cmd_add(call: Call, stdout: Output, stderr: Output) -> None:
     """ADD: the daemon assigns an address (and wires the pod it is passed); print its result."""
     enter_pod_namespace(call)
     try:
         result = ask_daemon(call)
     finally:
         release_fds(call)
-    stdout.write(encode_json(convert_result(result, call.version)) + "\n")
+    text = encode_json(convert_result(result, call.version)) + "\n"
     call.outcome = ", ".join(str(ip.get("address")) for ip in result.get("ips", []))
+    write_result(stdout, text)
 
 
-def cmd_del(call: Call, stdout: TextIO, stderr: TextIO) -> None:
+def cmd_del(call: Call, stdout: Output, stderr: Output) -> None:
     """DEL: the daemon releases the pod's address; while it is down, a spooled record will."""
     try:
         send(call)
@@ -709,7 +732,7 @@ def cmd_del(call: Call, stdout: TextIO, stderr: TextIO) -> None:
         )
 
 
-def cmd_check(call: Call, stdout: TextIO, stderr: TextIO) -> None:
+def cmd_check(call: Call, stdout: Output, stderr: Output) -> None:
     """CHECK: the daemon compares the pod it is passed with prevResult; a difference is its
     error."""
     enter_pod_namespace(call)
@@ -719,19 +742,19 @@ def cmd_check(call: Call, stdout: TextIO, stderr: TextIO) -> None:
         release_fds(call)
 
 
-def cmd_version(stdout: TextIO) -> None:
+def cmd_version(stdout: Output) -> None:
     """VERSION: the versions this plugin speaks; needs no stdin and no daemon."""
-    stdout.write(VERSION_REPLY)
+    write_result(stdout, VERSION_REPLY)
 
 
-def cmd_status(call: Call, stdout: TextIO, stderr: TextIO) -> None:
+def cmd_status(call: Call, stdout: Output, stderr: Output) -> None:
     """STATUS: the daemon must answer ready; down or not ready is error 50."""
     result = ask_daemon(call, NOT_AVAILABLE)
     if result.get("ready") is not True:
         raise CniError(NOT_AVAILABLE, "the vpccni daemon is not ready", _shown(result, 200))
 
 
-def cmd_gc(call: Call, stdout: TextIO, stderr: TextIO) -> None:
+def cmd_gc(call: Call, stdout: Output, stderr: Output) -> None:
     """GC: the daemon releases this network's addresses not in cni.dev/valid-attachments."""
     ask_daemon(call)
 
@@ -745,8 +768,8 @@ VERBS = {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "STATUS": cmd_statu
 def dispatch(
     environ: Mapping[str, str],
     stdin: BinaryIO | None,
-    stdout: TextIO,
-    stderr: TextIO,
+    stdout: Output,
+    stderr: Output,
     trace: dict[str, Any] | None = None,
 ) -> None:
     """Run the verb CNI_COMMAND names; raises CniError for every refusal.
@@ -780,8 +803,9 @@ def dispatch(
         raise
 
 
-def print_error(stdout: TextIO, error: CniError) -> int:
-    """The CNI error JSON on stdout; returns the exit status."""
+def print_error(stdout: Output, error: CniError, stderr: Output | None = None) -> int:
+    """The CNI error JSON on stdout (if stdout is gone, a one-line note on ``stderr``); returns
+    the exit status."""
     body = {
         "cniVersion": error.cni_version,
         "code": error.code,
@@ -795,8 +819,12 @@ def print_error(stdout: TextIO, error: CniError) -> int:
     try:
         stdout.write(text + "\n")
         stdout.flush()
-    except (OSError, ValueError):
-        return 1  # stdout is gone: the exit status alone tells
+    except (OSError, ValueError) as gone:  # the exit status still tells; stderr says why
+        if stderr is not None:
+            stderr.write(
+                f"vpccni-cni: cannot print the CNI error on stdout ({gone}): "
+                f"error {error.code}: {error.msg}\n"
+            )
     return 1
 
 
@@ -850,7 +878,7 @@ def log_call(
     call: Call | None,
     failure: CniError | None,
     seconds: float,
-    stderr: TextIO,
+    stderr: Output,
 ) -> None:
     """Append the call's line to the plugin log; any failure to log is swallowed."""
     try:
@@ -894,15 +922,52 @@ def process_environ() -> dict[str, str]:
     }
 
 
+class Descriptor:
+    """stdout or stderr written straight to its descriptor with write(2), as the static plugin
+    does: nothing is buffered, so nothing is left for the interpreter to flush (and fail on) at
+    exit. A descriptor that was closed when the plugin started (Python then has no
+    ``sys.stdout``/``sys.stderr``) is ``-1``: writing fails with EBADF, as writing to it would,
+    without touching whatever file took its number since. ``quiet`` (stderr) drops failures: a
+    note that cannot be written never fails the call."""
+
+    def __init__(self, descriptor: int, quiet: bool = False) -> None:
+        self.descriptor = descriptor
+        self.quiet = quiet
+
+    def write(self, text: str, /) -> int:
+        import posix
+
+        data = text.encode("utf-8", "backslashreplace")
+        try:
+            while data:
+                data = data[posix.write(self.descriptor, data) :]
+        except OSError:
+            if not self.quiet:
+                raise
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
+
+
 def main(
     environ: Mapping[str, str] | None = None,
     stdin: BinaryIO | None = None,
-    stdout: TextIO | None = None,
-    stderr: TextIO | None = None,
+    stdout: Output | None = None,
+    stderr: Output | None = None,
 ) -> int:
-    """The plugin: returns the exit status; prints a result, nothing, or a CNI error."""
-    out = stdout if stdout is not None else sys.stdout
-    err = stderr if stderr is not None else sys.stderr
+    """The plugin: returns the exit status; prints a result, nothing, or a CNI error.
+
+    Closed or broken standard streams end in an exit status, never a traceback. stdout gone:
+    a result that cannot be printed is error 5, and an error that cannot be printed is a
+    one-line note on stderr, exit status 1 (DEL, CHECK, STATUS and GC print nothing on success,
+    so they still succeed with 0). stderr gone only loses its notes. stdin closed reads as
+    empty (6); stdin that cannot be read is 5. (stdin a directory stops the interpreter before
+    this file runs: CPython refuses it while it sets up ``sys.stdin``, ``init_sys_streams``,
+    with "Fatal Python error" on stderr and exit status 1; the static plugin answers 5.)
+    """
+    out = stdout if stdout is not None else Descriptor(1 if sys.stdout is not None else -1)
+    err = stderr if stderr is not None else Descriptor(2 if sys.stderr is not None else -1, True)
     started = time.monotonic()
     trace: dict[str, Any] = {}
     failure: CniError | None = None
@@ -916,14 +981,14 @@ def main(
         return 0
     except CniError as error:
         failure = error
-        return print_error(out, error)
+        return print_error(out, error, err)
     except Exception as error:  # last line of defence: still a CNI error, never a traceback
         failure = CniError(
             TRY_AGAIN_LATER,
             f"vpccni-cni failed unexpectedly: {type(error).__name__}",
             f"{str(error)[:200]}; this is a vpccni bug - please report it",
         )
-        return print_error(out, failure)
+        return print_error(out, failure, err)
     finally:
         log_call(environ or {}, trace.get("call"), failure, time.monotonic() - started, err)
 
