@@ -1,22 +1,27 @@
-"""CNI ADD/DEL latency of vpccni against Debian's ptp + host-local, driven the same way (root).
+"""CNI ADD/DEL latency of vpccni's two plugins against Debian's ptp + host-local, driven the
+same way (root).
 
-Both are exec'd per pod exactly as a runtime does - ``ip netns exec NODE <plugin>`` with the
+Each is exec'd per pod exactly as a runtime does - ``ip netns exec NODE <plugin>`` with the
 ``CNI_*`` variables and the network config on stdin (``prevResult`` on DEL) - inside the node
 namespace of the lab that ``vpccni demo --datapath`` builds, each for a pod namespace created
 just before the timed ADD and deleted after the timed DEL. vpccni: the emulator, ``vpccni ipamd
 --netns NODE`` with a pre-grown warm pool (MINIMUM_IP_TARGET, no cooldown, so no ADD waits for
-EC2) and the plugin installed by ``vpccni install-cni`` (via ``DatapathDemo``). Peer: ``ptp``
-with ``host-local`` IPAM (``ipMasq: false``, 10.199.0.0/16, dataDir in the work directory).
+EC2), and both plugins with the same network config: the Python plugin as ``vpccni
+install-cni --plugin python`` writes it (``cni.py`` behind ``#!/usr/bin/python3 -IS``) and the
+static Go plugin built by ``scripts/build-plugin.sh`` (plugin-static/). Both pass the pod's
+namespace to the daemon as two descriptors for ADD (docs/plugin-api.md). Peer: ``ptp`` with
+``host-local`` IPAM (``ipMasq: false``, 10.199.0.0/16, dataDir in the work directory).
 
-Per cycle, in rotating order: vpccni ADD+DEL, peer ADD+DEL, vpccni's daemon ADD+DEL through
-``vpccni.daemon.rpc.call`` from this (warm) process, ``ip netns exec NODE true`` (the spawn
-floor), both plugins' VERSION, a ``status`` round trip, and one cycle of each in-process harness
-for the daemon's two pieces of work, against throwaway state: ``IpamService.add`` and ``delete``
-on a ``FileCheckpointStore`` in the work directory (the checkpoint append timed separately), and
-``NetlinkPodNetwork.setup``/``teardown`` between a throwaway node netns and fresh pod netns,
-each call in a fresh thread as the daemon's RPC server runs it, with ``IPRoute`` and
-``pyroute2.netns.create_socket`` wrapped (in this process only) to time each netlink call and
-each namespace socket. Finally ``--concurrent`` pods are added (and deleted) at once by as many
+Per cycle, in rotating order: each plugin's ADD+DEL, vpccni's daemon ADD+DEL through
+``vpccni.daemon.rpc.call`` from this (warm) process with the pod's namespace and a netlink socket
+in it passed as the plugin passes them (``tests/pod_fds.py``; opening them is timed apart),
+``ip netns exec NODE true`` (the spawn floor), every plugin's VERSION, a ``status`` round trip,
+and one cycle of each in-process harness for the daemon's two pieces of work, against throwaway
+state: ``IpamService.add`` and ``delete`` on a ``FileCheckpointStore`` in the work directory
+(the checkpoint append timed separately), and ``NetlinkPodNetwork.setup`` (given the pod's
+descriptors, as the daemon is) and ``teardown`` (from the node's side, as DEL) between a
+throwaway node netns and fresh pod netns, with ``IPRoute`` wrapped (in this process only) to
+time each netlink call. Finally ``--concurrent`` pods are added (and deleted) at once by as many
 threads, per plugin, ``--rounds`` times. Prints markdown tables with ratios. Exit 0; on an error
 or Ctrl-C/SIGTERM everything created is removed, the work directory is kept for its logs, exit
 1.
@@ -42,6 +47,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import replace
 from functools import partial
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -52,6 +58,9 @@ import pyroute2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # tests.pod_fds: the plugin's way of passing a pod's namespace
+
+from tests.pod_fds import FDS, pod_fds  # noqa: E402
 
 from vpccni.adapters import pod_network  # noqa: E402
 from vpccni.adapters.checkpoint_file import FileCheckpointStore  # noqa: E402
@@ -68,9 +77,12 @@ from vpccni.daemon.rpc import call  # noqa: E402
 from vpccni.daemon.service import IpamService  # noqa: E402
 from vpccni.errors import VpccniError  # noqa: E402
 from vpccni.lab.topology import ip  # noqa: E402
-from vpccni.ports import Clock, PodWiring  # noqa: E402
+from vpccni.node.plugin_install import choose_interpreter, install_plugin  # noqa: E402
+from vpccni.ports import Clock, PodNamespace, PodWiring  # noqa: E402
 
 GO_PLUGINS = Path("/usr/lib/cni")
+BUILD_PLUGIN = ROOT / "scripts" / "build-plugin.sh"
+PYTHON, STATIC, PEER = "vpccni python", "vpccni static", "ptp+host-local"
 PEER_SUBNET = "10.199.0.0/16"
 HARNESS_SUBNET = IPv4Network("10.250.0.0/24")
 WARMUP = 3
@@ -216,7 +228,9 @@ def plugin_cycle(
 
 
 def rpc_cycle(ours: Plugin, socket: Path, spaces: Namespaces, index: int, samples: Samples) -> None:
-    """The daemon's ADD and DEL as a warm client sees them (no plugin process)."""
+    """The daemon's ADD and DEL as a warm client sees them (no plugin process). ADD passes the
+    pod's namespace and a netlink socket in it as the plugin does; opening them (a thread that
+    enters the namespace to create the socket) is timed apart, outside the ADD."""
     netns = spaces.new()
     cni = {
         "command": "ADD",
@@ -228,8 +242,12 @@ def rpc_cycle(ours: Plugin, socket: Path, spaces: Namespaces, index: int, sample
     }
     try:
         started = time.perf_counter()
-        reply = call(socket, {"version": 1, "op": "add", "cni": cni, "config": ours.config})
-        add_ms = ms_since(started)
+        with pod_fds(cni["netns"]) as fds:
+            fds_ms = ms_since(started)
+            request = {"version": 1, "op": "add", "cni": cni, "config": ours.config, "fds": FDS}
+            started = time.perf_counter()
+            reply = call(socket, request, fds=fds)
+            add_ms = ms_since(started)
         if not reply.get("ok"):
             raise BenchError(f"daemon ADD failed: {reply}")
         prev = {"cniVersion": ours.config["cniVersion"], **reply["result"]}
@@ -243,6 +261,7 @@ def rpc_cycle(ours: Plugin, socket: Path, spaces: Namespaces, index: int, sample
         spaces.delete(netns)
     samples["daemon ADD (rpc.call)"].append(add_ms)
     samples["daemon DEL (rpc.call)"].append(del_ms)
+    samples["pod fds (client)"].append(fds_ms)
 
 
 def timed(samples: Samples, name: str, action: Callable[[], object]) -> None:
@@ -252,8 +271,7 @@ def timed(samples: Samples, name: str, action: Callable[[], object]) -> None:
 
 
 def run_cycles(
-    ours: Plugin,
-    peer: Plugin,
+    plugins: tuple[Plugin, Plugin, Plugin],
     socket: Path,
     spaces: Namespaces,
     *,
@@ -262,14 +280,17 @@ def run_cycles(
 ) -> Samples:
     samples: Samples = defaultdict(list)
     ipam, wiring = harnesses
+    ours, static, peer = plugins
     floor = ["ip", "netns", "exec", ours.node, shutil.which("true") or "/bin/true"]
     subjects: list[Callable[[int], None]] = [
         lambda i: plugin_cycle(ours, spaces, i, samples, verify=i == 0),
+        lambda i: plugin_cycle(static, spaces, i, samples, verify=i == 0),
         lambda i: plugin_cycle(peer, spaces, i, samples, verify=i == 0),
         lambda i: rpc_cycle(ours, socket, spaces, i, samples),
         lambda i: timed(samples, "floor", lambda: subprocess.run(floor, check=True)),
-        lambda i: samples["vpccni VERSION"].append(ours.exec("VERSION")[0]),
-        lambda i: samples["ptp VERSION"].append(peer.exec("VERSION")[0]),
+        lambda i: samples[f"{PYTHON} VERSION"].append(ours.exec("VERSION")[0]),
+        lambda i: samples[f"{STATIC} VERSION"].append(static.exec("VERSION")[0]),
+        lambda i: samples[f"{PEER} VERSION"].append(peer.exec("VERSION")[0]),
         lambda i: timed(samples, "status", lambda: call(socket, {"version": 1, "op": "status"})),
         lambda i: ipam.cycle(i, samples),
         lambda i: wiring.cycle(i, samples),
@@ -336,15 +357,16 @@ class CallTimer:
     """Exclusive time per phase of pod wiring, from wrappers around pyroute2 (this process only).
 
     ``IPRoute`` (as ``vpccni.adapters.pod_network`` sees it) is wrapped so that each netlink call
-    and each socket open/close is timed, and ``pyroute2.netns.create_socket`` so that opening a
-    socket inside a namespace (a fork in pyroute2 0.9) is timed on its own. Nested spans are
+    and each socket open/close is timed: the pod side is an ``IPRoute`` on (a duplicate of) the
+    netlink socket passed with the pod (``fileno=``), the node side the adapter's one long-lived
+    node-namespace ``IPRoute``. ``pyroute2.netns.create_socket`` (how pyroute2 opens that node
+    socket, by a fork, once per adapter: in the warm-up) is wrapped too. Nested spans are
     subtracted from the outer one, so the phases add up to the time spent in pyroute2.
     """
 
-    def __init__(self, node_path: str) -> None:
+    def __init__(self) -> None:
         self.real_iproute = pyroute2.IPRoute
         self.real_create_socket = pyroute2.netns.create_socket
-        self.node_path = node_path
         self.phases: dict[str, float] = {}
         self._spent = 0.0
 
@@ -358,17 +380,17 @@ class CallTimer:
             self.phases[phase] = self.phases.get(phase, 0.0) + elapsed - (self._spent - mark)
             self._spent = mark + elapsed
 
-    def side(self, netns: object) -> str:
-        return "node" if netns in (None, self.node_path) else "pod"
-
     def iproute(self, *args: Any, **kwargs: Any) -> _TimedIPRoute:
-        return _TimedIPRoute(self, self.side(kwargs.get("netns")), args, kwargs)
+        side = "pod" if "fileno" in kwargs else "node"  # the pod's side: its passed socket
+        return _TimedIPRoute(self, side, args, kwargs)
 
     def create_socket(self, netns: Any = None, *args: Any, **kwargs: Any) -> Any:
         # Never O_CREAT (pyroute2's default): a late socket must not re-create a netns that
         # the clean-up has just deleted. The namespaces exist whenever a cycle runs.
         kwargs["flags"] = 0
-        with self.span(f"fork: {self.side(netns)} netns socket"):
+        if netns is None:  # a plain socket in this namespace (no fork): its IPRoute's open span
+            return self.real_create_socket(netns, *args, **kwargs)
+        with self.span("fork: node netns socket"):
             return self.real_create_socket(netns, *args, **kwargs)
 
     @contextmanager
@@ -436,34 +458,40 @@ def in_new_thread(action: Callable[[], object]) -> float:
 
 
 class WiringHarness:
-    """``NetlinkPodNetwork.setup``/``teardown`` in-process, each call in a new thread."""
+    """``NetlinkPodNetwork.setup``/``teardown`` in-process, as the daemon calls them: setup
+    given the pod's namespace and a netlink socket in it (opened as the plugin opens them, not
+    timed here), teardown from the node's side without them (DEL). Each call is made from a
+    fresh thread, as from a request's worker; the adapter runs it on its netlink thread."""
 
     def __init__(self, spaces: Namespaces) -> None:
         self.spaces = spaces
         self.node = spaces.new()
-        self.timer = CallTimer(pod_network.netns_path(self.node))
+        self.timer = CallTimer()
         self.patches = ExitStack()
         self.patches.enter_context(self.timer.installed())  # until close(), this process only
         self.network = pod_network.NetlinkPodNetwork(self.node)
 
     def cycle(self, index: int, samples: Samples) -> None:
         pod = self.spaces.new()
+        path = f"/var/run/netns/{pod}"
         address = HARNESS_SUBNET.network_address + 2 + index % 200
         veth = host_veth_name("bench", f"wire-{index}", "", "eth0")
-        wiring = PodWiring(f"/var/run/netns/{pod}", "eth0", veth, address, MAIN_TABLE, 9001)
+        wiring = PodWiring(path, "eth0", veth, address, MAIN_TABLE, 9001)
         try:
-            for step, action in (
-                ("setup", self.network.setup),
-                ("teardown", self.network.teardown),
-            ):
-                self.timer.phases = {}
-                elapsed = in_new_thread(partial(action, wiring))
-                self.timer.phases["other"] = elapsed - sum(self.timer.phases.values())
-                samples[f"wire {step}"].append(elapsed)
-                for phase, value in self.timer.phases.items():
-                    samples[f"wire {step} {phase}"].append(value)
+            with pod_fds(path) as (netns_fd, netlink_fd):
+                passed = replace(wiring, pod=PodNamespace(netns_fd, netlink_fd))
+                self.timed("setup", partial(self.network.setup, passed), samples)
+            self.timed("teardown", partial(self.network.teardown, wiring), samples)
         finally:
             self.spaces.delete(pod)
+
+    def timed(self, step: str, action: Callable[[], object], samples: Samples) -> None:
+        self.timer.phases = {}
+        elapsed = in_new_thread(action)
+        self.timer.phases["other"] = elapsed - sum(self.timer.phases.values())
+        samples[f"wire {step}"].append(elapsed)
+        for phase, value in self.timer.phases.items():
+            samples[f"wire {step} {phase}"].append(value)
 
     def close(self) -> None:
         try:
@@ -564,7 +592,28 @@ def peer_plugin(work: Path, node: str) -> Plugin:
     conflist = {"cniVersion": "1.0.0", "name": "bench-ptp", "plugins": [plugin]}
     (work / "net.d-peer").mkdir()
     (work / "net.d-peer" / "10-bench-ptp.conflist").write_text(json.dumps(conflist, indent=2))
-    return Plugin("ptp+host-local", binary, runtime_config(conflist), node, str(GO_PLUGINS))
+    return Plugin(PEER, binary, runtime_config(conflist), node, str(GO_PLUGINS))
+
+
+def vpccni_plugins(work: Path, config: dict[str, Any], node: str) -> tuple[Plugin, Plugin]:
+    """The Python plugin as ``install-cni --plugin python`` writes it and the static plugin as
+    ``scripts/build-plugin.sh`` builds it, each alone in a bin directory, same network config."""
+    python_dir, static_dir = work / "bin-python", work / "bin-static"
+    python_dir.mkdir()
+    static_dir.mkdir()
+    python = install_plugin(python_dir, choose_interpreter(None))
+    static = static_dir / "vpccni-cni"
+    if shutil.which("go") is None:
+        raise BenchError("go is missing: apt-get install -y golang-go (to build plugin-static/)")
+    built = subprocess.run(
+        ["bash", str(BUILD_PLUGIN), str(static)], capture_output=True, text=True, check=False
+    )
+    if built.returncode != 0:
+        raise BenchError(f"scripts/build-plugin.sh failed: {built.stderr.strip()}")
+    return (
+        Plugin(PYTHON, python, config, node, str(python_dir)),
+        Plugin(STATIC, static, config, node, str(static_dir)),
+    )
 
 
 def runtime_config(conflist: dict[str, Any]) -> dict[str, Any]:
@@ -586,47 +635,59 @@ def row(name: str, samples: list[float], peer: list[float] | None = None) -> str
 
 
 WIRING_PHASES = (
-    ("fork: node netns socket", "node-ns socket for this thread (fork)"),
-    ("fork: pod netns socket", "pod-ns socket (fork)"),
-    ("pod: IPRoute open/close", "pod IPRoute open/close, fork excluded"),
+    ("fork: node netns socket", "node-ns socket (pyroute2 fork; once per daemon)"),
+    ("pod: IPRoute open/close", "IPRoute on the pod's passed netlink socket, open/close"),
     ("node: IPRoute open/close", "node IPRoute open/close"),
-    ("veth create", "veth create, peer in node ns"),
+    ("veth create", "veth create, peer placed in the pod's netns by fd"),
     ("veth delete", "host veth delete"),
     ("pod: netlink calls", "pod side: lookups, up, addr, routes, neigh"),
-    ("node: netlink calls", "node side: lookups, up, route, rules"),
-    ("other", "Python between calls, node-ns fd, lock"),
+    ("node: netlink calls", "node side: lookups, MAC read, up, route, rules"),
+    ("other", "Python between calls, dup, hand-off to the netlink thread"),
 )
 
 
-def breakdown(op: str, c: Samples) -> list[str]:
-    """Where vpccni's ADD or DEL time goes (medians; residuals are differences of medians)."""
+def breakdown(op: str, c: Samples, label: str) -> list[str]:
+    """Where ``label``'s ADD or DEL time goes (medians; residuals are differences of medians)."""
     m = statistics.median
     step, key = ("setup", "add") if op == "ADD" else ("teardown", "del")
-    total, floor = m(c[f"vpccni {op}"]), m(c["floor"])
-    start = m(c["vpccni VERSION"]) - floor
+    total, floor = m(c[f"{label} {op}"]), m(c["floor"])
+    start = m(c[f"{label} VERSION"]) - floor
     daemon, status = m(c[f"daemon {op} (rpc.call)"]), m(c["status"])
     append = m(c[f"ipam {key} append"])
     datastore = m(c[f"ipam {key}"]) - append
     wire = m(c[f"wire {step}"])
     method = "setup" if op == "ADD" else "teardown"
     parts = [
-        (f"vpccni {op}, end to end", total, "exec of the installed plugin (table above)"),
+        (f"{label} {op}, end to end", total, "exec of the plugin (table above)"),
         ("  spawn + `ip netns exec` floor", floor, "exec of `ip netns exec NODE true`"),
-        ("  plugin start (VERSION - floor)", start, "interpreter + compiling cni.py + reply"),
+        ("  plugin start (VERSION - floor)", start, "start-up + reply"),
         (f"  daemon {op}, warm client", daemon, f"rpc.call('{key}') from this process"),
         ("    RPC round trip, trivial handler", status, "rpc.call('status')"),
         ("    IPAM: datastore, lock, clock", datastore, f"harness: IpamService.{key} - append"),
         ("    IPAM: checkpoint append (fdatasync)", append, "harness: FileCheckpointStore"),
-        (f"    wiring: NetlinkPodNetwork.{method}", wire, "harness, new thread per call"),
+        (f"    wiring: NetlinkPodNetwork.{method}", wire, "harness, netlink thread"),
     ]
-    for phase, label in WIRING_PHASES:
+    for phase, name in WIRING_PHASES:
         if f"wire {step} {phase}" in c:
-            parts.append((f"      {label}", m(c[f"wire {step} {phase}"]), "harness, timed spans"))
+            parts.append((f"      {name}", m(c[f"wire {step} {phase}"]), "harness, timed spans"))
     rest = daemon - status - datastore - append - wire
-    parts.append(("    rest of the daemon (residual)", rest, "JSON, validation, netns check"))
+    parts.append(("    rest of the daemon (residual)", rest, "JSON, validation, fds check"))
+    how = "open netns, setns, netlink socket, " if op == "ADD" else ""
     parts.append(
-        ("  plugin: config, request, reply (residual)", total - floor - start - daemon, "")
+        (
+            "  plugin: config, request, reply (residual)",
+            total - floor - start - daemon,
+            f"{how}config, request, reply",
+        )
     )
+    if op == "ADD":
+        parts.append(
+            (
+                "  (for scale) open netns + netlink socket in it",
+                m(c["pod fds (client)"]),
+                "this warm process, a thread enters the netns (tests/pod_fds.py)",
+            )
+        )
     lines = [f"| {name} | {value:.1f} | {how} |" for name, value, how in parts]
     return ["| phase | ms | measured by |", "| --- | ---: | --- |", *lines]
 
@@ -635,15 +696,18 @@ def cycle_table(c: Samples) -> list[str]:
     lines = ["| subject | p50 | p90 | p99 | ratio p50 | ratio p90 | ratio p99 |"]
     lines += ["| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for op in ("ADD", "DEL"):
-        lines.append(row(f"vpccni {op}", c[f"vpccni {op}"], c[f"ptp+host-local {op}"]))
-        lines.append(row(f"ptp+host-local {op}", c[f"ptp+host-local {op}"]) + " | | |")
+        for label in (PYTHON, STATIC):
+            lines.append(row(f"{label} {op}", c[f"{label} {op}"], c[f"{PEER} {op}"]))
+        lines.append(row(f"{PEER} {op}", c[f"{PEER} {op}"]) + " | | |")
     for name, label in (
         ("daemon ADD (rpc.call)", "vpccni daemon ADD, rpc.call"),
         ("daemon DEL (rpc.call)", "vpccni daemon DEL, rpc.call"),
+        ("pod fds (client)", "open netns + netlink socket in it (warm process)"),
         ("status", "vpccni status, rpc.call"),
         ("floor", "ip netns exec NODE true"),
-        ("vpccni VERSION", "vpccni VERSION"),
-        ("ptp VERSION", "ptp VERSION"),
+        (f"{PYTHON} VERSION", f"{PYTHON} VERSION"),
+        (f"{STATIC} VERSION", f"{STATIC} VERSION"),
+        (f"{PEER} VERSION", "ptp VERSION"),
     ):
         lines.append(row(label, c[name]) + " | | |")
     return lines
@@ -661,31 +725,30 @@ def concurrent_table(concurrent: dict[str, Samples]) -> list[str]:
         cells += [pct(s["DEL"], 50), pct(s["DEL"], 99), m(s["DEL wall"])]
         cells += [sum(s["ADD refused"]) + sum(s["DEL refused"]), sum(s["DEL spooled"])]
         lines.append(f"| {label} | " + " | ".join(f"{v:.0f}" for v in cells) + " |")
-    ours, peer = concurrent["vpccni"], concurrent["ptp+host-local"]
-    ratios = (
-        f"ratios vpccni / peer: ADD p99 {pct(ours['ADD'], 99) / pct(peer['ADD'], 99):.2f}x, "
-        f"ADD wall {m(ours['ADD wall']) / m(peer['ADD wall']):.2f}x, "
-        f"DEL p99 {pct(ours['DEL'], 99) / pct(peer['DEL'], 99):.2f}x, "
-        f"DEL wall {m(ours['DEL wall']) / m(peer['DEL wall']):.2f}x"
-    )
-    return [*lines, "", ratios]
+    peer = concurrent[PEER]
+    lines.append("")
+    for label in (PYTHON, STATIC):
+        ours = concurrent[label]
+        lines.append(
+            f"ratios {label} / peer: ADD p50 {pct(ours['ADD'], 50) / pct(peer['ADD'], 50):.2f}x, "
+            f"ADD p99 {pct(ours['ADD'], 99) / pct(peer['ADD'], 99):.2f}x, "
+            f"ADD wall {m(ours['ADD wall']) / m(peer['ADD wall']):.2f}x, "
+            f"DEL p50 {pct(ours['DEL'], 50) / pct(peer['DEL'], 50):.2f}x, "
+            f"DEL wall {m(ours['DEL wall']) / m(peer['DEL wall']):.2f}x"
+        )
+    return lines
 
 
 def report(cycles: Samples, concurrent: dict[str, Samples], info: str) -> str:
-    add, peer_add = (
-        statistics.median(cycles["vpccni ADD"]),
-        statistics.median(cycles["ptp+host-local ADD"]),
-    )
-    ratio = add / peer_add
-    verdict = "MET" if ratio <= 2 else f"NOT MET: {add - 2 * peer_add:.1f} ms too slow per ADD"
-    lines = [info, "", "One pod at a time, ms (ratio = vpccni / ptp+host-local):", ""]
+    lines = [info, "", f"One pod at a time, ms (ratio = vpccni / {PEER}):", ""]
     lines += cycle_table(cycles)
-    lines += ["", "vpccni ADD breakdown (medians, ms; residuals are differences of medians):", ""]
-    lines += breakdown("ADD", cycles)
-    lines += ["", "vpccni DEL breakdown (same method):", ""]
-    lines += breakdown("DEL", cycles)
-    n = len(concurrent["vpccni"]["ADD"]) // max(1, len(concurrent["vpccni"]["ADD wall"]))
-    rounds = len(concurrent["vpccni"]["ADD wall"])
+    for label in (PYTHON, STATIC):
+        lines += ["", f"{label} ADD breakdown (medians, ms; residuals: differences of medians):"]
+        lines += ["", *breakdown("ADD", cycles, label)]
+    lines += ["", f"{PYTHON} DEL breakdown (same method):", ""]
+    lines += breakdown("DEL", cycles, PYTHON)
+    n = len(concurrent[PYTHON]["ADD"]) // max(1, len(concurrent[PYTHON]["ADD wall"]))
+    rounds = len(concurrent[PYTHON]["ADD wall"])
     lines += [
         "",
         f"{n} pods at once, one thread each, {rounds} rounds; ms (wall: release to last exit; "
@@ -695,7 +758,13 @@ def report(cycles: Samples, concurrent: dict[str, Samples], info: str) -> str:
         "",
     ]
     lines += concurrent_table(concurrent)
-    lines += ["", f"Target, vpccni ADD p50 <= 2x the peer's: {ratio:.2f}x - {verdict}"]
+    peer_add = statistics.median(cycles[f"{PEER} ADD"])
+    lines.append("")
+    for label in (PYTHON, STATIC):
+        add = statistics.median(cycles[f"{label} ADD"])
+        ratio = add / peer_add
+        verdict = "MET" if ratio <= 2 else f"NOT MET: {add - 2 * peer_add:.1f} ms too slow per ADD"
+        lines.append(f"Target, {label} ADD p50 <= 2x the peer's: {ratio:.2f}x - {verdict}")
     return "\n".join(lines)
 
 
@@ -747,7 +816,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix=f"cni-latency-{os.getpid()}-", dir=args.dir))
     demo = BenchDemo(work, args.instance_type, args.concurrent + 30, args.emulator_clock)
     datapath = DatapathDemo(demo)
-    spaces = Namespaces(f"cl{os.getpid() % 100000}")
+    datapath.lab.prefix = f"vt-cd{os.getpid() % 100000}"  # the lab's node and vpc namespaces
+    spaces = Namespaces(f"vt-cl{os.getpid() % 100000}")
     failed, owner = True, os.getpid()
     with terminate_as_interrupt(owner):
         try:
@@ -785,13 +855,7 @@ def run(
     datapath.sync.stop()  # the pool is stable now: no EC2 polling behind the timings
     conflist = json.loads((datapath.conf_dir / "10-vpccni.conflist").read_text())
     node = datapath.lab.node
-    ours = Plugin(
-        "vpccni",
-        datapath.bin_dir / "vpccni-cni",
-        runtime_config(conflist),
-        node,
-        str(datapath.bin_dir),
-    )
+    ours, static = vpccni_plugins(work, runtime_config(conflist), node)
     peer = peer_plugin(work, node)
     print(f"warm pool ready: {available} addresses; {args.cycles} cycles", flush=True)
     daemon = demo.children[-1].pid
@@ -800,7 +864,7 @@ def run(
     ipam, wiring = IpamHarness(work / "ipam-harness", clock), WiringHarness(spaces)
     try:
         cycles = run_cycles(
-            ours, peer, demo.socket, spaces, harnesses=(ipam, wiring), cycles=args.cycles
+            (ours, static, peer), demo.socket, spaces, harnesses=(ipam, wiring), cycles=args.cycles
         )
     finally:
         ipam.close()
@@ -808,10 +872,10 @@ def run(
     fds_after, load_after = open_fds(daemon), os.getloadavg()[0]
     daemon_rss = rss_mb(daemon)
     harness_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    concurrent: dict[str, Samples] = {"vpccni": {}, "ptp+host-local": {}}
+    concurrent: dict[str, Samples] = {PYTHON: {}, STATIC: {}, PEER: {}}
     print(f"{args.concurrent} pods at once, {args.rounds} rounds per plugin", flush=True)
     for round_number in range(args.rounds):
-        for plugin in (ours, peer):
+        for plugin in (ours, static, peer):
             base = 100_000 + round_number * 1000
             result = concurrent_round(plugin, spaces, args.concurrent, base)
             for name, values in result.items():
@@ -824,7 +888,7 @@ def run(
         f"{'emulator (HTTP)' if args.emulator_clock else 'system'}, work dir on "
         f"{fs.stdout.strip()}, {os.cpu_count()} CPUs; daemon RSS {daemon_rss:.0f} MB, "
         f"harness max RSS {harness_rss:.0f} MB.\nDuring the cycles ipamd's open fds went "
-        f"{fds_before} -> {fds_after} ({4 * (args.cycles + WARMUP)} ADD/DEL requests reached "
+        f"{fds_before} -> {fds_after} ({6 * (args.cycles + WARMUP)} ADD/DEL requests reached "
         f"it). 1-min load average {load_before:.1f} before the cycles, {load_after:.1f} after."
     )
     print()
