@@ -2,10 +2,11 @@
 
 Builds the emulator from, in order of precedence: command-line knob flags, ``--preset`` (over
 what follows), the ``--state`` file (if it exists; it then wins over the scenario, which is not
-applied twice), the ``--scenario`` file, and the defaults. Prints the EC2 endpoint and each
-node's IMDS endpoint, serves until SIGINT or SIGTERM, saves the state (``--state``) and returns a
-final line. ``--print-endpoints`` sets everything up, saves, prints the endpoints and exits
-without serving.
+applied twice), the ``--scenario`` file, and the defaults. ``--iam-policy FILE`` (a JSON policy
+document) is enforced over whatever policy the state or scenario had. Prints the EC2 endpoint
+and each node's IMDS endpoint, serves until SIGINT or SIGTERM, saves the state (``--state``) and
+returns a final line. ``--print-endpoints`` sets everything up, saves, prints the endpoints and
+exits without serving.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from vpccni.errors import InvalidInput
 
 if TYPE_CHECKING:
     from vpccni.emulator.clock import EmulatorClock
+    from vpccni.emulator.iam import Policy
     from vpccni.emulator.realism import Knobs
     from vpccni.emulator.service import Emulator
     from vpccni.emulator.world import Scenario
@@ -61,6 +63,13 @@ def register(subparsers: Any) -> None:
         "--save-every", type=float, default=30.0, metavar="S", help="save --state every S s"
     )
     parser.add_argument("--region", help=f"region (default {DEFAULT_REGION})")
+    parser.add_argument(
+        "--iam-policy",
+        metavar="FILE",
+        help="enforce this IAM policy (JSON document) on every EC2 request, as the node's role: "
+        "a denied call answers UnauthorizedOperation (HTTP 403) and changes nothing; without "
+        "it every request is allowed. DryRun=true is always honoured (docs/emulator.md, IAM)",
+    )
     parser.add_argument("--imds-lag", type=float, metavar="S", help="IMDS shows EC2 S s late")
     parser.add_argument("--attach-delay", type=float, metavar="S", help="attaching for S s")
     parser.add_argument("--detach-delay", type=float, metavar="S", help="detaching for S s")
@@ -143,7 +152,10 @@ def run(args: argparse.Namespace) -> str:
         raise InvalidInput(f"--port {args.port}: give a port between 0 and 65535")
     state_path = Path(args.state) if args.state else None
     scenario = read_scenario(Path(args.scenario)) if args.scenario else None
+    policy = read_policy(Path(args.iam_policy)) if args.iam_policy else None
     emulator, clock, names, note = build(args, scenario, state_path)
+    if policy is not None:
+        emulator.set_iam_policy(policy)
     if args.print_endpoints:
         if state_path is not None:
             write_state_file(state_path, dump_state(emulator, clock.offset))
@@ -186,6 +198,22 @@ def read_scenario(path: Path) -> Scenario:
         return parse_scenario(document)
     except EmulatorSetupError as error:
         raise EmulatorSetupError(f"{path}: {error}") from error
+
+
+def read_policy(path: Path) -> Policy:
+    """The IAM policy in ``path``, loaded (refusals name the file and the element)."""
+    from vpccni.emulator.errors import EmulatorSetupError
+    from vpccni.emulator.iam import load_policy
+
+    try:
+        with path.open(encoding="utf-8") as handle:
+            text = handle.read(MAX_SCENARIO_BYTES + 1)
+    except OSError as error:
+        raise EmulatorSetupError(f"cannot read --iam-policy {path}: {error.strerror}") from error
+    try:
+        return load_policy(text)
+    except EmulatorSetupError as error:
+        raise EmulatorSetupError(f"--iam-policy {path}: {error}") from error
 
 
 def build(
@@ -321,6 +349,12 @@ def describe(emulator: Emulator, endpoint: str, names: dict[str, str], note: str
         knobs.imds_stale_addresses,
         knobs.subnet_count_lag,
     )
+    policy = emulator.iam_policy
+    if policy is not None:
+        lines.append(
+            f"IAM            enforcing a policy of {len(policy.statements)} statement(s) as the "
+            "node's role (GET /admin/iam-policy)"
+        )
     if any(partial):
         lines.append(
             "partial views  IMDS addresses after attach {:g} s, MAC after detach {:g} s, "

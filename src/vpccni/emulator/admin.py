@@ -8,7 +8,10 @@ buckets refill, the IMDS lag passes); ``GET``/``POST /admin/knobs`` reads or cha
 resources and answers ``{"ids": {name: id}}``; ``GET /admin/state`` is the ``--state`` document
 plus ``stats`` and bucket ``levels``; ``GET /admin/endpoints``; ``GET /admin/invariants``
 (address invariants that do not hold); ``POST /admin/reset`` forgets every resource (knobs
-stay); ``POST /admin/save`` writes the ``--state`` file now.
+stay); ``POST /admin/save`` writes the ``--state`` file now; ``GET /admin/iam-policy`` is the
+enforced policy document (``null``: none); ``POST /admin/iam-policy`` with a document enforces
+it (a bad one is refused, naming the element, and the old policy stays), with ``null`` stops
+enforcing, and answers ``{"enforcing": bool}``.
 """
 
 from __future__ import annotations
@@ -70,6 +73,16 @@ def _invariants(server: EmulatorServer, payload: Any) -> Any:
     return {"violations": server.emulator.model.invariant_violations()}
 
 
+def _iam_policy(server: EmulatorServer, payload: Any) -> Any:
+    policy = server.emulator.iam_policy
+    return None if policy is None else policy.document
+
+
+def _set_iam_policy(server: EmulatorServer, payload: Any) -> Any:
+    server.emulator.set_iam_policy(payload)
+    return {"enforcing": server.emulator.iam_policy is not None}
+
+
 def _reset(server: EmulatorServer, payload: Any) -> Any:
     server.emulator.reset()
     return {"ok": True}
@@ -85,6 +98,8 @@ LOCKED_ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/admin/state"): _state,
     ("GET", "/admin/invariants"): _invariants,
     ("POST", "/admin/reset"): _reset,
+    ("GET", "/admin/iam-policy"): _iam_policy,
+    ("POST", "/admin/iam-policy"): _set_iam_policy,
 }
 
 

@@ -2,7 +2,8 @@
 
 An :class:`Ec2Error` is what a real EC2 endpoint would send back: a code such as
 ``AttachmentLimitExceeded``, a message in EC2's words and the HTTP status (400 for client
-errors, 401 for ``AuthFailure``, 500 for ``InternalError``, 503 for ``RequestLimitExceeded`` and
+errors, 401 for ``AuthFailure``, 403 for ``UnauthorizedOperation``, 412 for
+``DryRunOperation``, 500 for ``InternalError``, 503 for ``RequestLimitExceeded`` and
 ``Unavailable``). The model raises them before changing any state, so a refused call leaves
 the model as it was.
 """
@@ -15,6 +16,8 @@ from vpccni.errors import VpccniError
 
 HTTP_STATUS_BY_CODE = {
     "AuthFailure": 401,
+    "UnauthorizedOperation": 403,
+    "DryRunOperation": 412,
     "InternalError": 500,
     "RequestLimitExceeded": 503,
     "Unavailable": 503,

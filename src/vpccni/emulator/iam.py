@@ -208,6 +208,13 @@ def normal_key(key: str) -> str:
 # -- loading -------------------------------------------------------------------------------------
 
 
+def as_policy(value: object) -> Policy | None:
+    """None, a loaded Policy, or a document to load (see :func:`load_policy`)."""
+    if value is None or isinstance(value, Policy):
+        return value
+    return load_policy(value)
+
+
 def load_policy(document: object) -> Policy:
     """A policy from its document (a decoded JSON object, or JSON text); PolicyError naming the
     element when it is malformed or uses grammar the emulator does not evaluate."""

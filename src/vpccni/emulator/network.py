@@ -188,7 +188,9 @@ def terminate_instances(
 # -- tags -------------------------------------------------------------------------------------
 
 
-def _tag_target(store: Store, resource_id: str) -> tuple[str, Tags]:
+def tag_target(store: Store, resource_id: str) -> tuple[str, Tags]:
+    """The kind (``eni``, ``instance``, ``subnet``, ``vpc``, ``group``) and tags of a taggable
+    resource; EC2's NotFound / Malformed error or ``InvalidID`` when there is none."""
     kinds = (
         ("eni-", "eni", store.enis),
         ("i-", "instance", store.instances),
@@ -222,7 +224,7 @@ def create_tags(
     store: Store, now: float, resource_ids: Sequence[str], tags: Iterable[tuple[str, str]]
 ) -> None:
     new = tuple(tags)
-    merged = {rid: merge_tags(_tag_target(store, rid)[1], new) for rid in resource_ids}
+    merged = {rid: merge_tags(tag_target(store, rid)[1], new) for rid in resource_ids}
     for result in merged.values():
         check_tags(new, len(result))
     for resource_id, result in merged.items():
@@ -237,6 +239,6 @@ def delete_tags(
 ) -> None:
     doomed_list = list(doomed)
     check_tag_keys(key for key, _ in doomed_list)
-    targets = {rid: _tag_target(store, rid)[1] for rid in resource_ids}
+    targets = {rid: tag_target(store, rid)[1] for rid in resource_ids}
     for resource_id, tags in targets.items():
         _set_tags(store, now, resource_id, remove_tags(tags, doomed_list) if doomed_list else ())

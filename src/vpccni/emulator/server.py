@@ -9,7 +9,10 @@ are applied one at a time). Routes:
   IMDSv2 of node ``<instance-id>``; point botocore's ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` at
   ``http://127.0.0.1:PORT/imds/<instance-id>/``;
 * ``/admin/...``: JSON - health, clock (+ advance), knobs, scenario, state, reset, endpoints,
-  invariants, save (see docs/emulator.md).
+  invariants, save, iam-policy (see docs/emulator.md).
+
+``iam_policy`` (a Policy or a policy document) makes the emulator enforce it from the start, as
+``POST /admin/iam-policy`` does later.
 
 Configured response latency is slept outside the lock, in the request's own thread. Only
 loopback addresses can be bound.
@@ -32,6 +35,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,7 @@ from urllib.parse import parse_qs, urlsplit
 from vpccni.emulator import admin, wire
 from vpccni.emulator.clock import EmulatorClock
 from vpccni.emulator.errors import Ec2Error, EmulatorSetupError
+from vpccni.emulator.iam import Policy
 from vpccni.emulator.service import Emulator
 from vpccni.emulator.statefile import dump_state, write_state_file
 
@@ -87,6 +92,7 @@ class EmulatorServer(ThreadingHTTPServer):
         read_timeout: float = READ_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        iam_policy: Policy | Mapping[str, Any] | None = None,
     ) -> None:
         if not is_loopback(host):
             raise EmulatorSetupError(
@@ -100,6 +106,8 @@ class EmulatorServer(ThreadingHTTPServer):
                 "(0 picks a free one)"
             ) from error
         self.emulator = emulator
+        if iam_policy is not None:
+            emulator.set_iam_policy(iam_policy)
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
         self._slots = threading.BoundedSemaphore(max_connections)

@@ -3,11 +3,16 @@
 Owns :class:`Emulator`. ``call(action, params, now)`` is one EC2 API request as boto3 would make
 it (parameters and result shaped like boto3's): it draws a token from the API's rate-limit
 bucket, may fail on purpose (injected faults), then runs the action on the model.
-``imds_token`` / ``imds_get`` are IMDSv2 for one node: a token is bound to its node and expires
-on the emulator clock; answers show the node's ENIs as they were ``imds_lag`` seconds ago (never
-before the instance launched, so a new node sees its primary ENI at once), with the partial views
-the ``imds_*`` knobs turn on (``vpccni.emulator.imds.PartialViews``). Pure: the caller
-passes ``now``; the HTTP front in ``server`` adds the real clock, threads and sockets.
+With an IAM policy (``iam_policy``, ``set_iam_policy``) every request is first authorized as the
+node's role (``vpccni.emulator.authorization``): a denied one answers ``UnauthorizedOperation``
+and changes nothing. ``DryRun`` requests are validated and authorized, then answered
+``DryRunOperation`` without acting (they draw an API rate-limit token, not RunInstances'
+resource tokens). ``imds_token`` / ``imds_get`` are IMDSv2 for one node: a token is bound to
+its node and expires on the emulator clock; answers show the node's ENIs as they were
+``imds_lag`` seconds ago (never before the instance launched, so a new node sees its primary ENI
+at once), with the partial views the ``imds_*`` knobs turn on
+(``vpccni.emulator.imds.PartialViews``). Pure: the caller passes ``now``; the HTTP front in
+``server`` adds the real clock, threads and sockets.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from vpccni.core.ec2_rate_limits import RESOURCE_BUCKETS, TokenBucket
-from vpccni.emulator import actions, interface_actions
+from vpccni.emulator import actions, authorization, interface_actions
 from vpccni.emulator.errors import Ec2Error
+from vpccni.emulator.iam import Policy, as_policy
 from vpccni.emulator.imds import (
     NOT_FOUND,
     ImdsAnswer,
@@ -41,6 +47,7 @@ from vpccni.emulator.store import Delays, LimitsSource
 
 TOKEN_TTL_MAX = 21600
 HANDLERS = {**actions.HANDLERS, **interface_actions.HANDLERS}
+READ_ONLY = frozenset(name for name in HANDLERS if name.startswith("Describe"))
 PRUNE_EVERY = 256
 RESOURCE_SUFFIX = "/resources"
 
@@ -49,11 +56,16 @@ class Emulator:
     """EC2 + IMDS for many nodes, with AWS's limits, rate limits, delays and faults."""
 
     def __init__(
-        self, limits: LimitsSource, knobs: Knobs | None = None, region: str = DEFAULT_REGION
+        self,
+        limits: LimitsSource,
+        knobs: Knobs | None = None,
+        region: str = DEFAULT_REGION,
+        iam_policy: Policy | Mapping[str, Any] | None = None,
     ) -> None:
         self.limits = limits
         self.region = region
         self._knobs = knobs or Knobs()
+        self._policy = as_policy(iam_policy)
         self.model = self._new_model()
         self._limiter = RateLimiter(self._knobs)
         self._resources: dict[str, TokenBucket] = {}
@@ -76,8 +88,17 @@ class Emulator:
         self._resources.clear()
         self._faults = FaultInjector(knobs)
 
+    @property
+    def iam_policy(self) -> Policy | None:
+        """The policy every request is authorized against; None: everything is allowed."""
+        return self._policy
+
+    def set_iam_policy(self, policy: Policy | Mapping[str, Any] | None) -> None:
+        """Enforce ``policy`` (a Policy or a document) from the next request on; None stops."""
+        self._policy = as_policy(policy)
+
     def reset(self) -> None:
-        """Forget every resource, token and statistic; keep the knobs."""
+        """Forget every resource, token and statistic; keep the knobs and the IAM policy."""
         self.model = self._new_model()
         self._limiter = RateLimiter(self._knobs)
         self._resources.clear()
@@ -104,11 +125,13 @@ class Emulator:
                 f"supports: {', '.join(sorted(HANDLERS))}).",
             )
         now = self.model.advance(now)
+        dry_run = bool(params.get("DryRun"))
         self.stats["requests"] += 1
         self.stats[f"requests.{action}"] += 1
         try:
             self._limiter.take(bucket_key(action, params), now)
-            self._take_resources(action, params, now)
+            if not dry_run:
+                self._take_resources(action, params, now)
         except Ec2Error:
             self.stats["throttled"] += 1
             self.stats[f"throttled.{action}"] += 1
@@ -117,6 +140,8 @@ class Emulator:
         if fault is not None and not fault.after:
             self.stats["faults"] += 1
             raise fault_error(fault)
+        if dry_run or self._policy is not None:
+            self._authorize(action, params, now, dry_run)
         result = handler(self.model, params, now)
         if fault is not None:
             self.stats["faults"] += 1
@@ -124,6 +149,23 @@ class Emulator:
         if self.stats["requests"] % PRUNE_EVERY == 0:
             self.model.forget_before(now - self._knobs.history_seconds - 1.0)
         return result
+
+    def _authorize(self, action: str, params: Mapping[str, Any], now: float, dry_run: bool) -> None:
+        """Validate the request as the call would, authorize every check it needs, and answer a
+        dry run; raises before anything changes."""
+        if dry_run and action in READ_ONLY:
+            HANDLERS[action](self.model, params, now)  # its validation; reads change nothing
+        checks = authorization.checks_for(self.model, action, params, self.region)
+        if self._policy is not None:
+            for check in checks:
+                decision = self._policy.evaluate(check.action, check.arn, check.context)
+                if not decision.allowed:
+                    self.stats["denied"] += 1
+                    self.stats[f"denied.{action}"] += 1
+                    raise authorization.unauthorized(check, decision)
+        if dry_run:
+            self.stats["dry_runs"] += 1
+            raise authorization.dry_run_succeeded()
 
     def check_region(self, region: str | None) -> None:
         """Refuse a request signed for a region this emulator does not serve.

@@ -1,10 +1,11 @@
 """The emulator's state as JSON (``--state FILE``): encode, decode, and write atomically.
 
 Owns :func:`dump_state` / :func:`load_state` (every resource, id counter, pending attach/detach
-transition, the knobs and the clock offset; not the IMDS history, rate-limit buckets or IMDS
-tokens, which restart fresh) and the two file edges :func:`read_state_file` and
-:func:`write_state_file` (temp file, fsync, rename, so a crash leaves the old or the new file,
-never half of one). A file that cannot be read back is refused with a message naming it.
+transition, the knobs, the enforced IAM policy and the clock offset; not the IMDS history,
+rate-limit buckets or IMDS tokens, which restart fresh) and the two file edges
+:func:`read_state_file` and :func:`write_state_file` (temp file, fsync, rename, so a crash
+leaves the old or the new file, never half of one). A file that cannot be read back is refused
+with a message naming it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from vpccni.emulator.addressing import SubnetPool
 from vpccni.emulator.errors import Ec2Error, EmulatorSetupError
+from vpccni.emulator.iam import PolicyError
 from vpccni.emulator.realism import knobs_from_json, knobs_to_json
 from vpccni.emulator.records import Attachment, Eni, Instance, SecurityGroup, Subnet, Vpc
 from vpccni.emulator.service import Emulator
@@ -41,6 +43,7 @@ def dump_state(emulator: Emulator, clock_offset: float) -> dict[str, Any]:
         "now": now if now != float("-inf") else None,
         "clock_offset": clock_offset,
         "knobs": knobs_to_json(emulator.knobs),
+        "iam_policy": None if emulator.iam_policy is None else dict(emulator.iam_policy.document),
         "counters": dict(store.counters),
         "vpcs": [asdict(v) for v in store.vpcs.values()],
         "subnets": [asdict(s) for s in store.subnets.values()],
@@ -62,6 +65,8 @@ def load_state(
         )
     try:
         return _rebuild(document, limits)
+    except PolicyError as error:
+        raise EmulatorSetupError(f"{where}: iam_policy: {error}") from error
     except (KeyError, TypeError, ValueError, Ec2Error) as error:
         raise EmulatorSetupError(
             f"{where} is damaged or inconsistent ({type(error).__name__}: {error}); "
@@ -81,7 +86,7 @@ def _record(cls: Any, raw: Mapping[str, Any]) -> Any:
 
 def _rebuild(document: Mapping[str, Any], limits: LimitsSource) -> tuple[Emulator, float]:
     knobs = knobs_from_json(document["knobs"], where="state file knobs")
-    emulator = Emulator(limits, knobs, str(document["region"]))
+    emulator = Emulator(limits, knobs, str(document["region"]), document.get("iam_policy"))
     store = emulator.model.store
     now = float(document["now"]) if document.get("now") is not None else 0.0
     store.counters.update({str(k): int(v) for k, v in document["counters"].items()})

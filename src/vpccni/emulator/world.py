@@ -1,11 +1,12 @@
-"""Scenario files: the VPCs, subnets, security groups, instances and knobs to start with.
+"""Scenario files: the VPCs, subnets, security groups, instances, knobs and IAM policy to start
+with.
 
 Owns :class:`Scenario`, :func:`parse_scenario` (a decoded JSON document -> a validated scenario,
 or one clear error naming the bad field) and :func:`apply_scenario` (create it all in an
 emulator; EC2 refusals such as an overlapping subnet come back naming the scenario entry). The
 format, documented in docs/emulator.md::
 
-    {"region": "us-west-2", "knobs": {...},
+    {"region": "us-west-2", "knobs": {...}, "iam_policy": {"Version": "2012-10-17", ...},
      "vpcs": [{"name": "main", "cidr": "10.0.0.0/16", "tags": {"k": "v"},
                "subnets": [{"name": "a", "cidr": "10.0.0.0/24", "availability_zone":
                             "us-west-2a", "tags": {}}],
@@ -14,6 +15,8 @@ format, documented in docs/emulator.md::
                     "security_groups": ["nodes"], "tags": {}}]}
 
 Instances get a ``Name`` tag (``name``, or ``name-1``, ``name-2``... when ``count`` > 1).
+``iam_policy`` (an inline policy document, checked at parse time) is enforced once the
+scenario's resources exist (they are created as the account owner, not through the policy).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vpccni.emulator.errors import Ec2Error, EmulatorSetupError
+from vpccni.emulator.iam import Policy, PolicyError, load_policy
 from vpccni.emulator.network import LaunchRequest
 from vpccni.emulator.realism import Knobs, knobs_from_json
 from vpccni.emulator.records import Tags
@@ -69,6 +73,7 @@ class Scenario:
     knobs: Mapping[str, Any]
     vpcs: tuple[VpcSpec, ...]
     instances: tuple[InstanceSpec, ...]
+    iam_policy: Policy | None = None
 
     def knobs_over(self, base: Knobs) -> Knobs:
         return knobs_from_json(self.knobs, base, "scenario knobs")
@@ -114,9 +119,15 @@ class _Reader:
 
 def parse_scenario(document: Any, where: str = "scenario") -> Scenario:
     """A validated scenario, or EmulatorSetupError naming the first bad field."""
-    top = _Reader(document, where, ("region", "knobs", "vpcs", "instances"))
+    top = _Reader(document, where, ("region", "knobs", "vpcs", "instances", "iam_policy"))
     knobs = top.value.get("knobs", {})
     knobs_from_json(knobs, Knobs(), f"{where}.knobs")
+    policy = None
+    if top.value.get("iam_policy") is not None:
+        try:
+            policy = load_policy(top.value["iam_policy"])
+        except PolicyError as error:
+            raise PolicyError(f"{where}.iam_policy: {error}") from error
     vpcs = []
     for vpc_where, raw in top.items("vpcs"):
         vpc = _Reader(raw, vpc_where, ("name", "cidr", "tags", "subnets", "security_groups"))
@@ -152,7 +163,7 @@ def parse_scenario(document: Any, where: str = "scenario") -> Scenario:
                 inst.tags(),
             )
         )
-    return Scenario(top.optional_text("region"), knobs, tuple(vpcs), tuple(instances))
+    return Scenario(top.optional_text("region"), knobs, tuple(vpcs), tuple(instances), policy)
 
 
 def _subnet(reader: _Reader) -> SubnetSpec:
@@ -215,6 +226,8 @@ def apply_scenario(emulator: Emulator, scenario: Scenario, now: float) -> dict[s
             with _naming(where):
                 _, launched = model.run_instances(now, request)
             ids[name] = launched[0].instance_id
+    if scenario.iam_policy is not None:
+        emulator.set_iam_policy(scenario.iam_policy)
     return ids
 
 
