@@ -44,6 +44,8 @@ ARN_TYPE = {
     "group": "security-group",
 }
 DEFAULT_IMAGE = "ami-00000000000000000"
+NO_DRY_RUN = frozenset({"AssignPrivateIpAddresses", "UnassignPrivateIpAddresses"})
+"""Served actions whose EC2 API has no DryRun parameter (botocore's EC2 model; boto3 refuses it)."""
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,15 @@ def unauthorized(check: Check, decision: Decision) -> Ec2Error:
         "UnauthorizedOperation",
         f"You are not authorized to perform this operation. User: {CALLER} is not authorized to "
         f"perform: {check.action}{on} {why}. Encoded authorization failure message: {encoded}",
+    )
+
+
+def no_dry_run(action: str) -> Ec2Error:
+    """EC2's ``UnknownParameter`` for ``DryRun`` on an action whose API has none."""
+    return Ec2Error(
+        "UnknownParameter",
+        f"The parameter DryRun is not recognized: {action} has no DryRun in EC2's API; check "
+        "this permission another way (e.g. IAM's policy simulator).",
     )
 
 

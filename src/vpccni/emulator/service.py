@@ -128,6 +128,8 @@ class Emulator:
         dry_run = bool(params.get("DryRun"))
         self.stats["requests"] += 1
         self.stats[f"requests.{action}"] += 1
+        if dry_run and action in authorization.NO_DRY_RUN:
+            raise authorization.no_dry_run(action)
         try:
             self._limiter.take(bucket_key(action, params), now)
             if not dry_run:

@@ -6,6 +6,8 @@ Owns :func:`decode_request` (form fields such as ``PrivateIpAddress.1`` or
 per action: both walk the operation's input or output shape, using each member's serialized name
 the way botocore's EC2 serializer and parser do (lists flattened as ``Name.N`` on input; ``<item>``
 children on output). So whatever boto3 sends decodes, and whatever we send boto3 parses.
+``DryRun`` on an action whose API has none is refused (``UnknownParameter``) rather than
+ignored, so it never acts.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ def operation(action: str) -> Any:
 def decode_request(action: str, form: Mapping[str, str]) -> dict[str, Any]:
     """The parameters of an EC2 Query request, nested and typed as boto3 would pass them."""
     shape = operation(action).input_shape
+    if "DryRun" in form and (shape is None or "DryRun" not in shape.members):
+        raise Ec2Error(
+            "UnknownParameter",
+            f"The parameter DryRun is not recognized: {action} has no DryRun in EC2's API.",
+        )
     if shape is None:
         return {}
     decoded = _decode_structure(shape, form, "")
