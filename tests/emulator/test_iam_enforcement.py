@@ -348,6 +348,10 @@ def test_validation_errors_come_before_authorization(world: Any) -> None:
         with pytest.raises(ClientError) as refused:
             ec2.delete_network_interface(**params)
         assert refused.value.response["Error"]["Code"] == code
+    with pytest.raises(ClientError) as refused:
+        ec2.describe_instances(InstanceIds=["i-0123456789abcdef0"])
+    assert refused.value.response["Error"]["Code"] == "InvalidInstanceID.NotFound"
+    denied(ec2.describe_instances)
 
 
 def test_admin_policy_calls(world: Any) -> None:

@@ -50,7 +50,8 @@ def register(subparsers: Any) -> None:
         help="run the local EC2 + IMDS emulator (loopback only)",
         description="Serve an EC2 Query API and per-node IMDSv2 that enforce instance ENI and "
         "address limits, subnet exhaustion, /28 prefix alignment, AWS's API rate limits, "
-        "attach/detach delays and IMDS lag. boto3 works unmodified against it "
+        "attach/detach delays, IMDS lag, DryRun and (with --iam-policy) an IAM policy. boto3 "
+        "works unmodified against it "
         "(endpoint_url=...). See docs/emulator.md.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")

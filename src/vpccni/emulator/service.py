@@ -142,9 +142,14 @@ class Emulator:
         if fault is not None and not fault.after:
             self.stats["faults"] += 1
             raise fault_error(fault)
+        result = None
         if dry_run or self._policy is not None:
-            self._authorize(action, params, now, dry_run)
-        result = handler(self.model, params, now)
+            # A read validates its ids and filters before authorization; it changes nothing.
+            if action in READ_ONLY:
+                result = handler(self.model, params, now)
+            self._authorize(action, params, dry_run)
+        if result is None:
+            result = handler(self.model, params, now)
         if fault is not None:
             self.stats["faults"] += 1
             raise fault_error(fault)
@@ -152,11 +157,9 @@ class Emulator:
             self.model.forget_before(now - self._knobs.history_seconds - 1.0)
         return result
 
-    def _authorize(self, action: str, params: Mapping[str, Any], now: float, dry_run: bool) -> None:
+    def _authorize(self, action: str, params: Mapping[str, Any], dry_run: bool) -> None:
         """Validate the request as the call would, authorize every check it needs, and answer a
         dry run; raises before anything changes."""
-        if dry_run and action in READ_ONLY:
-            HANDLERS[action](self.model, params, now)  # its validation; reads change nothing
         checks = authorization.checks_for(self.model, action, params, self.region)
         if self._policy is not None:
             for check in checks:
