@@ -2,7 +2,8 @@
 
 Upstream names and labels are kept where the behaviour applies (see docs/metrics.md). Ours:
 ``vpccni_time_to_ip_seconds`` (histogram of ADD latency), ``vpccni_pods_waiting_for_ip``,
-``vpccni_ec2_throttles_total{api}``, ``vpccni_subnet_free_addresses{subnet}`` and
+``vpccni_ec2_throttles_total{api}``, ``vpccni_ec2_unauthorized_total{action}`` (calls EC2
+denied for a missing IAM permission), ``vpccni_subnet_free_addresses{subnet}`` and
 ``vpccni_no_address_adds_total{reason}`` (upstream's ``awscni_no_available_ip_addresses`` stays
 unlabelled, so its dashboards keep working; the cause is in the second series).
 """
@@ -15,6 +16,7 @@ from prometheus_client.utils import floatToGoString
 from vpccni import __version__
 
 THROTTLE_CODES = {"RequestLimitExceeded", "Throttling", "Throttled"}
+UNAUTHORIZED_CODE = "UnauthorizedOperation"
 
 
 class PrometheusMetrics:
@@ -76,6 +78,12 @@ class PrometheusMetrics:
         self.throttles = Counter(
             "vpccni_ec2_throttles_total", "EC2 throttling errors", ["api"], registry=r
         )
+        self.unauthorized = Counter(
+            "vpccni_ec2_unauthorized",
+            "EC2 calls denied for a missing IAM permission (UnauthorizedOperation), by action",
+            ["action"],
+            registry=r,
+        )
         self.subnet = Gauge(
             "vpccni_subnet_free_addresses", "Free addresses per subnet", ["subnet"], registry=r
         )
@@ -119,6 +127,8 @@ class PrometheusMetrics:
             self.api_errors.labels(api, error_code).inc()
             if error_code in THROTTLE_CODES:
                 self.throttles.labels(api).inc()
+            elif error_code == UNAUTHORIZED_CODE:
+                self.unauthorized.labels(api).inc()
 
     def add_request(self, seconds: float, ok: bool) -> None:
         self.add_reqs.inc()

@@ -4,7 +4,10 @@ Prints a multi-document stream (ServiceAccount, ClusterRole, ClusterRoleBinding,
 with ``--output DIR`` writes one file per object and a ``kustomization.yaml``. Every variable
 given (``--set``, ``--env-file``, ``--cluster-name``, ``--region``) is validated first with the
 daemon's own parser: a value the daemon would refuse is refused here with the same words, exit 2,
-and nothing is printed or written. See docs/deploy.md.
+and nothing is printed or written. ``--iam-policy default|tag-scoped`` prints the IAM permission
+policy the daemon needs instead, and ``--irsa-trust`` the IRSA trust policy, with the values
+given (``--cluster-name``, ``--account-id``, ``--oidc-provider``, ``--namespace``) checked and
+filled in (``vpccni.deploy.iam``, deploy/iam/README.md). See docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vpccni.deploy import render
+from vpccni.deploy import iam, render
 from vpccni.deploy.manifests import (
     DEFAULT_IMAGE,
     DEFAULT_NAMESPACE,
@@ -87,6 +90,28 @@ def register(subparsers: Any) -> None:
         "value is taken literally, no quotes or expansion)",
     )
     parser.add_argument(
+        "--iam-policy",
+        choices=sorted(iam.POLICY_FILES),
+        help="print the IAM permission policy for the role vpccni runs with instead of the "
+        "manifests: 'default' (every action vpccni calls, as AmazonEKS_CNI_Policy) or "
+        "'tag-scoped' (changes only to this cluster's ENIs and nodes; needs --cluster-name)",
+    )
+    parser.add_argument(
+        "--irsa-trust",
+        action="store_true",
+        help="print the IRSA trust policy of that role instead of the manifests: the "
+        "ServiceAccount NAMESPACE/vpccni may assume it (needs --account-id, --oidc-provider)",
+    )
+    parser.add_argument(
+        "--account-id", metavar="ID", help="--irsa-trust: the AWS account (12 digits)"
+    )
+    parser.add_argument(
+        "--oidc-provider",
+        metavar="URL",
+        help="--irsa-trust: the cluster's OIDC issuer URL "
+        "(aws eks describe-cluster --query cluster.identity.oidc.issuer)",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         metavar="DIR",
@@ -98,6 +123,11 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> str:
     """Validate, build, then print or write."""
+    if args.iam_policy is not None or args.irsa_trust:
+        return iam_document(args)
+    for flag, value in (("--account-id", args.account_id), ("--oidc-provider", args.oidc_provider)):
+        if value is not None:
+            raise InvalidInput(f"{flag} is used by --irsa-trust only")
     options = ManifestOptions(
         image=args.image,
         namespace=args.namespace,
@@ -113,6 +143,55 @@ def run(args: argparse.Namespace) -> str:
         return render.stream(objects).rstrip("\n")
     written = write_files(args.output, render.files(objects))
     return "wrote " + ", ".join(str(path) for path in written)
+
+
+def iam_document(args: argparse.Namespace) -> str:
+    """``--iam-policy`` or ``--irsa-trust``: one IAM document, its values checked and filled in.
+    Options that only shape the Kubernetes manifests are refused, never ignored."""
+    if args.iam_policy is not None and args.irsa_trust:
+        raise InvalidInput("give --iam-policy or --irsa-trust, not both: each prints one document")
+    shown = f"--iam-policy {args.iam_policy}" if args.iam_policy is not None else "--irsa-trust"
+    manifest_only = (
+        ("--output", args.output is not None),
+        ("--set", bool(args.assignments)),
+        ("--env-file", args.env_file is not None),
+        ("--image", args.image != DEFAULT_IMAGE),
+        ("--role-arn", args.role_arn is not None),
+        ("--region", args.region is not None),
+    )
+    for flag, given in manifest_only:
+        if given:
+            raise InvalidInput(
+                f"{flag} shapes the Kubernetes manifests, not {shown}; print the IAM document "
+                "and the manifests with two commands"
+            )
+    values = iam.IamValues(args.cluster_name, args.account_id, args.oidc_provider, args.namespace)
+    if args.irsa_trust:
+        if args.cluster_name is not None:
+            raise InvalidInput(
+                "--cluster-name is not used by --irsa-trust (the trust policy names "
+                "the ServiceAccount, not the cluster)"
+            )
+        check_options(ManifestOptions(namespace=args.namespace))
+        return iam.trust_text(values).rstrip("\n")
+    for flag, value in (("--account-id", args.account_id), ("--oidc-provider", args.oidc_provider)):
+        if value is not None:
+            raise InvalidInput(f"{flag} is used by --irsa-trust only, not by {shown}")
+    if args.iam_policy == "default" and args.cluster_name is not None:
+        raise InvalidInput(
+            "--cluster-name scopes --iam-policy tag-scoped only; the default policy names no "
+            "cluster"
+        )
+    text = iam.policy_text(args.iam_policy, values)
+    if args.iam_policy == "tag-scoped":
+        print(
+            f"note: run the daemon with CLUSTER_NAME={args.cluster_name} (vpccni manifests "
+            f"--cluster-name {args.cluster_name}); tag each node's instance "
+            f"kubernetes.io/cluster/{args.cluster_name}=owned and its primary ENI "
+            f"cluster.k8s.amazonaws.com/name={args.cluster_name} (deploy/iam/README.md)",
+            file=sys.stderr,
+        )
+    return text.rstrip("\n")
 
 
 def assignments(args: argparse.Namespace) -> list[Assignment]:

@@ -1,5 +1,6 @@
-"""``vpccni status``: the node's pool as a table, read from ipamd's introspection endpoint, and
-why the next pod would get no address (the same cause as the ADD error).
+"""``vpccni status``: the node's pool as a table, read from ipamd's introspection endpoint, why
+the next pod would get no address (the same cause as the ADD error), and every IAM permission EC2
+denied the daemon.
 
 The endpoint is ``host:port`` (default ``127.0.0.1:61679``) or ``unix:PATH``; ``--netns NAME``
 enters that network namespace first (root only), for a daemon running inside one.
@@ -13,6 +14,7 @@ import http.client
 import json
 import os
 import socket
+from datetime import UTC, datetime
 from typing import Any
 
 from vpccni.cli.output import FORMATS, columns, to_json
@@ -139,6 +141,7 @@ def render(explain: dict[str, Any], pods: list[dict[str, Any]]) -> str:
     if explain["actions"]:
         lines.append("next: " + "; ".join(a["reason"] for a in explain["actions"]))
     lines.extend(_no_address(explain.get("no_address")))
+    lines.extend(_missing_permissions(explain.get("missing_permissions") or []))
     if explain.get("last_error"):
         lines.append(f"last error: {explain['last_error']}")
     return "\n".join(lines)
@@ -155,6 +158,28 @@ def _no_address(cause: dict[str, Any] | None) -> list[str]:
         f"next pod gets no address ({kind}): {cause['message']}",
         f"  what to do: {cause['action']}",
     ]
+
+
+def _missing_permissions(denials: list[dict[str, Any]]) -> list[str]:
+    """Each EC2 action EC2 denied (``/v1/explain``'s ``missing_permissions``)."""
+    lines = []
+    for denial in denials:
+        on = f" on {denial['resource']}" if denial.get("resource") else ""
+        times = "time" if denial["denied_calls"] == 1 else "times"
+        lines += [
+            f"missing IAM permission: {denial['action']}{on}: denied {denial['denied_calls']} "
+            f"{times}, last at {_utc(denial['last_denied_at'])}; tried again in "
+            f"{denial['retry_in_seconds']:.0f} s",
+            f"  needed for: {denial['needed_for']}",
+            f"  EC2 said: {denial['message']}",
+            f"  what to do: grant {denial['action']} to the IAM role vpccni runs with "
+            "(deploy/iam/, `vpccni manifests --iam-policy`)",
+        ]
+    return lines
+
+
+def _utc(at: float) -> str:
+    return datetime.fromtimestamp(at, tz=UTC).strftime("%H:%M:%S UTC")
 
 
 def _why(reasons: list[str]) -> list[str]:

@@ -3,7 +3,9 @@
 Every call first takes a token from a process-wide bucket for its API (AWS's published sizes and
 refill rates, ``vpccni.core.ec2_rate_limits``), waiting on the clock when the bucket is empty, so
 the node never provokes throttling by itself; then it is timed and reported (API, seconds, EC2
-error code) to the metrics port.
+error code) to the metrics port. An ``UnauthorizedOperation`` is remembered by the
+:class:`~vpccni.cloud.permissions.PermissionGate`: until its backoff is over the same call is
+refused here (:class:`~vpccni.cloud.permissions.Denied`, ``withheld``) without reaching EC2.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Network
 from typing import TypeVar
 
-from vpccni.core.aws_types import CloudError, EniDescription, InstanceDescription
+from vpccni.cloud.permissions import PermissionGate
+from vpccni.core.aws_types import CloudError, EniDescription, InstanceDescription, Unauthorized
 from vpccni.core.ec2_rate_limits import TokenBucket, bucket_for
 from vpccni.ports import Clock, Ec2, Metrics
 
@@ -24,10 +27,13 @@ T = TypeVar("T")
 class GuardedEc2:
     """Implements ``vpccni.ports.Ec2`` around another implementation."""
 
-    def __init__(self, inner: Ec2, clock: Clock, metrics: Metrics) -> None:
+    def __init__(
+        self, inner: Ec2, clock: Clock, metrics: Metrics, permissions: PermissionGate | None = None
+    ) -> None:
         self.inner = inner
         self.clock = clock
         self.metrics = metrics
+        self.permissions = permissions or PermissionGate()
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
         self.calls: dict[str, int] = {}
@@ -43,20 +49,29 @@ class GuardedEc2:
                 wait = bucket.wait_time(now)
             self.clock.sleep(wait)
 
-    def _call(self, api: str, action: Callable[[], T]) -> T:
+    def _call(self, api: str, action: Callable[[], T], resource: str = "") -> T:
+        gate = self.permissions
+        gate.check(api, resource, self.clock.now())
         self._take(api)
         started = time.monotonic()
         code = ""
         try:
-            return action()
+            result = action()
+        except Unauthorized as error:
+            code = error.code or "UnauthorizedOperation"
+            raise gate.denied(api, resource, error, self.clock.now()) from None
         except CloudError as error:
             code = error.code or type(error).__name__
             raise
         finally:
             self.metrics.ec2_call(api, time.monotonic() - started, code)
+        gate.allowed(api, resource)
+        return result
 
     def describe_instance(self, instance_id: str) -> InstanceDescription:
-        return self._call("DescribeInstances", lambda: self.inner.describe_instance(instance_id))
+        return self._call(
+            "DescribeInstances", lambda: self.inner.describe_instance(instance_id), instance_id
+        )
 
     def describe_enis(
         self,
@@ -64,7 +79,9 @@ class GuardedEc2:
         filters: Mapping[str, Sequence[str]] | None = None,
     ) -> list[EniDescription]:
         return self._call(
-            "DescribeNetworkInterfaces", lambda: self.inner.describe_enis(eni_ids, filters)
+            "DescribeNetworkInterfaces",
+            lambda: self.inner.describe_enis(eni_ids, filters),
+            ",".join(eni_ids),
         )
 
     def create_eni(
@@ -95,32 +112,42 @@ class GuardedEc2:
         return self._call(
             "AttachNetworkInterface",
             lambda: self.inner.attach_eni(eni_id, instance_id, device_index, network_card),
+            eni_id,
         )
 
     def set_delete_on_termination(self, eni_id: str, attachment_id: str) -> None:
         self._call(
             "ModifyNetworkInterfaceAttribute",
             lambda: self.inner.set_delete_on_termination(eni_id, attachment_id),
+            eni_id,
         )
 
     def detach_eni(self, attachment_id: str, force: bool = False) -> None:
-        self._call("DetachNetworkInterface", lambda: self.inner.detach_eni(attachment_id, force))
+        self._call(
+            "DetachNetworkInterface",
+            lambda: self.inner.detach_eni(attachment_id, force),
+            attachment_id,
+        )
 
     def delete_eni(self, eni_id: str) -> None:
-        self._call("DeleteNetworkInterface", lambda: self.inner.delete_eni(eni_id))
+        self._call("DeleteNetworkInterface", lambda: self.inner.delete_eni(eni_id), eni_id)
 
     def assign_ips(self, eni_id: str, count: int) -> list[IPv4Address]:
-        return self._call("AssignPrivateIpAddresses", lambda: self.inner.assign_ips(eni_id, count))
+        return self._call(
+            "AssignPrivateIpAddresses", lambda: self.inner.assign_ips(eni_id, count), eni_id
+        )
 
     def assign_prefixes(self, eni_id: str, count: int) -> list[IPv4Network]:
         return self._call(
-            "AssignPrivateIpAddresses", lambda: self.inner.assign_prefixes(eni_id, count)
+            "AssignPrivateIpAddresses", lambda: self.inner.assign_prefixes(eni_id, count), eni_id
         )
 
     def unassign_ips(self, eni_id: str, addresses: Sequence[IPv4Address]) -> None:
         if addresses:
             self._call(
-                "UnassignPrivateIpAddresses", lambda: self.inner.unassign_ips(eni_id, addresses)
+                "UnassignPrivateIpAddresses",
+                lambda: self.inner.unassign_ips(eni_id, addresses),
+                eni_id,
             )
 
     def unassign_prefixes(self, eni_id: str, prefixes: Sequence[IPv4Network]) -> None:
@@ -128,11 +155,14 @@ class GuardedEc2:
             self._call(
                 "UnassignPrivateIpAddresses",
                 lambda: self.inner.unassign_prefixes(eni_id, prefixes),
+                eni_id,
             )
 
     def create_tags(self, resource_id: str, tags: Mapping[str, str]) -> None:
         if tags:
-            self._call("CreateTags", lambda: self.inner.create_tags(resource_id, tags))
+            self._call("CreateTags", lambda: self.inner.create_tags(resource_id, tags), resource_id)
 
     def subnet_free_addresses(self, subnet_id: str) -> int:
-        return self._call("DescribeSubnets", lambda: self.inner.subnet_free_addresses(subnet_id))
+        return self._call(
+            "DescribeSubnets", lambda: self.inner.subnet_free_addresses(subnet_id), subnet_id
+        )

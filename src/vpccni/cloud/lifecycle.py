@@ -5,7 +5,9 @@ device index -> DeleteOnTermination. If attach fails the new ENI is deleted; if 
 fails the ENI is detached and deleted. Free = detach -> wait until EC2 reports it available ->
 delete, each retried with backoff; an ENI already gone counts as freed. Leaked-ENI cleanup
 deletes ENIs that carry our instance tag and description, are unattached (``available``) and
-older than five minutes - what a daemon killed between create and attach leaves behind.
+older than five minutes - what a daemon killed between create and attach leaves behind. A
+denied call in the sweep (UnauthorizedOperation) skips that ENI, or the whole pass when the
+sweep may not list ENIs; the permission gate names it and holds the call back.
 """
 
 from __future__ import annotations
@@ -179,6 +181,8 @@ class EniLifecycle:
 
         An ENI without a creation tag gets one now and is kept for the next pass. Upstream also
         re-tags an unparsable creation time but deletes the ENI in the same pass; we keep it.
+        A denied call (UnauthorizedOperation) never fails the pass: the ENI is skipped (or, for
+        the listing, nothing is deleted) until the next one.
         """
         filters: dict[str, list[str]] = {
             "tag-key": [TAG_INSTANCE_ID],
@@ -189,16 +193,23 @@ class EniLifecycle:
             filters[f"tag:{TAG_CLUSTER_NAME}"] = [self.node.cluster_name]
         now = self.clock.now()
         deleted: list[str] = []
-        for eni in self.ec2.describe_enis(filters=filters):
+        try:
+            found = self.ec2.describe_enis(filters=filters)
+        except Unauthorized:
+            return deleted
+        for eni in found:
             if not eni.description.startswith(ENI_DESCRIPTION_PREFIX):
                 continue
             created = parse_rfc3339(eni.tags.get(TAG_CREATED_AT, ""))
-            if created is None:
-                self.ec2.create_tags(eni.eni_id, {TAG_CREATED_AT: rfc3339(now)})
+            try:
+                if created is None:
+                    self.ec2.create_tags(eni.eni_id, {TAG_CREATED_AT: rfc3339(now)})
+                    continue
+                if now - created < LEAKED_ENI_MIN_AGE_SECONDS:
+                    continue
+                self._delete(eni.eni_id)
+            except Unauthorized:
                 continue
-            if now - created < LEAKED_ENI_MIN_AGE_SECONDS:
-                continue
-            self._delete(eni.eni_id)
             deleted.append(eni.eni_id)
         return deleted
 

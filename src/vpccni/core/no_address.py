@@ -11,7 +11,8 @@ has to act on - instead of upstream's single "no available IP" for every case. C
    instance's ENI limit (node full) - no retry helps without a change;
 3. the daemon has not run its first pool pass yet (starting);
 4. an ENI is being attached (growing);
-5. EC2 refuses growth: UnauthorizedOperation (needs an IAM change), the subnet is exhausted
+5. EC2 refuses growth: UnauthorizedOperation (needs an IAM change; the missing ``ec2:`` action
+   is named), the subnet is exhausted
    (paused 120 s), EC2 throttled the node (paused with backoff);
 6. released addresses are cooling down;
 7. another EC2 error on the last growth call;
@@ -255,12 +256,14 @@ def _ec2_refusal(facts: PoolFacts, now: float) -> NoAddress | None:
     failure = facts.growth_failure
     kind = error_for_code(failure.code) if failure is not None else None
     if failure is not None and kind is Unauthorized:
+        action = f"ec2:{_operation(failure)}"
         return NoAddress(
             "unauthorized",
             f"EC2 refusing: {failure.code} on {_operation(failure)} ({_ago(failure.at, now)}): "
-            "the node's IAM role lacks the permission",
-            "attach the AmazonEKS_CNI_Policy (or the missing action) to the node's IAM role; "
-            "the pool manager retries on every pass",
+            f"the node's IAM role lacks the permission {action}",
+            f"grant {action} to the IAM role vpccni runs with (deploy/iam/vpccni-ipv4-policy.json "
+            "lists every action it needs; the AmazonEKS_CNI_Policy grants them too); the pool "
+            "manager tries again after a backoff of 60 s doubling to 10 min",
             False,
         )
     since = facts.insufficient_capacity_at

@@ -8,7 +8,9 @@ blanks container ids and interface names so the output cannot be used to forge a
 ``/v1/pods`` does the same on TCP and shows them only on the root-only Unix socket.
 ``/v1/explain`` is the pool manager's current decision in the same JSON as ``vpccni explain``,
 plus ``no_address``: why the next pod would get no address (``core.no_address``), the same
-cause the plugin API's ADD error names.
+cause the plugin API's ADD error names, and ``missing_permissions``: every EC2 action EC2 denied
+(UnauthorizedOperation) and not yet allowed again, with what it was denied on, AWS's message and
+when the daemon tries it again (``cloud.permissions``).
 
 ``/healthz`` and ``/readyz`` are the kubelet's probes (:class:`Health`): alive when the pool
 manager's loop has ticked recently and the plugin API is serving; ready when the daemon would
@@ -28,6 +30,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
 
+from vpccni.cloud.guarded_ec2 import GuardedEc2
+from vpccni.cloud.permissions import EC2_ACTIONS
 from vpccni.core.explain import decision_json
 from vpccni.core.no_address import NoAddress, why_no_address
 from vpccni.daemon.bootstrap import Node
@@ -159,12 +163,39 @@ def no_address_json(cause: NoAddress | None) -> dict[str, Any]:
     }
 
 
+def missing_permissions_json(node: Node) -> list[dict[str, Any]]:
+    """The EC2 actions EC2 denied and that have not succeeded since, as ``/v1/explain`` shows
+    them (empty when the EC2 port keeps no permission gate)."""
+    ec2 = node.pool.lifecycle.ec2
+    if not isinstance(ec2, GuardedEc2):
+        return []
+    now = node.service.clock.now()
+    return [
+        {
+            "action": denial.permission,
+            "call": denial.action,
+            "resource": denial.resource,
+            "message": denial.message,
+            "needed_for": EC2_ACTIONS.get(denial.permission.removeprefix("ec2:"))
+            or EC2_ACTIONS.get(denial.action, ""),
+            "denied_calls": denial.denied,
+            "withheld_calls": denial.withheld,
+            "first_denied_at": denial.first_at,
+            "last_denied_at": denial.last_at,
+            "retry_at": denial.retry_at,
+            "retry_in_seconds": round(max(denial.retry_at - now, 0.0), 1),
+        }
+        for denial in ec2.permissions.denials()
+    ]
+
+
 def explain_document(node: Node) -> dict[str, Any]:
-    """Ours: the pool manager's decision right now, why a pod would get no address, and what
-    it last saw go wrong."""
+    """Ours: the pool manager's decision right now, why a pod would get no address, the IAM
+    permissions EC2 denied, and what it last saw go wrong."""
     decision = node.pool.decide()
     document = decision_json(decision, node.config, node.limits)
     document["no_address"] = no_address_json(no_address_cause(node))
+    document["missing_permissions"] = missing_permissions_json(node)
     document["last_error"] = node.pool.state.last_error
     document["errors"] = dict(node.pool.state.errors)
     document["enis"] = [

@@ -6,10 +6,13 @@ DeleteOnTermination, rolled back on failure; detach -> wait -> delete) with upst
 policy: a subnet running out pauses growth for 120 s; ``PrivateIpAddressLimitExceeded`` /
 ``AttachmentLimitExceeded`` re-reads the ENI (the pool is out of sync with EC2); any other error
 on an assignment retries once with one address; release errors are counted and left to
-reconcile. A new ENI joins the pool once IMDS lists it (polled with backoff, as upstream's
-``WaitForENIAndIPsAttached``) and, with a datapath, its link is configured. ``reconcile``
-(module ``vpccni.engine.reconcile``) makes the ledger match the node's ENIs. Errors never escape
-a tick: they are counted, remembered for ``explain`` and retried on a later tick.
+reconcile. An ``UnauthorizedOperation`` (a missing IAM permission) pauses that action (for that
+ENI) until the permission gate's backoff is over - 60 s doubling to 10 min - so a denied ENI
+creation does not create and roll back an ENI on every tick. A new ENI joins the pool once IMDS
+lists it (polled with backoff, as upstream's ``WaitForENIAndIPsAttached``) and, with a datapath,
+its link is configured. ``reconcile`` (module ``vpccni.engine.reconcile``) makes the ledger match
+the node's ENIs. Errors never escape a tick: they are counted, remembered for ``explain`` and
+retried on a later tick.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 
 from vpccni.cloud.lifecycle import EniLifecycle
+from vpccni.cloud.permissions import FIRST_WAIT_SECONDS, Denied
 from vpccni.cloud.retry import Backoff, retry
 from vpccni.core.aws_types import (
     CloudError,
@@ -26,6 +30,7 @@ from vpccni.core.aws_types import (
     LimitExceeded,
     SubnetExhausted,
     Throttled,
+    Unauthorized,
 )
 from vpccni.core.config import IpamConfig
 from vpccni.core.no_address import Attaching, Failure
@@ -105,6 +110,8 @@ class PoolEngine:
         self.state.last_decision = decision
         grew = False
         for action in decision.actions:
+            if self._denied(action):
+                continue
             self._run(action)
             grew = grew or action.action in GROWTH
         if grew and self.state.throttle_streak == 0:
@@ -115,10 +122,34 @@ class PoolEngine:
         """Run one decided action (errors counted, never raised)."""
         self._run(action)
 
+    def _denied(self, action: Action) -> bool:
+        """EC2 denied this action (on this ENI) and its backoff is not over: skip it."""
+        denied = self.state.denied_until
+        now = self.clock.now()
+        for key in [key for key, until in denied.items() if now >= until]:
+            del denied[key]
+        until = denied.get((action.action, action.eni))
+        if until is None:
+            return False
+        self.log.debug("%s skipped: denied by IAM until %.0f", action.reason, until)
+        return True
+
+    def _deny(self, action: Action, error: Unauthorized) -> None:
+        """Pause ``action`` until the permission gate lets its EC2 call go again."""
+        until = error.retry_at if isinstance(error, Denied) else None
+        if until is None:
+            until = self.clock.now() + FIRST_WAIT_SECONDS
+        self.state.denied_until[(action.action, action.eni)] = until
+
     def _run(self, action: Action) -> None:
         state = self.state
         try:
             self._runners[action.action](action)
+        except Unauthorized as error:
+            state.may_differ = True
+            self._deny(action, error)
+            self._growth_failed(action, action.action, error)
+            self.error(action.action, error)
         except SubnetExhausted as error:
             self._growth_failed(action, "increaseIPPool", error)
             state.insufficient_capacity_at = self.clock.now()
@@ -160,7 +191,7 @@ class PoolEngine:
         except LimitExceeded:
             self._resync_eni(action.eni)  # upstream: the datastore is out of sync with EC2
             return
-        except (SubnetExhausted, Throttled):
+        except (SubnetExhausted, Throttled, Unauthorized):
             raise  # a retry with one address cannot help (upstream retries throttles too)
         except CloudError:
             cidrs = self.lifecycle.assign_cidrs(action.eni, 1, prefixes)  # upstream: once, 1
@@ -251,12 +282,14 @@ class PoolEngine:
             self.state.recently_released[cidr] = now
         try:
             self.lifecycle.release_cidrs(action.eni, removed)
-        except Throttled as error:
+        except (Throttled, Unauthorized) as error:
             # EC2 refused the request: nothing was released, so the CIDRs are still ours and
             # go back in the pool now (upstream waits for reconcile); retried after 30 s.
             for cidr in removed:
                 self.state.recently_released.pop(cidr, None)
             self.ledger.add_cidrs(action.eni, removed)
+            if isinstance(error, Unauthorized):
+                self._deny(action, error)
             self.error("decreaseIPPool", error)
             return
         except CloudError as error:
@@ -275,6 +308,8 @@ class PoolEngine:
         try:
             self.lifecycle.free_eni(action.eni)
         except CloudError as error:
+            if isinstance(error, Unauthorized):
+                self._deny(action, error)
             self.state.may_differ = True
             self.error("decreaseIPPoolFreeENIFailed", error)  # reconcile re-adds if attached
             return
@@ -331,8 +366,12 @@ class PoolEngine:
             self.error("describeSubnet", error)
 
     def error(self, fn: str, error: Exception) -> None:
-        """Count, remember and log a failed step."""
+        """Count, remember and log a failed step (a denied call at info, one the permission gate
+        withheld at debug: the gate logs each denial as a MissingIAMPermissions warning)."""
         self.state.errors[fn] = self.state.errors.get(fn, 0) + 1
         self.state.last_error = f"{fn}: {error}"
         self.metrics.error(fn)
-        self.log.warning("%s failed: %s", fn, error)
+        level = logging.WARNING
+        if isinstance(error, Denied):  # the gate logged MissingIAMPermissions already
+            level = logging.DEBUG if error.withheld else logging.INFO
+        self.log.log(level, "%s failed: %s", fn, error)

@@ -8,7 +8,9 @@ lists, addresses added or missing - one ``DescribeNetworkInterfaces`` for this i
 truth: adopt attached ENIs (tagged, once their link is up), add what EC2 added, force-remove
 only what EC2 no longer has (an ENI dropped also loses its host networking, and counts in
 ``awscni_force_removed_enis`` / ``_ips`` only when pods were using it). A failed read changes
-nothing.
+nothing. An ENI is tagged before it is adopted: when EC2 denies the tags (UnauthorizedOperation:
+under the tag-scoped IAM policy, an ENI that is not this cluster's), the ENI is left alone - not
+adopted, never filled or freed - and is not looked at again before the denial's backoff is over.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vpccni.core.aws_types import CloudError, EniDescription
+from vpccni.cloud.permissions import FIRST_WAIT_SECONDS, Denied
+from vpccni.core.aws_types import CloudError, EniDescription, Unauthorized
 from vpccni.core.reconcile import (
     RECONCILE_COOLDOWN_SECONDS,
+    ReconcilePlan,
     imds_difference,
     plan_reconcile,
     unmanaged_enis,
@@ -47,11 +51,15 @@ def reconcile(engine: PoolEngine, *, force_ec2: bool = False) -> ReconcileOutcom
     released = state.recently_released
     for cidr in [c for c, at in released.items() if now - at >= RECONCILE_COOLDOWN_SECONDS]:
         del released[cidr]
+    denied = state.denied_enis
+    for eni_id in [e for e, until in denied.items() if now >= until]:
+        del denied[eni_id]
     current = engine.ledger.cidrs_by_eni()
     difference = "start-up: EC2 is read once" if force_ec2 else None
     if difference is None:
         interfaces = engine.imds.interfaces()
-        difference = imds_difference(current, interfaces, now, released, state.unmanaged)
+        ignored = state.unmanaged | set(denied)
+        difference = imds_difference(current, interfaces, now, released, ignored)
     if difference is None:
         state.imds_reconciles += 1
         state.may_differ = bool(released)
@@ -65,18 +73,7 @@ def reconcile(engine: PoolEngine, *, force_ec2: bool = False) -> ReconcileOutcom
     current = engine.ledger.cidrs_by_eni()
     plan = plan_reconcile(current, truth, instance_id, now, released)
     described = {eni.eni_id: eni for eni in truth}
-    adopted = 0
-    pending = False
-    for info, cidrs in plan.add_enis:
-        eni = described[info.eni_id]
-        if not engine.host_ready(eni, wait=False):
-            engine.log.info("reconcile: %s waits for its link to appear", info.eni_id)
-            pending = True
-            continue
-        engine.log.info("reconcile: adopting %s (device %d)", info.eni_id, info.device_index)
-        engine.ledger.add_eni(info, cidrs)
-        adopted += 1
-        _tag(engine, eni)
+    adopted, pending = _adopt(engine, plan, described)
     for eni_id, cidr in plan.add_cidrs:
         engine.log.info("reconcile: EC2 has %s on %s, which the pool lacks: added", cidr, eni_id)
         engine.ledger.add_cidrs(eni_id, [cidr])
@@ -105,6 +102,28 @@ def reconcile(engine: PoolEngine, *, force_ec2: bool = False) -> ReconcileOutcom
     )
 
 
+def _adopt(
+    engine: PoolEngine, plan: ReconcilePlan, described: dict[str, EniDescription]
+) -> tuple[int, bool]:
+    """Adopt the attached ENIs the pool lacks: tagged first, then once their link is up; an ENI
+    EC2 may not tag for us is left alone. Returns (adopted, some wait for their link)."""
+    denied = engine.state.denied_enis
+    adopted = 0
+    pending = False
+    for info, cidrs in plan.add_enis:
+        eni = described[info.eni_id]
+        if info.eni_id in denied or not _tag(engine, eni):
+            continue
+        if not engine.host_ready(eni, wait=False):
+            engine.log.info("reconcile: %s waits for its link to appear", info.eni_id)
+            pending = True
+            continue
+        engine.log.info("reconcile: adopting %s (device %d)", info.eni_id, info.device_index)
+        engine.ledger.add_eni(info, cidrs)
+        adopted += 1
+    return adopted, pending
+
+
 def _count_forced(engine: PoolEngine, enis: int, pods: int) -> None:
     """``awscni_force_removed_enis`` / ``_ips`` count only what pods were using: an empty ENI or
     an unused address that EC2 took away costs no pod anything."""
@@ -112,10 +131,23 @@ def _count_forced(engine: PoolEngine, enis: int, pods: int) -> None:
         engine.metrics.force_removed(enis, pods)
 
 
-def _tag(engine: PoolEngine, eni: EniDescription) -> None:
+def _tag(engine: PoolEngine, eni: EniDescription) -> bool:
+    """Tag an ENI about to be adopted; False when EC2 denied it (the ENI is then left alone)."""
     if eni.interface_type == "trunk":
-        return
+        return True
     try:
         engine.lifecycle.tag_eni(eni)
+    except Unauthorized as error:
+        until = error.retry_at if isinstance(error, Denied) else None
+        engine.state.denied_enis[eni.eni_id] = until or engine.clock.now() + FIRST_WAIT_SECONDS
+        engine.error("eniTag", error)
+        if not (isinstance(error, Denied) and error.withheld):
+            engine.log.warning(
+                "reconcile: %s left alone: the IAM role may not tag it (not this cluster's ENI "
+                "under a tag-scoped policy, or ec2:CreateTags is missing)",
+                eni.eni_id,
+            )
+        return False
     except CloudError as error:
         engine.error("eniTag", error)
+    return True

@@ -36,6 +36,11 @@ class EngineState:
     subnet_free: int | None = None
     """The node subnet's free addresses at the last DescribeSubnets."""
     errors: dict[str, int] = field(default_factory=dict)
+    denied_until: dict[tuple[str, str | None], float] = field(default_factory=dict)
+    """Actions (kind, ENI) EC2 denied (UnauthorizedOperation): skipped until this time."""
+    denied_enis: dict[str, float] = field(default_factory=dict)
+    """Attached ENIs left out of the pool because EC2 denied tagging them (a tag-scoped policy:
+    not this cluster's), until this time; reconcile does not read EC2 for them before."""
     exhaustions: int = 0
     imds_reconciles: int = 0
     ec2_reconciles: int = 0
