@@ -35,7 +35,9 @@ from vpccni.core.aws_types import (
 )
 from vpccni.core.config import parse_ipam_config
 from vpccni.core.datastore import Datastore
-from vpccni.core.pool_rules import NodeLimits
+from vpccni.core.model import EniInfo
+from vpccni.core.no_address import Failure, PoolFacts, why_no_address
+from vpccni.core.pool_rules import CidrView, EniView, NodeLimits
 from vpccni.engine import PoolEngine
 from vpccni.engine.datastore_ledger import DatastoreLedger
 from vpccni.ports import Metrics, NullMetrics
@@ -280,3 +282,15 @@ def test_the_metric_counts_denied_calls_by_action() -> None:
     text = metrics.exposition().decode()
     assert 'vpccni_ec2_unauthorized_total{action="AssignPrivateIpAddresses"} 3.0' in text
     assert "# TYPE vpccni_ec2_unauthorized_total counter" in text
+
+
+def test_the_no_address_reason_names_the_permission_aws_names() -> None:
+    text = denial_message("CreateTags", "arn:aws:ec2:us-west-2:111122223333:network-interface/*")
+    failure = Failure("create-eni", "UnauthorizedOperation", "CreateNetworkInterface", text, 0.0)
+    config = parse_ipam_config({})
+    full = EniView(EniInfo("eni-1", 0, primary=True), (CidrView("10.0.0.5/32", False, 1, 0),))
+    cause = why_no_address([full], config, LIMITS, PoolFacts(growth_failure=failure), 4.0)
+    assert cause is not None
+    assert cause.reason == "unauthorized"
+    assert cause.message.endswith("the node's IAM role lacks the permission ec2:CreateTags")
+    assert cause.action.startswith("grant ec2:CreateTags to the IAM role vpccni runs with")

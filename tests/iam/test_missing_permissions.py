@@ -136,3 +136,47 @@ def test_a_missing_grant_is_denied_and_named(
         assert f"MissingIAMPermissions: EC2 denied {found['logged']}" in node.log()
         assert "start-up failed" in node.log()
     assert node.stop() == 0
+
+
+def without_action(document: dict[str, Any], sid: str, action: str | None) -> dict[str, Any]:
+    """``document`` without ``action`` in statement ``sid`` (without the statement: None)."""
+    changed = copy.deepcopy(document)
+    for statement in list(changed["Statement"]):
+        if statement["Sid"] != sid:
+            continue
+        if action is None:
+            changed["Statement"].remove(statement)
+        else:
+            statement["Action"] = [a for a in statement["Action"] if a != action]
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("kind", "sid", "action", "pods", "permission"),
+    [
+        ("default", "VpcCniEc2", "ec2:AssignPrivateIpAddresses", 0, "ec2:AssignPrivateIpAddresses"),
+        ("tag-scoped", "TagEniAtCreation", None, 9, "ec2:CreateTags"),
+    ],
+)
+def test_a_pod_without_an_address_is_told_which_permission_is_missing(
+    iam_node: Any, kind: str, sid: str, action: str | None, pods: int, permission: str
+) -> None:
+    node, _ = iam_node()
+    set_policy(node, without_action(shipped_policy(kind), sid, action))
+    node.env.update({"CLUSTER_NAME": "iam-test"})
+    node.start()
+    for i in range(pods):  # the primary ENI's addresses; the next pod needs a new ENI
+        node.wait_for_reply(lambda i=i: node.add(f"pod-{i}"))
+    node.wait_for(
+        lambda: any(d["action"] == permission for d in explain(node)["missing_permissions"]),
+        what=f"{permission} named",
+    )
+    reply = node.add("one-too-many")
+    assert not reply["ok"], reply
+    error = reply["error"]
+    assert error["code"] == 110, error  # no retry helps without an IAM change
+    assert error["msg"].startswith("EC2 refusing: UnauthorizedOperation on "), error
+    assert error["msg"].endswith(f"the node's IAM role lacks the permission {permission}")
+    assert error["details"].startswith(f"grant {permission} to the IAM role vpccni runs with")
+    assert explain(node)["no_address"]["reason"] == "unauthorized"
+    assert node.stop() == 0

@@ -24,6 +24,7 @@ code 11 ("try again later") or its own code for "no address without a change".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,6 +57,8 @@ REASONS = (
     "targets",
 )
 """Every cause's short name (the ``reason`` label of ``vpccni_no_address_adds_total``)."""
+_PERMISSION = re.compile(r"\bnot authorized to perform: ([A-Za-z0-9-]+:[A-Za-z0-9]+)")
+"""The permission EC2's UnauthorizedOperation message says is missing."""
 
 
 @dataclass(frozen=True)
@@ -256,7 +259,8 @@ def _ec2_refusal(facts: PoolFacts, now: float) -> NoAddress | None:
     failure = facts.growth_failure
     kind = error_for_code(failure.code) if failure is not None else None
     if failure is not None and kind is Unauthorized:
-        action = f"ec2:{_operation(failure)}"
+        named = _PERMISSION.search(failure.message)  # AWS names it: CreateTags for a tagged create
+        action = named.group(1) if named else f"ec2:{_operation(failure)}"
         return NoAddress(
             "unauthorized",
             f"EC2 refusing: {failure.code} on {_operation(failure)} ({_ago(failure.at, now)}): "
