@@ -19,6 +19,7 @@ from vpccni.core.aws_types import (
     InstanceIdentity,
 )
 from vpccni.core.checkpoint import CheckpointState, Record
+from vpccni.core.cluster import ClusterView
 
 
 class Clock(Protocol):
@@ -258,3 +259,14 @@ class HostChanges:
 
     done: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
+
+
+class ClusterSource(Protocol):
+    """Where the daemon's :class:`~vpccni.core.cluster.ClusterView` comes from: the Kubernetes
+    API (list + watch of the Node and the ENIConfigs), a directory of ENIConfig YAML with node
+    labels from the command line, or nothing. ``view`` never blocks on the network: a source that
+    talks to an API server keeps its view current on its own thread."""
+
+    def view(self) -> ClusterView: ...
+
+    def close(self) -> None: ...
