@@ -33,12 +33,22 @@ from vpccni.core.limits import InstanceTable
 from vpccni.core.maxpods import default_max_pods
 from vpccni.core.model import cidr_kind_matches
 from vpccni.core.pool_rules import NodeLimits
+from vpccni.daemon.cluster import NoClusterSource
 from vpccni.daemon.datapath import Datapath
 from vpccni.daemon.pool_manager import PoolManager
 from vpccni.daemon.recover import adopt_routed_pods, prepare_recovery, recovery_report
 from vpccni.daemon.service import IpamService
 from vpccni.daemon.spool import SpoolReplay, replay_spool
-from vpccni.ports import CheckpointStore, Clock, Ec2, EniLink, Imds, Metrics, NullMetrics
+from vpccni.ports import (
+    CheckpointStore,
+    Clock,
+    ClusterSource,
+    Ec2,
+    EniLink,
+    Imds,
+    Metrics,
+    NullMetrics,
+)
 
 log = logging.getLogger("vpccni.ipamd")
 
@@ -66,6 +76,8 @@ class Node:
     pool: PoolManager
     spool: SpoolReplay
     stale_entries: int
+    cluster: ClusterSource = field(default_factory=NoClusterSource)
+    """The cluster as the daemon sees it (Node labels, ENIConfigs); read ``view()`` per tick."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,7 @@ class NodePorts:
     table: InstanceTable
     metrics: Metrics = field(default_factory=NullMetrics)
     make_datapath: Callable[[IPv4Network], Datapath] | None = None
+    cluster: ClusterSource = field(default_factory=NoClusterSource)
 
 
 def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Node:
@@ -160,7 +173,9 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
         spool.released,
         len(leaked),
     )
-    return Node(identity, primary.vpc_cidrs, config, limits, service, pool, spool, stale)
+    return Node(
+        identity, primary.vpc_cidrs, config, limits, service, pool, spool, stale, ports.cluster
+    )
 
 
 def _restore(service: IpamService, store: CheckpointStore) -> int:
