@@ -137,12 +137,10 @@ def test_names_unknown_fixed_or_repeated_are_refused() -> None:
 
 
 def test_an_empty_value_removes_a_default_and_unread_upstream_names_warn() -> None:
-    environment = node_environment(
-        set_("AWS_VPC_K8S_CNI_LOG_FILE=", "ENABLE_SUBNET_DISCOVERY=true")
-    )
+    environment = node_environment(set_("AWS_VPC_K8S_CNI_LOG_FILE=", "ANNOTATE_POD_IP=true"))
     assert "AWS_VPC_K8S_CNI_LOG_FILE" not in environment.values
     assert environment.settings.daemon.log_file == "stderr"
-    assert environment.values["ENABLE_SUBNET_DISCOVERY"] == "true"
+    assert environment.values["ANNOTATE_POD_IP"] == "true"
     assert len(environment.warnings) == 1
-    assert "ENABLE_SUBNET_DISCOVERY" in environment.warnings[0]
+    assert "ANNOTATE_POD_IP" in environment.warnings[0]
     assert "does not read it" in environment.warnings[0]

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from vpccni.core.config import BOOL_ACCEPTED, ConfigError, IpamConfig
+from vpccni.core.config import QUALIFIED_ACCEPTED as QUALIFIED
 from vpccni.settings import (
     CloudSettings,
     DaemonFlags,
@@ -80,6 +81,16 @@ VALID_VARIABLES: list[tuple[str, str, str, Any]] = [
     ("AWS_MANAGE_ENIS_NON_SCHEDULABLE", "t", "ipam.manage_enis_non_schedulable", True),
     ("ENABLE_IPv4", "False", "ipam.ipv4", False),
     ("ENABLE_IPv6", "true", "ipam.ipv6", True),
+    ("ENABLE_SUBNET_DISCOVERY", "false", "ipam.subnet_discovery", False),
+    ("ENABLE_SUBNET_DISCOVERY", "", "ipam.subnet_discovery", True),
+    (
+        "ENI_CONFIG_LABEL_DEF",
+        "example.com/pod-subnet",
+        "ipam.eniconfig_label",
+        "example.com/pod-subnet",
+    ),
+    ("ENI_CONFIG_LABEL_DEF", "", "ipam.eniconfig_label", "k8s.amazonaws.com/eniConfig"),
+    ("ENI_CONFIG_ANNOTATION_DEF", "eniConfig", "ipam.eniconfig_annotation", "eniConfig"),
     ("AWS_ENDPOINT_URL_EC2", EMULATOR, "cloud.ec2_endpoint_url", EMULATOR),
     ("AWS_EC2_ENDPOINT", "https://ec2.local", "cloud.ec2_endpoint_url", "https://ec2.local"),
     ("AWS_REGION", "eu-west-1", "cloud.region", "eu-west-1"),
@@ -252,6 +263,19 @@ REFUSED_VARIABLES: list[tuple[str, str, str]] = [
         "ENABLE_IPv6",
         "false ",
         f"ENABLE_IPv6='false ' is not a boolean (remove the spaces around it); {BOOL}",
+    ),
+    ("ENABLE_SUBNET_DISCOVERY", "yes", f"ENABLE_SUBNET_DISCOVERY='yes' is not a boolean; {BOOL}"),
+    (
+        "ENI_CONFIG_LABEL_DEF",
+        "pod subnet",
+        "ENI_CONFIG_LABEL_DEF='pod subnet' is not a label or annotation key; "
+        f"accepted: {QUALIFIED}",
+    ),
+    (
+        "ENI_CONFIG_ANNOTATION_DEF",
+        "Example.com/eniConfig",
+        "ENI_CONFIG_ANNOTATION_DEF='Example.com/eniConfig' has a prefix that is not a DNS "
+        f"subdomain; accepted: {QUALIFIED}",
     ),
     (
         "AWS_ENDPOINT_URL_EC2",

@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from vpccni.core.cluster import DEFAULT_ENICONFIG_LABEL
 from vpccni.core.model import Mode
 from vpccni.errors import InvalidInput
 
@@ -198,6 +199,13 @@ class IpamConfig:
     manage_enis_non_schedulable: bool = False
     ipv4: bool = True
     ipv6: bool = False
+    subnet_discovery: bool = True
+    """``ENABLE_SUBNET_DISCOVERY`` (upstream's default since 1.18): new ENIs may go to other
+    subnets of the node's zone tagged ``kubernetes.io/role/cni`` (``vpccni.core.subnets``)."""
+    eniconfig_label: str = DEFAULT_ENICONFIG_LABEL
+    """``ENI_CONFIG_LABEL_DEF``: the node label naming its ENIConfig (custom networking)."""
+    eniconfig_annotation: str = DEFAULT_ENICONFIG_LABEL
+    """``ENI_CONFIG_ANNOTATION_DEF``: the node annotation naming it (read before the label)."""
 
     @property
     def mode(self) -> Mode:
@@ -231,8 +239,6 @@ def refusals(config: IpamConfig) -> list[str]:
     found = config.warnings()
     if config.ipv6:
         found.append("ENABLE_IPv6=true: IPv6 is not supported by this vpccni yet")
-    if config.custom_networking:
-        found.append("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true: not supported by this vpccni yet")
     if config.pod_eni:
         found.append("ENABLE_POD_ENI=true: security groups for pods are not supported")
     return found
@@ -268,7 +274,36 @@ def read_ipam_config(reader: SettingsReader) -> IpamConfig:
         ),
         ipv4=reader.flag("ENABLE_IPv4", defaults.ipv4),
         ipv6=reader.flag("ENABLE_IPv6", defaults.ipv6),
+        subnet_discovery=reader.flag("ENABLE_SUBNET_DISCOVERY", defaults.subnet_discovery),
+        eniconfig_label=reader.value(
+            "ENI_CONFIG_LABEL_DEF", _qualified_name, defaults.eniconfig_label, QUALIFIED_ACCEPTED
+        ),
+        eniconfig_annotation=reader.value(
+            "ENI_CONFIG_ANNOTATION_DEF",
+            _qualified_name,
+            defaults.eniconfig_annotation,
+            QUALIFIED_ACCEPTED,
+        ),
     )
+
+
+QUALIFIED_ACCEPTED = (
+    "a Kubernetes label or annotation key: an optional DNS prefix and '/', then a name of at most "
+    "63 letters, digits, '-', '_' or '.' starting and ending with a letter or digit "
+    "(e.g. k8s.amazonaws.com/eniConfig)"
+)
+_KEY_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
+_KEY_PREFIX = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def _qualified_name(raw: str) -> str:
+    """A Kubernetes qualified name (label or annotation key), as the API server accepts it."""
+    prefix, slash, name = raw.rpartition("/")
+    if slash and (len(prefix) > 253 or not _KEY_PREFIX.fullmatch(prefix)):
+        raise ValueError(_why("has a prefix that is not a DNS subdomain", raw))
+    if not _KEY_NAME.fullmatch(name):
+        raise ValueError(_why("is not a label or annotation key", raw))
+    return raw
 
 
 MAX_ENI_ACCEPTED = "1 or more, or -1 for the instance limit"

@@ -53,6 +53,9 @@ DAEMON_VARIABLES: tuple[str, ...] = (
     "AWS_MANAGE_ENIS_NON_SCHEDULABLE",
     "ENABLE_IPv4",
     "ENABLE_IPv6",
+    "ENABLE_SUBNET_DISCOVERY",
+    "ENI_CONFIG_LABEL_DEF",
+    "ENI_CONFIG_ANNOTATION_DEF",
     # vpccni.settings: cloud
     "AWS_ENDPOINT_URL_EC2",
     "AWS_EC2_ENDPOINT",
@@ -191,6 +194,7 @@ UPSTREAM_MANIFEST_ENV: dict[str, str] = {
     "ENABLE_IPv6": "false",
     "ENABLE_POD_ENI": "false",
     "ENABLE_PREFIX_DELEGATION": "false",
+    "ENABLE_SUBNET_DISCOVERY": "true",
     "WARM_ENI_TARGET": "1",
     "WARM_PREFIX_TARGET": "1",
 }
