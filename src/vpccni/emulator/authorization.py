@@ -24,12 +24,12 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from vpccni.emulator.actions import Params, required, tags_for
+from vpccni.emulator.actions import Params, ipv4_block, required, tags_for
 from vpccni.emulator.errors import Ec2Error
 from vpccni.emulator.iam import Decision, Outcome
 from vpccni.emulator.imds import NODE_ROLE
 from vpccni.emulator.model import Ec2Model
-from vpccni.emulator.network import tag_target
+from vpccni.emulator.network import association_owner, tag_target
 from vpccni.emulator.records import ACCOUNT_ID, Tags, check_tags
 
 Context = dict[str, list[str]]
@@ -44,7 +44,14 @@ ARN_TYPE = {
     "group": "security-group",
 }
 DEFAULT_IMAGE = "ami-00000000000000000"
-NO_DRY_RUN = frozenset({"AssignPrivateIpAddresses", "UnassignPrivateIpAddresses"})
+NO_DRY_RUN = frozenset(
+    {
+        "AssignPrivateIpAddresses",
+        "UnassignPrivateIpAddresses",
+        "AssociateVpcCidrBlock",
+        "DisassociateVpcCidrBlock",
+    }
+)
 """Served actions whose EC2 API has no DryRun parameter (botocore's EC2 model; boto3 refuses it)."""
 
 
@@ -160,6 +167,19 @@ def _create_subnet(r: Request) -> None:
     vpc = r.store.vpc(required(r.params, "VpcId"))
     required(r.params, "CidrBlock")
     r.created("subnet", tags_for(r.params, "subnet"))
+    r.existing("vpc", vpc.vpc_id, vpc.tags)
+
+
+@resolver("AssociateVpcCidrBlock")
+def _associate_vpc_cidr_block(r: Request) -> None:
+    vpc = r.store.vpc(required(r.params, "VpcId"))
+    ipv4_block(r.params)
+    r.existing("vpc", vpc.vpc_id, vpc.tags)
+
+
+@resolver("DisassociateVpcCidrBlock")
+def _disassociate_vpc_cidr_block(r: Request) -> None:
+    vpc = association_owner(r.store, required(r.params, "AssociationId"))
     r.existing("vpc", vpc.vpc_id, vpc.tags)
 
 

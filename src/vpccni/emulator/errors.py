@@ -62,6 +62,7 @@ ID_PREFIX = {
     "reservation": "r",
     "eni": "eni",
     "attachment": "eni-attach",
+    "cidr-assoc": "vpc-cidr-assoc",
 }
 ID_SUFFIX = re.compile(r"[0-9a-f]{8}|[0-9a-f]{17}")
 MALFORMED_CODES = {
@@ -85,6 +86,10 @@ NOT_FOUND_CODES = {
         "The attachment ID '{}' does not exist",
     ),
     "group": ("InvalidGroup.NotFound", "The security group '{}' does not exist"),
+    "cidr-assoc": (
+        "InvalidVpcCidrBlockAssociationID.NotFound",
+        "The vpc CIDR block association ID '{}' does not exist",
+    ),
 }
 
 
@@ -96,8 +101,9 @@ def well_formed(kind: str, resource_id: str) -> bool:
 
 def not_found(kind: str, resource_id: str) -> Ec2Error:
     """EC2's error for an id of ``kind`` that names nothing: ``Invalid<Kind>ID.Malformed`` when
-    it does not even have an id's shape, else ``Invalid<Kind>ID.NotFound``."""
-    if not well_formed(kind, resource_id):
+    it does not even have an id's shape (for kinds whose Malformed code EC2 documents), else
+    ``Invalid<Kind>ID.NotFound``."""
+    if kind in MALFORMED_CODES and not well_formed(kind, resource_id):
         shown = resource_id if len(resource_id) <= 40 else resource_id[:40] + "..."
         return Ec2Error(
             MALFORMED_CODES[kind], f'Invalid id: "{shown}" (expecting "{ID_PREFIX[kind]}-...")'

@@ -4,7 +4,8 @@ Owns :func:`node_tree` (the metadata of an instance and its ENIs rendered as IMD
 tree) and :func:`lookup` (a request path -> 200 with text, a directory listing, or 404). The
 paths are those ipamd reads (behaviour reference §8.1): instance-id, instance-type, local-ipv4,
 mac, placement/*, security-groups, network/interfaces/macs/ and per MAC device-number,
-interface-id, subnet-id, vpc-id, subnet-ipv4-cidr-block, vpc-ipv4-cidr-blocks, local-ipv4s,
+interface-id, subnet-id, vpc-id, subnet-ipv4-cidr-block, vpc-ipv4-cidr-block (the primary),
+vpc-ipv4-cidr-blocks (every associated block, one a line, the primary first), local-ipv4s,
 ipv4-prefix (absent, so 404, when the ENI has none), security-group-ids, network-card (only on
 types with several cards); and dynamic/instance-identity/document. Pure: the caller picks the
 time (``now - lag``) and handles tokens. :func:`instance_role_tree` adds ``iam/info`` and
@@ -197,7 +198,7 @@ def _mac_tree(model: Ec2Model, eni: Eni, multi_card: bool) -> Tree:
         "subnet-ipv4-cidr-block": subnet.cidr,
         "vpc-id": eni.vpc_id,
         "vpc-ipv4-cidr-block": vpc.cidr,
-        "vpc-ipv4-cidr-blocks": vpc.cidr,
+        "vpc-ipv4-cidr-blocks": "\n".join(vpc.cidr_blocks),
     }
     if eni.prefixes:
         tree["ipv4-prefix"] = "\n".join(eni.prefixes)

@@ -18,7 +18,16 @@ from ipaddress import IPv4Address, IPv4Network
 from vpccni.emulator import interfaces, network
 from vpccni.emulator.interfaces import AddressRequest
 from vpccni.emulator.network import LaunchRequest
-from vpccni.emulator.records import Attachment, Eni, Instance, SecurityGroup, Subnet, Tags, Vpc
+from vpccni.emulator.records import (
+    Attachment,
+    CidrAssociation,
+    Eni,
+    Instance,
+    SecurityGroup,
+    Subnet,
+    Tags,
+    Vpc,
+)
 from vpccni.emulator.store import Delays, LimitsSource, Store
 
 DEFAULT_REGION = "us-west-2"
@@ -65,6 +74,16 @@ class Ec2Model:
 
     def create_vpc(self, now: float, cidr: str, tags: Tags = ()) -> Vpc:
         return network.create_vpc(self.store, self.advance(now), cidr, tags)
+
+    def associate_vpc_cidr_block(self, now: float, vpc_id: str, cidr: str) -> CidrAssociation:
+        self.advance(now)
+        return network.associate_vpc_cidr_block(self.store, vpc_id, cidr)
+
+    def disassociate_vpc_cidr_block(
+        self, now: float, association_id: str
+    ) -> tuple[Vpc, CidrAssociation]:
+        self.advance(now)
+        return network.disassociate_vpc_cidr_block(self.store, association_id)
 
     def create_subnet(
         self,

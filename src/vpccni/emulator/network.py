@@ -1,7 +1,8 @@
 """VPCs, subnets, security groups, instances and tags, with EC2's validation.
 
-Functions over a :class:`~vpccni.emulator.store.Store`. A VPC gets a ``default`` security group;
-a subnet must lie inside its VPC's CIDR, be /16../28 and not overlap a sibling; an instance is
+Functions over a :class:`~vpccni.emulator.store.Store`. A VPC gets a ``default`` security group and
+may gain secondary IPv4 blocks (``associate_vpc_cidr_block``, rules in ``vpc_cidrs``); a subnet
+must lie inside one of its VPC's blocks, be /16../28 and not overlap a sibling; an instance is
 launched with a primary ENI (device index 0, DeleteOnTermination true) in its subnet and any
 ImageId is accepted. Terminating an instance deletes its ENIs marked DeleteOnTermination and
 detaches the others; the instance stays visible as ``terminated``, as in EC2.
@@ -18,6 +19,7 @@ from vpccni.emulator.errors import Ec2Error, invalid_parameter, not_found
 from vpccni.emulator.interfaces import AddressRequest, create_eni
 from vpccni.emulator.records import (
     Attachment,
+    CidrAssociation,
     Instance,
     SecurityGroup,
     Subnet,
@@ -29,9 +31,12 @@ from vpccni.emulator.records import (
     remove_tags,
 )
 from vpccni.emulator.store import Store
-
-MIN_PREFIX_LENGTH = 16
-MAX_PREFIX_LENGTH = 28
+from vpccni.emulator.vpc_cidrs import (
+    MAX_PREFIX_LENGTH,
+    MIN_PREFIX_LENGTH,
+    check_association,
+    parse_vpc_cidr,
+)
 
 
 @dataclass(frozen=True)
@@ -49,27 +54,73 @@ class LaunchRequest:
     private_ip: str | None = None
 
 
-def _cidr(text: str, kind: str) -> IPv4Network:
+def _subnet_cidr(text: str) -> IPv4Network:
     try:
         network = IPv4Network(text)
     except ValueError as error:
         raise invalid_parameter(f"Value ({text}) for parameter cidrBlock is invalid.") from error
     if not MIN_PREFIX_LENGTH <= network.prefixlen <= MAX_PREFIX_LENGTH:
         raise Ec2Error(
-            f"Invalid{kind}.Range",
+            "InvalidSubnet.Range",
             f"The CIDR '{text}' is invalid: the block size must be between /16 and /28.",
         )
     return network
 
 
 def create_vpc(store: Store, now: float, cidr: str, tags: Tags = ()) -> Vpc:
-    network = _cidr(cidr, "Vpc")
+    network = parse_vpc_cidr(cidr)
     vpc_id = store.mint("vpc")
     group = SecurityGroup(store.mint("group"), "default", vpc_id, "default VPC security group")
     store.groups[group.group_id] = group
-    vpc = Vpc(vpc_id, str(network), group.group_id, tags)
+    primary = CidrAssociation(store.mint("cidr-assoc"), str(network))
+    vpc = Vpc(vpc_id, str(network), group.group_id, tags, (primary,))
     store.vpcs[vpc_id] = vpc
     return vpc
+
+
+def associate_vpc_cidr_block(store: Store, vpc_id: str, cidr: str) -> CidrAssociation:
+    """Associate a secondary IPv4 block with ``vpc_id`` (EC2's rules: ``vpc_cidrs``)."""
+    vpc = store.vpc(vpc_id)
+    network = check_association(vpc_id, vpc.cidr_blocks, cidr)
+    association = CidrAssociation(store.mint("cidr-assoc"), str(network))
+    store.vpcs[vpc_id] = replace(vpc, associations=(*vpc.associations, association))
+    return association
+
+
+def association_owner(store: Store, association_id: str) -> Vpc:
+    """The VPC that holds the CIDR block association ``association_id`` (or EC2's NotFound)."""
+    for vpc in store.vpcs.values():
+        if any(a.association_id == association_id for a in vpc.associations):
+            return vpc
+    raise not_found("cidr-assoc", association_id)
+
+
+def disassociate_vpc_cidr_block(store: Store, association_id: str) -> tuple[Vpc, CidrAssociation]:
+    """Remove a secondary block; returns the VPC (before) and the association removed.
+
+    The primary block cannot go (``OperationNotPermitted``), nor a block a subnet lies in
+    (``InvalidCidrBlock.InUse``), as in EC2.
+    """
+    vpc = association_owner(store, association_id)
+    association = next(a for a in vpc.associations if a.association_id == association_id)
+    if association is vpc.associations[0]:
+        raise Ec2Error(
+            "OperationNotPermitted",
+            f"The vpc CIDR block with association ID {association_id} may not be "
+            "disassociated. It is the primary IPv4 CIDR block of the VPC",
+        )
+    block = IPv4Network(association.cidr)
+    if any(
+        s.vpc_id == vpc.vpc_id and IPv4Network(s.cidr).subnet_of(block)
+        for s in store.subnets.values()
+    ):
+        raise Ec2Error(
+            "InvalidCidrBlock.InUse",
+            f"The vpc {vpc.vpc_id} currently has a subnet within CIDR block {association.cidr}",
+        )
+    kept = tuple(a for a in vpc.associations if a.association_id != association_id)
+    store.vpcs[vpc.vpc_id] = replace(vpc, associations=kept)
+    return vpc, association
 
 
 def create_subnet(
@@ -82,9 +133,13 @@ def create_subnet(
     tags: Tags = (),
 ) -> Subnet:
     vpc = store.vpc(vpc_id)
-    network = _cidr(cidr, "Subnet")
-    if not network.subnet_of(IPv4Network(vpc.cidr)):
-        raise Ec2Error("InvalidSubnet.Range", f"The CIDR '{cidr}' is invalid.")
+    network = _subnet_cidr(cidr)
+    if not any(network.subnet_of(IPv4Network(block)) for block in vpc.cidr_blocks):
+        raise Ec2Error(
+            "InvalidSubnet.Range",
+            f"The CIDR '{cidr}' is invalid: it lies in none of {vpc_id}'s IPv4 CIDR blocks "
+            f"({', '.join(vpc.cidr_blocks)}).",
+        )
     for sibling in store.subnets.values():
         if sibling.vpc_id == vpc_id and network.overlaps(IPv4Network(sibling.cidr)):
             raise Ec2Error(

@@ -23,11 +23,28 @@ RESERVED_TAG_PREFIX = "aws:"
 
 
 @dataclass(frozen=True)
+class CidrAssociation:
+    """One IPv4 CIDR block associated with a VPC, and the association's id."""
+
+    association_id: str
+    cidr: str
+
+
+@dataclass(frozen=True)
 class Vpc:
+    """A VPC: ``cidr`` is its primary IPv4 block, ``associations`` every associated block (the
+    primary first, then secondary blocks in the order they were associated)."""
+
     vpc_id: str
     cidr: str
     default_group_id: str
     tags: Tags = ()
+    associations: tuple[CidrAssociation, ...] = ()
+
+    @property
+    def cidr_blocks(self) -> tuple[str, ...]:
+        """Every associated IPv4 block, the primary first."""
+        return tuple(a.cidr for a in self.associations) or (self.cidr,)
 
 
 @dataclass(frozen=True)

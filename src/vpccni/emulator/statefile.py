@@ -23,7 +23,15 @@ from vpccni.emulator.addressing import SubnetPool
 from vpccni.emulator.errors import Ec2Error, EmulatorSetupError
 from vpccni.emulator.iam import PolicyError
 from vpccni.emulator.realism import knobs_from_json, knobs_to_json
-from vpccni.emulator.records import Attachment, Eni, Instance, SecurityGroup, Subnet, Vpc
+from vpccni.emulator.records import (
+    Attachment,
+    CidrAssociation,
+    Eni,
+    Instance,
+    SecurityGroup,
+    Subnet,
+    Vpc,
+)
 from vpccni.emulator.service import Emulator
 from vpccni.emulator.store import LimitsSource, Transition
 
@@ -84,6 +92,20 @@ def _record(cls: Any, raw: Mapping[str, Any]) -> Any:
     return cls(**values)
 
 
+def _vpc(raw: Mapping[str, Any], counters: dict[str, int]) -> Vpc:
+    """A saved VPC; one saved before VPCs had secondary blocks gets its primary association,
+    with the id DescribeVpcs showed for it then (``vpc-cidr-assoc-`` and the VPC's number), and
+    the association counter moves past it so that new ids never repeat it."""
+    associations = tuple(CidrAssociation(**a) for a in raw.get("associations") or ())
+    vpc: Vpc = _record(Vpc, {**raw, "associations": associations})
+    if not associations:
+        suffix = vpc.vpc_id.removeprefix("vpc-")
+        primary = CidrAssociation(f"vpc-cidr-assoc-{suffix}", vpc.cidr)
+        vpc = replace(vpc, associations=(primary,))
+        counters["cidr-assoc"] = max(counters.get("cidr-assoc", 0), int(suffix, 16))
+    return vpc
+
+
 def _rebuild(document: Mapping[str, Any], limits: LimitsSource) -> tuple[Emulator, float]:
     knobs = knobs_from_json(document["knobs"], where="state file knobs")
     emulator = Emulator(limits, knobs, str(document["region"]), document.get("iam_policy"))
@@ -91,7 +113,7 @@ def _rebuild(document: Mapping[str, Any], limits: LimitsSource) -> tuple[Emulato
     now = float(document["now"]) if document.get("now") is not None else 0.0
     store.counters.update({str(k): int(v) for k, v in document["counters"].items()})
     for raw in document["vpcs"]:
-        vpc = _record(Vpc, raw)
+        vpc = _vpc(raw, store.counters)
         store.vpcs[vpc.vpc_id] = vpc
     for raw in document["subnets"]:
         subnet = _record(Subnet, raw)

@@ -12,7 +12,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vpccni.core.limits import InstanceLimits
-from vpccni.emulator.records import ACCOUNT_ID, Eni, Instance, SecurityGroup, Subnet, Tags, Vpc
+from vpccni.emulator.records import (
+    ACCOUNT_ID,
+    CidrAssociation,
+    Eni,
+    Instance,
+    SecurityGroup,
+    Subnet,
+    Tags,
+    Vpc,
+)
 from vpccni.emulator.store import Store
 
 STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48}
@@ -207,13 +216,19 @@ def vpc_view(vpc: Vpc) -> dict[str, Any]:
         "InstanceTenancy": "default",
         "DhcpOptionsId": "dopt-00000000000000001",
         "CidrBlockAssociationSet": [
-            {
-                "AssociationId": vpc.vpc_id.replace("vpc-", "vpc-cidr-assoc-"),
-                "CidrBlock": vpc.cidr,
-                "CidrBlockState": {"State": "associated"},
-            }
+            cidr_association_view(association) for association in vpc.associations
         ],
         "Tags": tag_list(vpc.tags),
+    }
+
+
+def cidr_association_view(
+    association: CidrAssociation, state: str = "associated"
+) -> dict[str, Any]:
+    return {
+        "AssociationId": association.association_id,
+        "CidrBlock": association.cidr,
+        "CidrBlockState": {"State": state},
     }
 
 
@@ -221,7 +236,9 @@ def vpc_fields(vpc: Vpc) -> dict[str, list[str]]:
     return {
         "vpc-id": [vpc.vpc_id],
         "cidr": [vpc.cidr],
-        "cidr-block-association.cidr-block": [vpc.cidr],
+        "cidr-block-association.cidr-block": list(vpc.cidr_blocks),
+        "cidr-block-association.association-id": [a.association_id for a in vpc.associations],
+        "cidr-block-association.state": ["associated" for _ in vpc.associations],
         "state": ["available"],
         "is-default": ["false"],
         "owner-id": [ACCOUNT_ID],
