@@ -20,6 +20,7 @@ from vpccni.core.aws_types import (
 )
 from vpccni.core.checkpoint import CheckpointState, Record
 from vpccni.core.cluster import ClusterView
+from vpccni.core.subnets import Subnet
 
 
 class Clock(Protocol):
@@ -73,6 +74,15 @@ class Ec2(Protocol):
     def create_tags(self, resource_id: str, tags: Mapping[str, str]) -> None: ...
 
     def subnet_free_addresses(self, subnet_id: str) -> int: ...
+
+    def describe_subnets(
+        self,
+        subnet_ids: Sequence[str] = (),
+        filters: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[Subnet]:
+        """DescribeSubnets by ids and/or filters (``vpc-id``, ``availability-zone``,
+        ``tag:KEY``...), every page; an unknown id raises EC2's ``InvalidSubnetID.NotFound``."""
+        ...
 
 
 class Imds(Protocol):

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from vpccni.capacity.synthetic import SyntheticCloud
 from vpccni.core.aws_types import EniDescription, InstanceDescription, ec2_error
+from vpccni.core.subnets import Subnet
 
 T = TypeVar("T")
 CALLER = "arn:aws:sts::111122223333:assumed-role/vpccni/i-planner"
@@ -133,4 +134,15 @@ class DenyingCloud(SyntheticCloud):
             "DescribeSubnets",
             "",
             lambda: super(DenyingCloud, self).subnet_free_addresses(subnet_id),
+        )
+
+    def describe_subnets(
+        self,
+        subnet_ids: Sequence[str] = (),
+        filters: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[Subnet]:
+        return self._api(
+            "DescribeSubnets",
+            "",
+            lambda: super(DenyingCloud, self).describe_subnets(subnet_ids, filters),
         )

@@ -25,6 +25,7 @@ from vpccni.core.aws_types import (
     NotFound,
     ec2_error,
 )
+from vpccni.core.subnets import Subnet
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,26 @@ class Boto3Ec2:
             raise NotFound(f"EC2 DescribeSubnets: subnet {subnet_id} not found")
         return int(subnets[0].get("AvailableIpAddressCount", 0))
 
+    def describe_subnets(
+        self,
+        subnet_ids: Sequence[str] = (),
+        filters: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[Subnet]:
+        params: dict[str, Any] = {}
+        if subnet_ids:
+            params["SubnetIds"] = list(subnet_ids)
+        if filters:
+            params["Filters"] = [{"Name": k, "Values": list(v)} for k, v in filters.items()]
+        paginator = self._client.get_paginator("describe_subnets")
+
+        def every_page(**kwargs: Any) -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
+            for page in paginator.paginate(**kwargs):
+                found.extend(page.get("Subnets", []))
+            return found
+
+        return [_subnet(raw) for raw in self._call("DescribeSubnets", every_page, **params)]
+
     @staticmethod
     def _call(operation: str, method: Callable[..., Any], **params: Any) -> Any:
         try:
@@ -252,6 +273,17 @@ def translate(operation: str, error: ClientError) -> CloudError:
     details = error.response.get("Error", {})
     code = str(details.get("Code", "Unknown"))
     return ec2_error(operation, code, str(details.get("Message", "")).strip())
+
+
+def _subnet(raw: Mapping[str, Any]) -> Subnet:
+    return Subnet(
+        subnet_id=str(raw.get("SubnetId", "")),
+        vpc_id=str(raw.get("VpcId", "")),
+        availability_zone=str(raw.get("AvailabilityZone", "")),
+        cidr=str(raw.get("CidrBlock", "")),
+        free=int(raw.get("AvailableIpAddressCount", 0)),
+        tags={str(t.get("Key", "")): str(t.get("Value", "")) for t in raw.get("Tags", [])},
+    )
 
 
 def _attachment(raw: Mapping[str, Any]) -> EniAttachment:

@@ -22,11 +22,14 @@ from vpccni.core.aws_types import (
     InstanceDescription,
     InstanceIdentity,
     NotFound,
+    ec2_error,
 )
 from vpccni.core.model import ADDRESSES_PER_PREFIX
+from vpccni.core.subnets import Subnet
 
 SUBNET = "subnet-planner"
 VPC = "vpc-planner"
+ZONE = "planner-a"
 
 
 class StepClock:
@@ -153,12 +156,32 @@ class SyntheticCloud:
     def subnet_free_addresses(self, subnet_id: str) -> int:
         return 1 << 24
 
+    def describe_subnets(
+        self,
+        subnet_ids: Sequence[str] = (),
+        filters: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[Subnet]:
+        """The one subnet (untagged, never short of addresses) when the ids and filters name it."""
+        subnet = Subnet(SUBNET, VPC, ZONE, "10.0.0.0/8", 1 << 24)
+        fields = {"subnet-id": SUBNET, "vpc-id": VPC, "availability-zone": ZONE}
+        if subnet_ids and list(subnet_ids) != [SUBNET]:
+            unknown = next(i for i in subnet_ids if i != SUBNET)
+            raise ec2_error(
+                "DescribeSubnets",
+                "InvalidSubnetID.NotFound",
+                f"The subnet ID '{unknown}' does not exist",
+            )
+        for name, values in (filters or {}).items():
+            if fields.get(name) not in values:
+                return []
+        return [subnet]
+
     # -- IMDS -----------------------------------------------------------------------------------
 
     def identity(self) -> InstanceIdentity:
         primary = self.enis[self.primary_eni_id]
         return InstanceIdentity(
-            self.instance_id, "planner", "planner", "planner-a", primary.mac, primary.primary_ip
+            self.instance_id, "planner", "planner", ZONE, primary.mac, primary.primary_ip
         )
 
     def interfaces(self) -> list[ImdsInterface]:

@@ -19,6 +19,7 @@ from typing import TypeVar
 from vpccni.cloud.permissions import PermissionGate
 from vpccni.core.aws_types import CloudError, EniDescription, InstanceDescription, Unauthorized
 from vpccni.core.ec2_rate_limits import TokenBucket, bucket_for
+from vpccni.core.subnets import Subnet
 from vpccni.ports import Clock, Ec2, Metrics
 
 T = TypeVar("T")
@@ -165,4 +166,13 @@ class GuardedEc2:
     def subnet_free_addresses(self, subnet_id: str) -> int:
         return self._call(
             "DescribeSubnets", lambda: self.inner.subnet_free_addresses(subnet_id), subnet_id
+        )
+
+    def describe_subnets(
+        self,
+        subnet_ids: Sequence[str] = (),
+        filters: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[Subnet]:
+        return self._call(
+            "DescribeSubnets", lambda: self.inner.describe_subnets(subnet_ids, filters)
         )

@@ -34,6 +34,7 @@ from vpccni.core.aws_types import (
     InstanceDescription,
     ec2_error,
 )
+from vpccni.core.subnets import Subnet
 from vpccni.emulator.errors import Ec2Error
 from vpccni.emulator.interfaces import AddressRequest
 from vpccni.emulator.model import Ec2Model
@@ -331,6 +332,45 @@ class NodeEc2:
             self.clock,
             {"SubnetIds": [subnet_id]},
         )
+
+    def describe_subnets(
+        self,
+        subnet_ids: Sequence[str] = (),
+        filters: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[Subnet]:
+        def read(now: float) -> list[Subnet]:
+            store = self.model.store
+            found = (
+                [store.subnet(i) for i in subnet_ids]
+                if subnet_ids
+                else list(store.subnets.values())
+            )
+            chosen = []
+            for subnet in found:
+                tags = dict(subnet.tags)
+                fields = {
+                    "subnet-id": subnet.subnet_id,
+                    "vpc-id": subnet.vpc_id,
+                    "availability-zone": subnet.availability_zone,
+                }
+                if all(
+                    (tags.get(name[4:]) if name.startswith("tag:") else fields.get(name)) in values
+                    for name, values in (filters or {}).items()
+                ):
+                    chosen.append(
+                        Subnet(
+                            subnet.subnet_id,
+                            subnet.vpc_id,
+                            subnet.availability_zone,
+                            subnet.cidr,
+                            self.model.available_addresses(subnet.subnet_id),
+                            tags,
+                        )
+                    )
+            return chosen
+
+        params = {"SubnetIds": list(subnet_ids)} if subnet_ids else NO_PARAMS
+        return self.account.call("DescribeSubnets", read, self.clock, params)
 
 
 @lru_cache(maxsize=1 << 18)
