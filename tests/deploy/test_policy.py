@@ -1,12 +1,7 @@
-"""Policy for every pod vpccni ships: least privilege, probes that survive busy nodes, requests,
-and the node-critical scheduling a CNI needs. Applied to the checked-in overlays and to
-'vpccni manifests' with several option sets.
-
-Where a rule has an exception it is named here: the init container is privileged (it writes
-the host's network sysctls - rp_filter of the primary interface, ip_forward, tcp_early_demux -
-which a container can only write through a writable /proc/sys) and, being an init container,
-has no probes (Kubernetes runs them to completion instead). Every container, the init one
-included, runs on a read-only root filesystem: both write only to host mounts and /tmp.
+"""Policy for every pod vpccni ships (the rules are ``vpccni.deploy.policy``, which
+``vpccni doctor --manifest`` applies too): least privilege, probes that survive busy nodes,
+requests, and the node-critical scheduling a CNI needs. Applied to the checked-in overlays and
+to 'vpccni manifests' with several option sets.
 """
 
 from __future__ import annotations
@@ -18,61 +13,14 @@ import pytest
 
 from tests.deploy.conftest import KUBERNETES, by_kind, kustomize, render
 from tests.deploy.test_schema import OPTION_SETS
-from vpccni.deploy.rbac import KUBERNETES_API_CALLS
+from vpccni.deploy.policy import daemon_set_problems
 from vpccni.plugin.cni import DEFAULT_SOCKET, DEFAULT_SPOOL_DIR
 from vpccni.settings import DaemonSettings
 
-MAIN_CAPABILITIES = {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_RAW"]}
-MIN_PROBE_TIMEOUT = 10
-MAX_UNAVAILABLE_PERCENT = 25
-
 
 def check_pod_policy(daemon_set: dict[str, Any]) -> None:
-    spec = daemon_set["spec"]
-    pod = spec["template"]["spec"]
-    assert pod["hostNetwork"] is True
-    assert pod["priorityClassName"] == "system-node-critical"
-    assert pod["tolerations"] == [{"operator": "Exists"}]
-    assert pod["automountServiceAccountToken"] is bool(KUBERNETES_API_CALLS)
-    assert 0 < pod["terminationGracePeriodSeconds"] <= 30
-    assert spec["updateStrategy"]["type"] == "RollingUpdate"
-    limit = spec["updateStrategy"]["rollingUpdate"]["maxUnavailable"]
-    assert isinstance(limit, str), limit
-    assert limit.endswith("%"), limit
-    assert 0 < int(limit[:-1]) <= MAX_UNAVAILABLE_PERCENT
-    init = pod["initContainers"]
-    main = pod["containers"]
-    assert [c["name"] for c in init] == ["vpccni-init"]
-    assert [c["name"] for c in main] == ["vpccni-node"]
-    volumes = {volume["name"] for volume in pod["volumes"]}
-    for container in init + main:
-        check_container(container, volumes, is_init=container in init)
-
-
-def check_container(container: dict[str, Any], volumes: set[str], *, is_init: bool) -> None:
-    name = container["name"]
-    requests = container["resources"]["requests"]
-    assert set(requests) == {"cpu", "memory"}, name
-    assert "cpu" not in container["resources"].get("limits", {}), name
-    security = container["securityContext"]
-    assert security["readOnlyRootFilesystem"] is True, name
-    assert {mount["name"] for mount in container["volumeMounts"]} <= volumes, name
-    assert "SYS_ADMIN" not in security.get("capabilities", {}).get("add", []), name
-    if is_init:
-        assert security["privileged"] is True, name
-        assert "capabilities" not in security, f"{name}: privileged already has every one"
-        assert not {"livenessProbe", "readinessProbe", "startupProbe"} & set(container), name
-        return
-    assert security["privileged"] is False, name
-    assert security["allowPrivilegeEscalation"] is False, name
-    assert security["capabilities"] == MAIN_CAPABILITIES, name
-    assert security["runAsUser"] == 0, f"{name}: writes root-owned host directories"
-    for key, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
-        probe = container[key]
-        assert probe["timeoutSeconds"] >= MIN_PROBE_TIMEOUT, (name, key)
-        assert probe["httpGet"]["host"] == "127.0.0.1", (name, key)
-        assert probe["httpGet"]["path"] == path, (name, key)
-    assert container["livenessProbe"]["initialDelaySeconds"] >= 60
+    problems = daemon_set_problems(daemon_set)
+    assert not problems, "; ".join(f"{p.problem} (fix: {p.fix})" for p in problems)
 
 
 def daemon_sets(capsys: pytest.CaptureFixture[str], kubectl: str) -> dict[str, dict[str, Any]]:
@@ -106,8 +54,42 @@ def test_the_policy_check_fails_a_privileged_main_container(
     check_pod_policy(daemon_set)
     security = daemon_set["spec"]["template"]["spec"]["containers"][0]["securityContext"]
     security["capabilities"]["add"].append("SYS_ADMIN")
-    with pytest.raises(AssertionError):
-        check_pod_policy(daemon_set)
+    problems = daemon_set_problems(daemon_set)
+    assert {p.rule for p in problems} == {"capabilities"}
+    assert any("SYS_ADMIN" in p.problem for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("change", "rule", "named"),
+    [
+        (lambda c, p: c["livenessProbe"].update(timeoutSeconds=1), "probes", "timeoutSeconds"),
+        (lambda c, p: c["readinessProbe"].pop("timeoutSeconds"), "probes", "timeoutSeconds"),
+        (lambda c, p: c.pop("livenessProbe"), "probes", "has no livenessProbe"),
+        (lambda c, p: c["securityContext"].update(privileged=True), "security", "privileged"),
+        (lambda c, p: c["securityContext"].update(runAsUser=1000), "security", "runAsUser"),
+        (lambda c, p: c["resources"].update(limits={"cpu": "1"}), "resources", "CPU limit"),
+        (lambda c, p: p.update(priorityClassName="x"), "scheduling", "priorityClassName"),
+        (lambda c, p: p.update(hostNetwork=False), "layout", "hostNetwork"),
+        (lambda c, p: p.pop("tolerations"), "scheduling", "tolerations"),
+    ],
+)
+def test_each_broken_rule_is_named_with_its_fix(
+    capsys: pytest.CaptureFixture[str], change: Any, rule: str, named: str
+) -> None:
+    daemon_set = by_kind(render(capsys))["DaemonSet"]
+    pod = daemon_set["spec"]["template"]["spec"]
+    change(pod["containers"][0], pod)
+    problems = daemon_set_problems(daemon_set)
+    assert [p.rule for p in problems] == [rule], problems
+    assert named in problems[0].problem
+    assert problems[0].fix.startswith(("set ", "add ", "remove ")), problems[0].fix
+
+
+def test_anything_but_a_daemon_set_is_one_problem() -> None:
+    for document in (None, [], {"kind": "Deployment"}, "text"):
+        assert [p.rule for p in daemon_set_problems(document)] == ["layout"]
+    bare = daemon_set_problems({"kind": "DaemonSet"})
+    assert {p.rule for p in bare} >= {"layout", "scheduling"}
 
 
 def _mounts(daemon_set: dict[str, Any]) -> dict[str, tuple[str, str]]:
