@@ -30,7 +30,7 @@ from vpccni.core.config import ConfigError, IpamConfig
 from vpccni.core.config import refusals as startup_refusals
 from vpccni.core.datastore import Datastore
 from vpccni.core.limits import InstanceTable
-from vpccni.core.maxpods import default_max_pods
+from vpccni.core.maxpods import MaxPodsOptions, compute_max_pods
 from vpccni.core.model import cidr_kind_matches
 from vpccni.core.pool_rules import NodeLimits
 from vpccni.daemon.cluster import NoClusterSource
@@ -111,7 +111,11 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
     if primary is None:
         raise CloudError(f"IMDS lists no interface for the primary MAC {identity.primary_mac}")
     instance = ec2.describe_instance(identity.instance_id)
-    max_pods_default = default_max_pods(limits_entry.enis, limits_entry.ipv4_per_eni)
+    # eni-max-pods.txt's figure; with custom networking `vpccni max-pods --custom-networking`'s
+    # (the primary ENI carries no pod address)
+    max_pods_default = compute_max_pods(
+        limits_entry, MaxPodsOptions(custom_networking=config.custom_networking)
+    ).uncapped
     limits = NodeLimits(
         max_enis=limits_entry.enis,
         ipv4_per_eni=limits_entry.ipv4_per_eni,
