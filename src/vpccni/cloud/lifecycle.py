@@ -1,11 +1,12 @@
 """The ENI lifecycle of upstream ipamd over the EC2 port, with no leak on any failed step.
 
-Allocate = create (tagged with this instance and its creation time) -> attach at the lowest free
-device index -> DeleteOnTermination. If attach fails the new ENI is deleted; if the last step
-fails the ENI is detached and deleted. Free = detach -> wait until EC2 reports it available ->
-delete, each retried with backoff; an ENI already gone counts as freed. Leaked-ENI cleanup
-deletes ENIs that carry our instance tag and description, are unattached (``available``) and
-older than five minutes - what a daemon killed between create and attach leaves behind. A
+Allocate = create (tagged with this instance and its creation time, in the node's subnet with
+the primary ENI's groups unless the caller names a pod subnet and its groups) -> attach at the
+lowest free device index -> DeleteOnTermination. If attach fails the new ENI is deleted; if the
+last step fails the ENI is detached and deleted. Free = detach -> wait until EC2 reports it
+available -> delete, each retried with backoff; an ENI already gone counts as freed. Leaked-ENI
+cleanup deletes ENIs that carry our instance tag and description, are unattached (``available``)
+and older than five minutes - what a daemon killed between create and attach leaves behind. A
 denied call in the sweep (UnauthorizedOperation) skips that ENI, or the whole pass when the
 sweep may not list ENIs; the permission gate names it and holds the call back.
 """
@@ -56,6 +57,8 @@ class NodeContext:
     security_groups: tuple[str, ...]
     cluster_name: str = ""
     extra_tags: Mapping[str, str] = field(default_factory=dict)
+    availability_zone: str = ""
+    """The node's zone; empty: the engine learns it from the node subnet's description."""
 
     @property
     def description(self) -> str:
@@ -83,13 +86,22 @@ class EniLifecycle:
         self.rng = rng or random.Random()
 
     def allocate_eni(
-        self, secondary_ips: int = 0, prefixes: int = 0, network_card: int = 0
+        self,
+        secondary_ips: int = 0,
+        prefixes: int = 0,
+        network_card: int = 0,
+        *,
+        subnet_id: str | None = None,
+        security_groups: Sequence[str] | None = None,
     ) -> EniDescription:
-        """A new ENI attached to this node with the requested addresses or prefixes."""
+        """A new ENI attached to this node with the requested addresses or prefixes, in
+        ``subnet_id`` with ``security_groups`` (default: the node's subnet and the primary
+        ENI's groups; a pod subnet of custom networking or subnet discovery otherwise)."""
         tags = {**self.node.tags(), TAG_CREATED_AT: rfc3339(self.clock.now())}
+        groups = self.node.security_groups if security_groups is None else security_groups
         eni = self.ec2.create_eni(
-            self.node.subnet_id,
-            self.node.security_groups,
+            subnet_id or self.node.subnet_id,
+            tuple(groups),
             self.node.description,
             tags,
             secondary_ips=secondary_ips,
@@ -129,11 +141,21 @@ class EniLifecycle:
             self._wait_available(eni_id)
         self._delete(eni_id)
 
-    def allocate_cidrs_eni(self, count: int, prefixes: bool) -> EniDescription:
+    def allocate_cidrs_eni(
+        self,
+        count: int,
+        prefixes: bool,
+        *,
+        subnet_id: str | None = None,
+        security_groups: Sequence[str] | None = None,
+    ) -> EniDescription:
         """A new ENI with ``count`` /28 prefixes (prefix mode) or secondary addresses."""
-        if prefixes:
-            return self.allocate_eni(prefixes=count)
-        return self.allocate_eni(secondary_ips=count)
+        return self.allocate_eni(
+            secondary_ips=0 if prefixes else count,
+            prefixes=count if prefixes else 0,
+            subnet_id=subnet_id,
+            security_groups=security_groups,
+        )
 
     def assign_cidrs(self, eni_id: str, count: int, prefixes: bool) -> list[IPv4Network]:
         """Assign ``count`` /28 prefixes or secondary addresses (as /32s) to an ENI."""

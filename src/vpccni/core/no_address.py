@@ -11,12 +11,14 @@ has to act on - instead of upstream's single "no available IP" for every case. C
    instance's ENI limit (node full) - no retry helps without a change;
 3. the daemon has not run its first pool pass yet (starting);
 4. an ENI is being attached (growing);
-5. EC2 refuses growth: UnauthorizedOperation (needs an IAM change; the missing ``ec2:`` action
+5. no new ENI can be placed (custom networking's ENIConfig is missing or broken, subnet
+   discovery found no pod subnet) while no existing ENI has a free slot;
+6. EC2 refuses growth: UnauthorizedOperation (needs an IAM change; the missing ``ec2:`` action
    is named), the subnet is exhausted
    (paused 120 s), EC2 throttled the node (paused with backoff);
-6. released addresses are cooling down;
-7. another EC2 error on the last growth call;
-8. the warm targets ask for no growth; else the pool manager grows on its next pass.
+7. released addresses are cooling down;
+8. another EC2 error on the last growth call;
+9. the warm targets ask for no growth; else the pool manager grows on its next pass.
 
 ``retryable`` says whether a retry can succeed without a change; the plugin API maps it to CNI
 code 11 ("try again later") or its own code for "no address without a change".
@@ -41,6 +43,7 @@ from vpccni.core.pool_rules import (
     pool_too_low,
 )
 from vpccni.core.scaling import INSUFFICIENT_CAPACITY_PAUSE_SECONDS
+from vpccni.core.subnets import PlacementProblem
 
 REASONS = (
     "node_full",
@@ -52,6 +55,8 @@ REASONS = (
     "unauthorized",
     "ec2_error",
     "attaching",
+    "eniconfig",
+    "pod_subnet",
     "growing",
     "starting",
     "targets",
@@ -96,6 +101,8 @@ class PoolFacts:
     """The subnet's free addresses at the last DescribeSubnets, if any."""
     cooling_released_at: Sequence[float] = ()
     """When each released address was released (only those still cooling matter)."""
+    placement_problem: PlacementProblem | None = None
+    """Why no new ENI can be placed (``vpccni.core.subnets``), if so."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,7 @@ def why_no_address(
     checks: tuple[Callable[[], NoAddress | None], ...] = (
         lambda: _starting(stats.total, stats.assigned, facts),
         lambda: _attaching(enis, facts, now),
+        lambda: _placement(enis, config, limits, facts),
         lambda: _ec2_refusal(facts, now),
         lambda: _cooling(stats.cooldown, config, facts, now) if stats.cooldown else None,
         lambda: _other_failure(facts, now),
@@ -211,12 +219,15 @@ def _capacity(
             "schedule the pod on another node, or raise MAX_ENI",
             False,
         )
-    default = default_max_pods(limits.max_enis, limits.ipv4_per_eni)
+    pod_enis = limits.max_enis - (1 if config.custom_networking else 0)
+    default = default_max_pods(pod_enis, limits.ipv4_per_eni)
     if limits.max_pods == default:
         host = f"max pods {limits.max_pods} includes {HOST_NETWORK_PODS} host-network pods"
     else:
         host = f"max pods is {limits.max_pods}"
     reserved = " (one kept for the trunk ENI)" if len(enis) < cap else ""
+    if config.custom_networking:
+        host += "; custom networking: the primary ENI carries no pod address"
     action = "schedule the pod on another node or a larger instance type"
     if not config.prefix_delegation:
         action += ", or enable prefix delegation (ENABLE_PREFIX_DELEGATION=true) on Nitro"
@@ -252,6 +263,16 @@ def _attaching(enis: Sequence[EniView], facts: PoolFacts, now: float) -> NoAddre
         "retry shortly; its addresses join the pool once the node sees the ENI",
         True,
     )
+
+
+def _placement(
+    enis: Sequence[EniView], config: IpamConfig, limits: NodeLimits, facts: PoolFacts
+) -> NoAddress | None:
+    """A new ENI is needed (no ENI has a free slot) and cannot be placed."""
+    problem = facts.placement_problem
+    if problem is None or allocatable_enis(enis, config, limits):
+        return None
+    return NoAddress(problem.reason, problem.message, problem.action, False)
 
 
 def _ec2_refusal(facts: PoolFacts, now: float) -> NoAddress | None:

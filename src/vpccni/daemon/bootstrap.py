@@ -128,11 +128,13 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
         subnet_id=instance.subnet_id or primary.subnet_id,
         security_groups=tuple(sorted(primary.security_group_ids or instance.security_groups)),
         cluster_name=options.cluster_name,
+        availability_zone=identity.availability_zone,
     )
     datastore = Datastore(config.mode, config.ip_cooldown_seconds)
     service = IpamService(datastore, store, clock)
     lifecycle = EniLifecycle(ec2, clock, context, random.Random())
     pool = PoolManager(service, lifecycle, config, limits, ports.metrics, imds=imds)
+    pool.engine.cluster = ports.cluster  # custom networking reads the node's ENIConfig from it
     if ports.make_datapath is not None:
         if primary.subnet_cidr is None:
             raise CloudError("IMDS gives no subnet CIDR for the primary interface")

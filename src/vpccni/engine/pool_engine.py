@@ -3,22 +3,31 @@
 ``tick`` is one pass of upstream's pool manager: ``plan_scaling`` on the ledger's views, then
 each action through the ENI lifecycle (create -> attach at the lowest free device index ->
 DeleteOnTermination, rolled back on failure; detach -> wait -> delete) with upstream's error
-policy: a subnet running out pauses growth for 120 s; ``PrivateIpAddressLimitExceeded`` /
-``AttachmentLimitExceeded`` re-reads the ENI (the pool is out of sync with EC2); any other error
-on an assignment retries once with one address; release errors are counted and left to
-reconcile. An ``UnauthorizedOperation`` (a missing IAM permission) pauses that action (for that
-ENI) until the permission gate's backoff is over - 60 s doubling to 10 min - so a denied ENI
-creation does not create and roll back an ENI on every tick. A new ENI joins the pool once IMDS
-lists it (polled with backoff, as upstream's ``WaitForENIAndIPsAttached``) and, with a datapath,
-its link is configured. ``reconcile`` (module ``vpccni.engine.reconcile``) makes the ledger match
-the node's ENIs. Errors never escape a tick: they are counted, remembered for ``explain`` and
-retried on a later tick.
+policy: ``PrivateIpAddressLimitExceeded`` / ``AttachmentLimitExceeded`` re-reads the ENI (the
+pool is out of sync with EC2); any other error on an assignment of more than one address -
+``InsufficientFreeAddressesInSubnet`` included - retries once with one address, so a node takes
+a nearly full subnet's last addresses one by one; when that fails too, with subnet discovery on
+the next ENI is tried, then a new ENI (possibly in another subnet), else the subnet running out
+pauses growth for 120 s; release errors are counted and left to reconcile. New ENIs go where
+:class:`~vpccni.engine.placement.Placement` says (custom networking's ENIConfig subnet, the
+discovered subnets in order - the first create that succeeds wins, an exhausted subnet passes to
+the next - or the node's subnet); a placement problem (a broken ENIConfig) creates no ENI and is
+tried again when the cluster view changes. ENIs joining the pool in an excluded subnet (and the
+primary ENI under custom networking) take no pod address and give their unused ones back. An
+``UnauthorizedOperation`` (a missing IAM permission) pauses that action (for that ENI) until the
+permission gate's backoff is over - 60 s doubling to 10 min - so a denied ENI creation does not
+create and roll back an ENI on every tick. A new ENI joins the pool once IMDS lists it (polled
+with backoff, as upstream's ``WaitForENIAndIPsAttached``) and, with a datapath, its link is
+configured. ``reconcile`` (module ``vpccni.engine.reconcile``) makes the ledger match the node's
+ENIs. Errors never escape a tick: they are counted, remembered for ``explain`` and retried on a
+later tick.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 
 from vpccni.cloud.lifecycle import EniLifecycle
@@ -33,14 +42,24 @@ from vpccni.core.aws_types import (
     Unauthorized,
 )
 from vpccni.core.config import IpamConfig
+from vpccni.core.model import EniInfo
 from vpccni.core.no_address import Attaching, Failure
-from vpccni.core.pool_rules import NodeLimits
+from vpccni.core.pool_rules import (
+    NodeLimits,
+    allocatable_enis,
+    has_room_for_eni,
+    pool_stats,
+    prefixes_needed,
+    target_state,
+)
 from vpccni.core.reconcile import cooling, eni_cidrs, eni_info
 from vpccni.core.scaling import Action, Decision, plan_scaling
+from vpccni.core.subnets import PlacementProblem, Target, excluded_releases, groups_problem
 from vpccni.engine.ledger import LinkCheck, PoolLedger
+from vpccni.engine.placement import Placement
 from vpccni.engine.reconcile import ReconcileOutcome, reconcile
 from vpccni.engine.state import EngineState
-from vpccni.ports import Clock, Imds, Metrics, NullMetrics
+from vpccni.ports import Clock, ClusterSource, Imds, Metrics, NullMetrics
 
 log = logging.getLogger("vpccni.ipamd")
 WAIT_IMDS = Backoff(attempts=40, base=0.1, cap=1.0)
@@ -57,6 +76,14 @@ GROWTH = frozenset({"assign-ips", "assign-prefixes", "create-eni"})
 
 class _NotYet(Exception):
     pass
+
+
+class PlacementBlocked(CloudError):
+    """No new ENI: where it would go is broken (``problem`` says why)."""
+
+    def __init__(self, problem: PlacementProblem) -> None:
+        super().__init__(problem.message, code=problem.reason, operation="CreateNetworkInterface")
+        self.problem = problem
 
 
 class PoolEngine:
@@ -85,6 +112,9 @@ class PoolEngine:
         self.linked: dict[str, tuple[str, IPv4Address, int]] = {}
         """ENIs whose host networking the link check configured: MAC, primary, device."""
         self.state = EngineState()
+        self.placement = Placement(self.ec2, config, lifecycle.node, self.clock, self.state)
+        self.eni_subnets: dict[str, str] = {}
+        """The subnet of every ENI the engine saw join the pool or described."""
         self.log = log
         self._runners: dict[str, Callable[[Action], None]] = {
             "assign-ips": self._assign,
@@ -94,6 +124,15 @@ class PoolEngine:
             "release-prefixes": self._release,
             "free-eni": self._free_eni,
         }
+
+    @property
+    def cluster(self) -> ClusterSource | None:
+        """Where the node's labels and the ENIConfigs come from (custom networking)."""
+        return self.placement.cluster
+
+    @cluster.setter
+    def cluster(self, source: ClusterSource | None) -> None:
+        self.placement.cluster = source
 
     # -- deciding and acting --------------------------------------------------------------------
 
@@ -114,6 +153,9 @@ class PoolEngine:
                 continue
             self._run(action)
             grew = grew or action.action in GROWTH
+        for action in excluded_releases(self.ledger.views(self.clock.now())):
+            if not self._denied(action):
+                self._run(action)
         if grew and self.state.throttle_streak == 0:
             self.read_subnet(force=False)
         return decision
@@ -145,6 +187,9 @@ class PoolEngine:
         state = self.state
         try:
             self._runners[action.action](action)
+        except PlacementBlocked as error:
+            self._growth_failed(action, "increaseIPPoolAllocENI", error)
+            self.error("increaseIPPoolAllocENI", error)
         except Unauthorized as error:
             state.may_differ = True
             self._deny(action, error)
@@ -182,26 +227,101 @@ class PoolEngine:
         self.state.throttle_streak = 0
         self.state.throttled_until = None
         self.state.growth_failure = None
+        self.state.insufficient_capacity_at = None
 
     def _assign(self, action: Action) -> None:
         assert action.eni is not None
         prefixes = action.action == "assign-prefixes"
+        eni_id = action.eni
         try:
-            cidrs = self.lifecycle.assign_cidrs(action.eni, action.count, prefixes)
+            cidrs = self._assign_cidrs(eni_id, action.count, prefixes)
         except LimitExceeded:
-            self._resync_eni(action.eni)  # upstream: the datastore is out of sync with EC2
+            self._resync_eni(eni_id)  # upstream: the datastore is out of sync with EC2
             return
-        except (SubnetExhausted, Throttled, Unauthorized):
-            raise  # a retry with one address cannot help (upstream retries throttles too)
-        except CloudError:
-            cidrs = self.lifecycle.assign_cidrs(action.eni, 1, prefixes)  # upstream: once, 1
-        self.ledger.add_cidrs(action.eni, cidrs)
+        except SubnetExhausted as exhausted:
+            if not self.config.subnet_discovery:
+                raise
+            # upstream with subnet discovery: the next ENI (maybe in another subnet), then a
+            # new ENI, which discovery may put in another subnet
+            self.log.info("%s: %s; trying the next ENI", eni_id, exhausted)
+            found = self._assign_elsewhere(eni_id, action.count, prefixes)
+            if found is None:
+                self._grow_into_new_eni(action, exhausted)
+                return
+            eni_id, cidrs = found
+        self.ledger.add_cidrs(eni_id, cidrs)
         self._grew()
-        self.log.info("%s", action.reason)
+        self.log.info(
+            "%s", action.reason if eni_id == action.eni else f"{action.reason}: on {eni_id}"
+        )
+
+    def _assign_cidrs(self, eni_id: str, count: int, prefixes: bool) -> list[IPv4Network]:
+        """Assign ``count``; a failed batch is retried once with one (upstream), for any error
+        but the ENI's limit (the pool is out of sync) and a denied call (only an IAM change
+        helps, and the permission gate holds the call back anyway)."""
+        try:
+            return self.lifecycle.assign_cidrs(eni_id, count, prefixes)
+        except (LimitExceeded, Unauthorized):
+            raise
+        except CloudError as error:
+            if count <= 1:
+                raise
+            self.log.info("%s: %d failed (%s); asking for one", eni_id, count, error.code or error)
+            return self.lifecycle.assign_cidrs(eni_id, 1, prefixes)
+
+    def _assign_elsewhere(
+        self, exhausted_eni: str, want: int, prefixes: bool
+    ) -> tuple[str, list[IPv4Network]] | None:
+        """The other ENIs with a free slot, in turn, until one takes addresses."""
+        views = self.ledger.views(self.clock.now())
+        slots = self.limits.slots_per_eni
+        for view in allocatable_enis(views, self.config, self.limits):
+            if view.eni_id == exhausted_eni:
+                continue
+            count = min(slots - len(view.cidrs), want)
+            try:
+                return view.eni_id, self._assign_cidrs(view.eni_id, count, prefixes)
+            except SubnetExhausted as error:
+                self.log.info("%s: %s; trying the next ENI", view.eni_id, error)
+            except LimitExceeded:
+                self._resync_eni(view.eni_id)
+        return None
+
+    def _grow_into_new_eni(self, action: Action, exhausted: SubnetExhausted) -> None:
+        """Every ENI's subnet is out of addresses: a new ENI, if there is room for one."""
+        views = self.ledger.views(self.clock.now())
+        if not has_room_for_eni(views, self.config, self.limits):
+            raise exhausted
+        stats = pool_stats(views, self.config.mode)
+        slots = self.limits.slots_per_eni
+        if self.config.prefix_delegation:
+            want = prefixes_needed(stats, self.config)
+        else:
+            targets = target_state(stats, self.config)
+            want = targets.short if targets.defined else slots
+        amount = min(max(want, 1), slots)
+        unit = "prefixes" if self.config.prefix_delegation else "IPs"
+        reason = f"every ENI's subnet is out of addresses: create an ENI with {amount} {unit}"
+        self._create_eni(Action("create-eni", None, amount, reason))
 
     def _create_eni(self, action: Action) -> None:
+        placement = self.placement
+        held = placement.held_back()
+        if held is not None:
+            self.log.debug("no new ENI (unchanged since): %s", held.message)
+            raise PlacementBlocked(held)
+        found = placement.targets()
+        if isinstance(found, PlacementProblem):
+            placement.block(found)
+            raise PlacementBlocked(found)
         self.state.attaching = Attaching("", self.clock.now())
-        eni = self.lifecycle.allocate_cidrs_eni(action.count, self.config.prefix_delegation)
+        try:
+            eni = self._create_in(found, action.count)
+        except CloudError:
+            self.state.attaching = None
+            raise
+        placement.placed()
+        self.eni_subnets[eni.eni_id] = eni.subnet_id
         self.state.attaching = Attaching(eni.eni_id, self.state.attaching.since)
         if not self._listed_in_imds(eni.eni_id):
             self.state.may_differ = True
@@ -211,11 +331,55 @@ class PoolEngine:
             self.state.may_differ = True
             self.log.warning("%s has no link on the node yet; reconcile adds it later", eni.eni_id)
             return
-        info = eni_info(eni, self.clock.now())
+        info = self.join_info(eni_info(eni, self.clock.now()), eni.subnet_id)
         self.ledger.add_eni(info, eni_cidrs(eni))
         self.state.attaching = None
         self._grew()
-        self.log.info("%s: %s at device %d", action.reason, eni.eni_id, info.device_index)
+        self.log.info(
+            "%s: %s at device %d in %s", action.reason, eni.eni_id, info.device_index, eni.subnet_id
+        )
+
+    def _create_in(self, targets: list[Target], count: int) -> EniDescription:
+        """Create (and attach) the ENI in the first target whose subnet has room: an exhausted
+        subnet passes to the next; when all are exhausted the last refusal is raised."""
+        exhausted: SubnetExhausted | None = None
+        for target in targets:
+            try:
+                return self.lifecycle.allocate_cidrs_eni(
+                    count,
+                    self.config.prefix_delegation,
+                    subnet_id=target.subnet_id,
+                    security_groups=target.security_groups,
+                )
+            except SubnetExhausted as error:
+                self.log.info("no new ENI in %s (%s): %s", target.subnet_id, target.why, error)
+                exhausted = error
+            except CloudError as error:
+                choice = self.placement.choice
+                if self.config.custom_networking and choice is not None:
+                    problem = groups_problem(
+                        choice.name, target.security_groups, error.code, str(error)
+                    )
+                    if problem is not None:
+                        self.placement.block(problem)
+                        raise PlacementBlocked(problem) from None
+                raise
+        assert exhausted is not None
+        raise exhausted
+
+    def join_info(self, info: EniInfo, subnet_id: str) -> EniInfo:
+        """An ENI joining the pool, marked excluded from pod addresses when it must be."""
+        if subnet_id:
+            self.eni_subnets[info.eni_id] = subnet_id
+        if self.placement.excluded(subnet_id, info.primary):
+            why = (
+                "the primary ENI under custom networking"
+                if info.primary and (self.config.custom_networking)
+                else f"its subnet {subnet_id} is excluded (kubernetes.io/role/cni)"
+            )
+            self.log.info("%s takes no pod address: %s", info.eni_id, why)
+            return replace(info, excluded=True)
+        return info
 
     def _listed_in_imds(self, eni_id: str) -> bool:
         """Poll IMDS with backoff until it lists the ENI (attached and visible to the node)."""
@@ -348,22 +512,45 @@ class PoolEngine:
     # -- the subnet's free addresses -------------------------------------------------------------
 
     def read_subnet(self, force: bool) -> None:
-        """Publish the node subnet's free addresses (DescribeSubnets).
+        """Publish the free addresses of the node's subnet and its ENIs' subnets
+        (DescribeSubnets; with subnet discovery one call for the node's zone).
 
-        Read at start-up and after the pool tried to grow, at most once a minute: a read every
-        reconcile on every node would spend the account's DescribeSubnets budget at scale.
+        Read at start-up, on exhaustion and after the pool grew, at most once per 10 minutes:
+        a read every reconcile on every node would spend the account's DescribeSubnets budget
+        at scale.
         """
         now = self.clock.now()
         last = self.state.subnet_read_at
         if not force and last is not None and now - last < SUBNET_READ_SECONDS:
             return
         self.state.subnet_read_at = now
-        subnet = self.lifecycle.node.subnet_id
+        node_subnet = self.lifecycle.node.subnet_id
+        wanted = {node_subnet, *self.pool_subnets().values()}
+        placement = self.placement
         try:
-            free = self.state.subnet_free = self.ec2.subnet_free_addresses(subnet)
-            self.metrics.subnet_free(subnet, free)
+            if self.config.subnet_discovery:
+                seen = {s.subnet_id for s in placement.read_zone()}
+                placement.describe(wanted - seen)
+            else:
+                placement.describe(wanted)
         except CloudError as error:
             self.error("describeSubnet", error)
+            return
+        for subnet_id in sorted(wanted):
+            subnet = placement.subnets.get(subnet_id)
+            if subnet is not None:
+                self.metrics.subnet_free(subnet_id, subnet.free)
+        node = placement.subnets.get(node_subnet)
+        self.state.subnet_free = node.free if node is not None else None
+
+    def pool_subnets(self) -> dict[str, str]:
+        """The subnet of each ENI in the pool (those whose subnet is known)."""
+        known = self.eni_subnets
+        return {
+            view.eni_id: known[view.eni_id]
+            for view in self.ledger.views(self.clock.now())
+            if view.eni_id in known
+        }
 
     def error(self, fn: str, error: Exception) -> None:
         """Count, remember and log a failed step (a denied call at info, one the permission gate

@@ -8,9 +8,11 @@ lists, addresses added or missing - one ``DescribeNetworkInterfaces`` for this i
 truth: adopt attached ENIs (tagged, once their link is up), add what EC2 added, force-remove
 only what EC2 no longer has (an ENI dropped also loses its host networking, and counts in
 ``awscni_force_removed_enis`` / ``_ips`` only when pods were using it). A failed read changes
-nothing. An ENI is tagged before it is adopted: when EC2 denies the tags (UnauthorizedOperation:
-under the tag-scoped IAM policy, an ENI that is not this cluster's), the ENI is left alone - not
-adopted, never filled or freed - and is not looked at again before the denial's backoff is over.
+nothing. An adopted ENI is marked excluded from pod addresses when its subnet is excluded
+(subnet discovery) or it is the primary ENI under custom networking. An ENI is tagged before it
+is adopted: when EC2 denies the tags (UnauthorizedOperation: under the tag-scoped IAM policy, an
+ENI that is not this cluster's), the ENI is left alone - not adopted, never filled or freed -
+and is not looked at again before the denial's backoff is over.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ def reconcile(engine: PoolEngine, *, force_ec2: bool = False) -> ReconcileOutcom
     current = engine.ledger.cidrs_by_eni()
     plan = plan_reconcile(current, truth, instance_id, now, released)
     described = {eni.eni_id: eni for eni in truth}
+    for eni in truth:
+        if eni.subnet_id:
+            engine.eni_subnets[eni.eni_id] = eni.subnet_id
     adopted, pending = _adopt(engine, plan, described)
     for eni_id, cidr in plan.add_cidrs:
         engine.log.info("reconcile: EC2 has %s on %s, which the pool lacks: added", cidr, eni_id)
@@ -119,7 +124,7 @@ def _adopt(
             pending = True
             continue
         engine.log.info("reconcile: adopting %s (device %d)", info.eni_id, info.device_index)
-        engine.ledger.add_eni(info, cidrs)
+        engine.ledger.add_eni(engine.join_info(info, eni.subnet_id), cidrs)
         adopted += 1
     return adopted, pending
 

@@ -8,6 +8,7 @@ from ipaddress import IPv4Network
 
 from vpccni.core.no_address import Attaching, Failure, PoolFacts
 from vpccni.core.scaling import Decision, PoolTiming
+from vpccni.core.subnets import PlacementProblem
 
 
 @dataclass
@@ -35,6 +36,8 @@ class EngineState:
     """The ENI being created and attached, and since when (until it joins the pool)."""
     subnet_free: int | None = None
     """The node subnet's free addresses at the last DescribeSubnets."""
+    placement_problem: PlacementProblem | None = None
+    """Why new ENIs cannot be placed (a broken ENIConfig, no pod subnet), until one is."""
     errors: dict[str, int] = field(default_factory=dict)
     denied_until: dict[tuple[str, str | None], float] = field(default_factory=dict)
     """Actions (kind, ENI) EC2 denied (UnauthorizedOperation): skipped until this time."""
@@ -74,4 +77,5 @@ class EngineState:
             subnet_id=subnet_id,
             subnet_free=self.subnet_free,
             cooling_released_at=tuple(cooling_released_at),
+            placement_problem=self.placement_problem,
         )
