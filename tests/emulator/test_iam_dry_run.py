@@ -217,7 +217,11 @@ def test_dry_run_of_create_with_tags_checks_create_tags_too(world: World) -> Non
             {"SubnetId": "subnet-0123456789abcdef0"},
             "InvalidSubnetID.NotFound",
         ),
-        ("CreateNetworkInterface", {"Groups": ["sg-0123456789abcdef0"]}, "InvalidGroup.NotFound"),
+        (
+            "CreateNetworkInterface",
+            {"Groups": ["sg-0123456789abcdef0"]},
+            "InvalidSecurityGroupID.NotFound",
+        ),
         (
             "CreateTags",
             {"Tags": [{"Key": "aws:reserved", "Value": "x"}]},

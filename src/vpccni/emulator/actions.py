@@ -216,11 +216,23 @@ def describe_subnets(model: Ec2Model, p: Params, now: float) -> Result:
     return {"Subnets": [subnet_view(store, s, at) for s in page], "NextToken": token}
 
 
+def vpc_for_group(p: Params) -> str:
+    """CreateSecurityGroup's ``VpcId``: optional in EC2's API for the default VPC, which the
+    emulator does not have (EC2 answers ``VPCIdNotSpecified`` in an account without one)."""
+    vpc_id = p.get("VpcId")
+    if not vpc_id:
+        raise Ec2Error(
+            "VPCIdNotSpecified",
+            "No default VPC for this user; give a VpcId (the emulator has no default VPC).",
+        )
+    return str(vpc_id)
+
+
 @action("CreateSecurityGroup")
 def create_security_group(model: Ec2Model, p: Params, now: float) -> Result:
     group = model.create_security_group(
         now,
-        required(p, "VpcId"),
+        vpc_for_group(p),
         required(p, "GroupName"),
         required(p, "Description"),
         tags_for(p, "security-group"),

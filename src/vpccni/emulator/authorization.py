@@ -24,13 +24,14 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from vpccni.emulator.actions import Params, ipv4_block, required, tags_for
+from vpccni.emulator.actions import Params, ipv4_block, required, tags_for, vpc_for_group
 from vpccni.emulator.errors import Ec2Error
 from vpccni.emulator.iam import Decision, Outcome
 from vpccni.emulator.imds import NODE_ROLE
 from vpccni.emulator.model import Ec2Model
 from vpccni.emulator.network import association_owner, tag_target
-from vpccni.emulator.records import ACCOUNT_ID, Tags, check_tags
+from vpccni.emulator.records import ACCOUNT_ID, SecurityGroup, Tags, check_tags
+from vpccni.emulator.security_groups import interface_group
 
 Context = dict[str, list[str]]
 SESSION_NAME = "vpccni-emulator"
@@ -107,9 +108,13 @@ class Request:
     def instance(self, instance_id: str) -> None:
         self.existing("instance", instance_id, self.store.instance(instance_id).tags)
 
-    def groups(self, group_ids: Sequence[str]) -> None:
+    def groups(self, group_ids: Sequence[str], lookup: Callable[[str], SecurityGroup]) -> None:
         for group_id in group_ids:
-            self.existing("security-group", group_id, self.store.group(group_id).tags)
+            self.existing("security-group", group_id, lookup(group_id).tags)
+
+    def interface_groups(self, group_ids: Sequence[str]) -> None:
+        """Groups named for an ENI (unknown ones: ``InvalidSecurityGroupID.NotFound``)."""
+        self.groups(group_ids, lambda group_id: interface_group(self.store, group_id))
 
 
 def request_tags(tags: Tags) -> Context:
@@ -185,7 +190,7 @@ def _disassociate_vpc_cidr_block(r: Request) -> None:
 
 @resolver("CreateSecurityGroup")
 def _create_security_group(r: Request) -> None:
-    vpc = r.store.vpc(required(r.params, "VpcId"))
+    vpc = r.store.vpc(vpc_for_group(r.params))
     required(r.params, "GroupName")
     required(r.params, "Description")
     r.created("security-group", tags_for(r.params, "security-group"))
@@ -209,7 +214,7 @@ def _run_instances(r: Request) -> None:
     r.created("instance", tags_for(r.params, "instance"))
     r.created("network-interface", tags_for(r.params, "network-interface"))
     default_group = r.store.vpc(subnet.vpc_id).default_group_id
-    r.groups(r.params.get("SecurityGroupIds") or [default_group])
+    r.groups(r.params.get("SecurityGroupIds") or [default_group], r.store.group)
     r.existing("subnet", subnet.subnet_id, subnet.tags)
     r.created("volume", ())
 
@@ -244,7 +249,7 @@ def _create_network_interface(r: Request) -> None:
     tags = tags_for(r.params, "network-interface")
     r.created("network-interface", tags)
     r.existing("subnet", subnet.subnet_id, subnet.tags)
-    r.groups(r.params.get("Groups") or ())
+    r.interface_groups(r.params.get("Groups") or ())
 
 
 @resolver("AttachNetworkInterface")
@@ -276,7 +281,7 @@ def _one_eni(r: Request) -> None:
 @resolver("ModifyNetworkInterfaceAttribute")
 def _modify_network_interface_attribute(r: Request) -> None:
     r.eni(required(r.params, "NetworkInterfaceId"))
-    r.groups(r.params.get("Groups") or ())
+    r.interface_groups(r.params.get("Groups") or ())
 
 
 # -- the answer ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ changes nothing when it raises. The rules enforced (see docs/emulator.md for the
   before the device index (a taken index -> ``InvalidParameterValue``), as EC2 does;
 * prefixes only on Nitro or bare-metal types. EC2's exact code for this refusal is not
   documented; ``InvalidParameterValue`` is used;
+* an ENI's security groups follow ``security_groups`` (at most five, all of its VPC);
 * an attached ENI cannot be deleted (``InvalidNetworkInterface.InUse``), device index 0 cannot be
   detached (``OperationNotPermitted``);
 * attach and detach take ``store.delays`` seconds of emulator time (attaching / detaching
@@ -22,13 +23,9 @@ from dataclasses import dataclass, replace
 from ipaddress import AddressValueError, IPv4Address, IPv4Network
 
 from vpccni.emulator.addressing import SubnetPool
-from vpccni.emulator.errors import (
-    Ec2Error,
-    invalid_parameter,
-    invalid_parameter_for,
-    missing_parameter,
-)
+from vpccni.emulator.errors import Ec2Error, invalid_parameter, missing_parameter
 from vpccni.emulator.records import Attachment, Eni, Tags
+from vpccni.emulator.security_groups import check_interface_groups
 from vpccni.emulator.store import Store, prefix_text
 
 
@@ -88,8 +85,8 @@ def create_eni(
     """A new, unattached ENI in ``subnet_id`` with a primary address plus ``request``."""
     subnet = store.subnet(subnet_id)
     vpc = store.vpc(subnet.vpc_id)
-    groups = tuple(group_ids) or (vpc.default_group_id,)
-    _check_groups(store, groups, vpc.vpc_id, f"subnet {subnet_id}")
+    groups = check_interface_groups(store, group_ids, vpc.vpc_id, f"subnet {subnet_id}")
+    groups = groups or (vpc.default_group_id,)
     _check_counts(request)
     if 1 + request.slots > store.max_unattached_slots():
         raise limit_exceeded()
@@ -297,8 +294,14 @@ def modify_eni(
     elif source_dest_check is not None:
         updated = replace(eni, source_dest_check=source_dest_check)
     elif group_ids is not None:
-        _check_groups(store, group_ids, eni.vpc_id, f"network interface {eni_id}")
-        updated = replace(eni, group_ids=tuple(group_ids))
+        if not group_ids:
+            raise missing_parameter("Groups (an ENI has at least one security group)")
+        groups = check_interface_groups(store, group_ids, eni.vpc_id, f"network interface {eni_id}")
+        updated = replace(eni, group_ids=groups)
+        instance = store.instances.get(eni.attachment.instance_id) if eni.attachment else None
+        if instance is not None and instance.primary_eni_id == eni_id:
+            # An instance's security groups are its primary ENI's (DescribeInstances, IMDS).
+            store.put_instance(replace(instance, group_ids=groups), now)
     else:
         assert delete_on_termination is not None
         attachment_id, flag = delete_on_termination
@@ -311,16 +314,6 @@ def modify_eni(
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _check_groups(store: Store, group_ids: Sequence[str], vpc_id: str, owner: str) -> None:
-    """Every group exists and is in ``vpc_id``; another VPC's group is EC2's InvalidParameter."""
-    for group_id in group_ids:
-        if store.group(group_id).vpc_id != vpc_id:
-            raise invalid_parameter_for(
-                f"Security group {group_id} and {owner} belong to different networks: use a "
-                f"security group of {vpc_id}."
-            )
 
 
 def _check_counts(request: AddressRequest) -> None:

@@ -15,7 +15,7 @@ import random
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
 
-from vpccni.emulator import interfaces, network
+from vpccni.emulator import interfaces, network, security_groups
 from vpccni.emulator.interfaces import AddressRequest
 from vpccni.emulator.network import LaunchRequest
 from vpccni.emulator.records import (
@@ -103,7 +103,7 @@ class Ec2Model:
         self, now: float, vpc_id: str, name: str, description: str, tags: Tags = ()
     ) -> SecurityGroup:
         self.advance(now)
-        return network.create_security_group(self.store, vpc_id, name, description, tags)
+        return security_groups.create_security_group(self.store, vpc_id, name, description, tags)
 
     def run_instances(self, now: float, request: LaunchRequest) -> tuple[str, list[Instance]]:
         return network.run_instances(self.store, self.advance(now), request)

@@ -30,6 +30,7 @@ from vpccni.emulator.records import (
     merge_tags,
     remove_tags,
 )
+from vpccni.emulator.security_groups import check_instance_groups
 from vpccni.emulator.store import Store
 from vpccni.emulator.vpc_cidrs import (
     MAX_PREFIX_LENGTH,
@@ -155,20 +156,6 @@ def create_subnet(
     return subnet
 
 
-def create_security_group(
-    store: Store, vpc_id: str, name: str, description: str, tags: Tags = ()
-) -> SecurityGroup:
-    store.vpc(vpc_id)
-    if any(g.vpc_id == vpc_id and g.name == name for g in store.groups.values()):
-        raise Ec2Error(
-            "InvalidGroup.Duplicate",
-            f"The security group '{name}' already exists for VPC '{vpc_id}'",
-        )
-    group = SecurityGroup(store.mint("group"), name, vpc_id, description, tags)
-    store.groups[group.group_id] = group
-    return group
-
-
 def run_instances(store: Store, now: float, request: LaunchRequest) -> tuple[str, list[Instance]]:
     """Launch up to ``count`` (at least ``min_count``) instances; returns (reservation, them)."""
     limits = store.instance_limits(request.instance_type)
@@ -178,6 +165,9 @@ def run_instances(store: Store, now: float, request: LaunchRequest) -> tuple[str
         raise invalid_parameter("MinCount must be at least 1 and at most MaxCount.")
     if request.private_ip and request.count > 1:
         raise invalid_parameter("A private IP address can only be given for a single instance.")
+    groups = check_instance_groups(
+        store, request.group_ids, subnet.vpc_id, f"subnet {subnet.subnet_id}"
+    )
     available = store.pool(subnet.subnet_id).available
     if available < minimum:
         raise insufficient_addresses()
@@ -190,7 +180,7 @@ def run_instances(store: Store, now: float, request: LaunchRequest) -> tuple[str
             subnet.subnet_id,
             AddressRequest(),
             primary_ip=request.private_ip,
-            group_ids=request.group_ids,
+            group_ids=groups,
             tags=request.eni_tags,
         )
         instance = Instance(
