@@ -10,6 +10,7 @@ detaches the others; the instance stays visible as ``terminated``, as in EC2.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network
@@ -147,8 +148,11 @@ def create_subnet(
                 "InvalidSubnet.Conflict", f"The CIDR '{cidr}' conflicts with another subnet"
             )
     zone = availability_zone or f"{store.region}a"
-    if not zone.startswith(store.region):
-        raise invalid_parameter(f"Value ({zone}) for parameter availabilityZone is invalid.")
+    if not re.fullmatch(re.escape(store.region) + "[a-z]", zone):
+        raise invalid_parameter(
+            f"Value ({zone}) for parameter availabilityZone is invalid: a zone of "
+            f"{store.region} is its name and one letter ({store.region}a, {store.region}b, ...)."
+        )
     subnet = Subnet(store.mint("subnet"), vpc_id, str(network), zone, tags)
     store.subnets[subnet.subnet_id] = subnet
     store.pools[subnet.subnet_id] = SubnetPool(network)
