@@ -15,7 +15,11 @@ upstream's ``AWS_EC2_ENDPOINT``; ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else I
 ``daemon`` (the flags, ``CLUSTER_NAME``, ``DISABLE_METRICS``, ``DISABLE_INTROSPECTION``,
 ``INTROSPECTION_BIND_ADDRESS``, ``AWS_VPC_K8S_CNI_LOGLEVEL``, ``VPCCNI_SDK_LOGLEVEL``,
 ``AWS_VPC_K8S_CNI_LOG_FILE``, ``VPCCNI_CLOCK``,
-``VPCCNI_POD_SWEEP_GRACE_SECONDS``). Not read here:
+``VPCCNI_POD_SWEEP_GRACE_SECONDS``) and ``cluster`` (where the Node and the ENIConfigs
+come from: ``--kube-api`` / ``--kube-token-file`` / ``--kube-ca-file``, ``--eniconfig-dir``,
+``--node-label``, ``--node-annotation``, ``MY_NODE_NAME``, and the pod's own API access:
+``KUBERNETES_SERVICE_HOST`` / ``_PORT`` or ``CLUSTER_ENDPOINT`` with a service-account token;
+docs/kubernetes.md). Not read here:
 credentials and botocore's own configuration (profiles, CA bundle), which botocore takes from
 its standard chain; the CNI plugin's variables, read by the plugin in its own process;
 ``VPCCNI_DEBUG``, which ``vpccni``'s entry point reads for every command to show a traceback.
@@ -26,14 +30,15 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, ip_address
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from vpccni.adapters.ec2_boto3 import Ec2Endpoint
 from vpccni.adapters.imds_http import DEFAULT_ENDPOINT
+from vpccni.adapters.kubernetes_api import SERVICE_ACCOUNT_DIR, in_cluster_endpoint
 from vpccni.core.config import (
     ConfigError,
     IpamConfig,
@@ -62,6 +67,8 @@ _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _VETH_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,4}")
 _CIDR = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}")
 URL_ACCEPTED = "an http:// or https:// URL such as http://127.0.0.1:5309"
+_LABEL_NAME = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 MIN_SECONDS, MAX_SECONDS = 0.05, 86400.0  # below: a busy loop; above: a day
 SECONDS_ACCEPTED = "a number of seconds from 0.05 to 86400, such as 5 or 0.2"
 BIND_ACCEPTED = (
@@ -145,6 +152,12 @@ class DaemonFlags:
     netns: str | None = None
     host_datapath: bool = False
     recover: bool = False
+    kube_api: str | None = None
+    kube_token_file: str | None = None
+    kube_ca_file: str | None = None
+    eniconfig_dir: str | None = None
+    node_labels: tuple[str, ...] = ()
+    node_annotations: tuple[str, ...] = ()
 
     def values(self) -> dict[str, str | None]:
         """Each text flag by its command-line name (None: not given)."""
@@ -159,6 +172,10 @@ class DaemonFlags:
             "--cleanup-seconds": self.cleanup_seconds,
             "--max-pods": self.max_pods,
             "--netns": self.netns,
+            "--kube-api": self.kube_api,
+            "--kube-token-file": self.kube_token_file,
+            "--kube-ca-file": self.kube_ca_file,
+            "--eniconfig-dir": self.eniconfig_dir,
         }
 
 
@@ -201,6 +218,35 @@ class DaemonSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Where the daemon's view of the cluster comes from (docs/kubernetes.md).
+
+    ``source`` is ``api`` (``--kube-api URL``, or in-cluster: a service-account token and
+    ``KUBERNETES_SERVICE_HOST`` or ``CLUSTER_ENDPOINT``), ``files`` (``--eniconfig-dir`` and/or
+    ``--node-label`` / ``--node-annotation``) or ``none`` (``note`` says why, when it is not
+    obvious).
+    """
+
+    source: str = "none"
+    api_url: str | None = None
+    token_file: Path | None = None
+    ca_file: Path | None = None
+    in_cluster: bool = False
+    node_name: str = ""
+    """``MY_NODE_NAME``: the Node the API source reads (needed for it)."""
+    eniconfig_dir: Path | None = None
+    node_labels: Mapping[str, str] = field(default_factory=dict)
+    node_annotations: Mapping[str, str] = field(default_factory=dict)
+    note: str = ""
+    service_host: str | None = None
+    """``KUBERNETES_SERVICE_HOST`` as read (kubelet sets it in every pod)."""
+    service_port: int = 443
+    """``KUBERNETES_SERVICE_PORT`` as read."""
+    endpoint_override: str | None = None
+    """``CLUSTER_ENDPOINT`` as read: upstream's API server address override (with the token)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything ``vpccni ipamd`` is told, validated."""
 
@@ -208,6 +254,7 @@ class Settings:
     cloud: CloudSettings
     datapath: DatapathSettings
     daemon: DaemonSettings
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
 
 def read_settings(flags: DaemonFlags) -> Settings:
@@ -215,8 +262,16 @@ def read_settings(flags: DaemonFlags) -> Settings:
     return parse_settings(os.environ, flags)
 
 
-def parse_settings(env: Mapping[str, str], flags: DaemonFlags | None = None) -> Settings:
-    """Validate every variable in ``env`` the daemon reads, and ``flags``; refuse bad values."""
+def parse_settings(
+    env: Mapping[str, str],
+    flags: DaemonFlags | None = None,
+    *,
+    service_account: Path = SERVICE_ACCOUNT_DIR,
+) -> Settings:
+    """Validate every variable in ``env`` the daemon reads, and ``flags``; refuse bad values.
+
+    ``service_account`` is where a pod's service-account token would be (in-cluster API access).
+    """
     flags = flags or DaemonFlags()
     variables = SettingsReader(env)
     given = SettingsReader(flags.values(), empty_is_unset=False)
@@ -224,7 +279,15 @@ def parse_settings(env: Mapping[str, str], flags: DaemonFlags | None = None) -> 
     cloud = _cloud(variables)
     datapath = _datapath(variables)
     daemon = _daemon(variables, given, flags)
-    problems = variables.problems + given.problems
+    cluster_problems: list[str] = []
+    cluster = _cluster(variables, given, flags, service_account, cluster_problems)
+    problems = variables.problems + given.problems + cluster_problems
+    if ipam.custom_networking and cluster.source == "api" and not cluster.node_name:
+        problems.append(
+            "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true needs the node's ENIConfig, named by its "
+            "Node's labels, but MY_NODE_NAME is not set; set it to the node's name (the "
+            "DaemonSet takes it from spec.nodeName)"
+        )
     if daemon.emulator_clock and cloud.ec2_endpoint_url is None:
         problems.append(
             "VPCCNI_CLOCK='emulator' needs the emulator's address but no EC2 endpoint is set; "
@@ -241,7 +304,7 @@ def parse_settings(env: Mapping[str, str], flags: DaemonFlags | None = None) -> 
         )
     if problems:
         raise ConfigError(problems)
-    return Settings(ipam, cloud, datapath, daemon)
+    return Settings(ipam, cloud, datapath, daemon, cluster)
 
 
 def _cloud(env: SettingsReader) -> CloudSettings:
@@ -332,6 +395,128 @@ def _daemon(env: SettingsReader, given: SettingsReader, flags: DaemonFlags) -> D
             env.integer("VPCCNI_POD_SWEEP_GRACE_SECONDS", int(defaults.pod_sweep_grace), 10, 86400)
         ),
     )
+
+
+def _cluster(
+    env: SettingsReader,
+    given: SettingsReader,
+    flags: DaemonFlags,
+    service_account: Path,
+    problems: list[str],
+) -> ClusterSettings:
+    """Which cluster source runs: explicit flags first, then the pod's own API access."""
+    node_name = env.value("MY_NODE_NAME", _node_name, "", "a Node name (a DNS subdomain)")
+    override = env.value("CLUSTER_ENDPOINT", _url, None, URL_ACCEPTED)
+    host = env.value("KUBERNETES_SERVICE_HOST", _host, None, "an IP address or host name")
+    port = env.integer("KUBERNETES_SERVICE_PORT", 443, 1, 65535)
+    url = given.value("--kube-api", _url, None, URL_ACCEPTED)
+    token = given.value("--kube-token-file", _existing_file, None, "a readable file")
+    ca = given.value("--kube-ca-file", _existing_file, None, "a readable PEM file")
+    directory = given.value("--eniconfig-dir", _directory, None, "an existing directory")
+    labels = _pairs(flags.node_labels, "--node-label", _label_value, problems)
+    annotations = _pairs(flags.node_annotations, "--node-annotation", str, problems)
+    files = flags.eniconfig_dir is not None or bool(flags.node_labels or flags.node_annotations)
+    if flags.kube_api is None and (flags.kube_token_file or flags.kube_ca_file):
+        problems.append("--kube-token-file and --kube-ca-file go with --kube-api URL; add it")
+    if flags.kube_api is not None and files:
+        problems.append(
+            "--kube-api and --eniconfig-dir/--node-label/--node-annotation contradict each "
+            "other: the Node and ENIConfigs come from the API or from files; give one"
+        )
+    read = ClusterSettings(
+        node_name=node_name, service_host=host, service_port=port, endpoint_override=override
+    )
+    if files:
+        return replace(
+            read,
+            source="files",
+            eniconfig_dir=directory,
+            node_labels=labels,
+            node_annotations=annotations,
+        )
+    if url is not None:
+        return replace(read, source="api", api_url=url, token_file=token, ca_file=ca)
+    endpoint = in_cluster_endpoint(host, port, override, service_account)
+    if endpoint is None:
+        note = ""
+        if host or override:
+            note = (
+                f"no service-account token at {service_account / 'token'} "
+                "(automountServiceAccountToken: false?)"
+            )
+        return replace(read, note=note)
+    return replace(
+        read,
+        source="api",
+        api_url=endpoint.url,
+        token_file=endpoint.token_file,
+        ca_file=endpoint.ca_file,
+        in_cluster=True,
+    )
+
+
+def _node_name(raw: str) -> str:
+    if len(raw) > 253 or not _DNS_SUBDOMAIN.fullmatch(raw):
+        raise ValueError("is not a Node name (lowercase letters, digits, '-' and '.')")
+    return raw
+
+
+def _host(raw: str) -> str:
+    try:
+        ip_address(raw)
+    except ValueError:
+        if len(raw) > 253 or not _DNS_SUBDOMAIN.fullmatch(raw.lower()):
+            raise ValueError("is not an IP address or host name") from None
+    return raw
+
+
+def _pairs(
+    raw: tuple[str, ...], flag: str, check: Callable[[str], str], problems: list[str]
+) -> dict[str, str]:
+    """``KEY=VALUE`` flags (repeatable) as a mapping; bad ones are added to ``problems``."""
+    found: dict[str, str] = {}
+    for item in raw:
+        key, equals, value = item.partition("=")
+        try:
+            if not equals:
+                raise ValueError("is not KEY=VALUE")
+            _qualified_key(key)
+            found[key] = check(value)
+        except ValueError as error:
+            problems.append(
+                f"{flag} {item!r} {error}; accepted: KEY=VALUE with KEY a Kubernetes key such as "
+                "k8s.amazonaws.com/eniConfig"
+            )
+    return found
+
+
+def _qualified_key(raw: str) -> str:
+    prefix, slash, name = raw.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+        raise ValueError(f"has the key prefix {prefix!r}, which is not a DNS subdomain")
+    if not _LABEL_NAME.fullmatch(name):
+        raise ValueError(f"has the key {raw!r}, which is not a Kubernetes label/annotation key")
+    return raw
+
+
+def _label_value(raw: str) -> str:
+    if raw and not _LABEL_NAME.fullmatch(raw):
+        raise ValueError("has a value that is not a label value (at most 63 letters, digits, -_.)")
+    return raw
+
+
+def _existing_file(raw: str) -> Path:
+    path = _path(raw)
+    if not path.is_file():
+        raise ValueError("is not a file")
+    return path
+
+
+def _directory(raw: str) -> Path:
+    path = _path(raw)
+    if not path.is_dir():
+        raise ValueError("is not a directory")
+    return path
 
 
 _UNIX_ACCEPTED = f"a path of at most {MAX_UNIX_PATH_BYTES} bytes"

@@ -146,6 +146,7 @@ def test_output_writes_one_file_per_object(
         "clusterrole.yaml",
         "clusterrolebinding.yaml",
         "daemonset.yaml",
+        "eniconfig-crd.yaml",
         "kustomization.yaml",
         "serviceaccount.yaml",
     ]

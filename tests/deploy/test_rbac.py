@@ -1,4 +1,6 @@
-"""The ClusterRole grants exactly the Kubernetes API calls vpccni makes - none today."""
+"""The ClusterRole grants exactly the Kubernetes API calls vpccni makes: its Node and the
+ENIConfigs, listed and watched (vpccni.adapters.kubernetes_source). tests/kube runs the adapter
+against a test API server enforcing exactly these rules."""
 
 from __future__ import annotations
 
@@ -9,11 +11,16 @@ import pytest
 
 import vpccni
 from tests.deploy.conftest import by_kind, render
+from vpccni.adapters.kubernetes_source import API_CALLS
 from vpccni.deploy.rbac import KUBERNETES_API_CALLS, ApiCall, cluster_role_rules, needs_token
 
 PACKAGE = Path(vpccni.__file__).parent
 CLIENT_MODULES = {"kubernetes", "kubernetes_asyncio", "lightkube", "pykube", "kr8s", "kubectl"}
 IN_CLUSTER_MARKERS = ("KUBERNETES_SERVICE_HOST", "/var/run/secrets/kubernetes.io/serviceaccount")
+API_USERS = ["adapters/kubernetes_api.py", "deploy/variables.py", "settings.py"]
+"""The modules that may name API access: the client (the service-account paths), the settings
+(which read KUBERNETES_SERVICE_HOST) and the DaemonSet's table of variables (which may not set
+it); everything else goes through the client."""
 
 
 def kubernetes_api_users(package: Path = PACKAGE) -> list[str]:
@@ -45,13 +52,13 @@ def kubernetes_api_users(package: Path = PACKAGE) -> list[str]:
 
 
 def test_declared_calls_match_the_code() -> None:
-    """Empty tuple <-> no Kubernetes client anywhere in vpccni (declare each call when added)."""
-    users = kubernetes_api_users()
-    assert bool(KUBERNETES_API_CALLS) == bool(users), (
-        f"modules calling the Kubernetes API: {users}; declared calls: {KUBERNETES_API_CALLS} - "
-        "declare every call in vpccni.deploy.rbac.KUBERNETES_API_CALLS"
-    )
-    assert KUBERNETES_API_CALLS == ()
+    """The declared calls are the adapter's, and no other module reaches the API on its own
+    (no Kubernetes client library, no in-cluster credentials outside the client)."""
+    assert kubernetes_api_users() == API_USERS
+    declared = {(call.group, call.resource, call.verb) for call in KUBERNETES_API_CALLS}
+    assert declared == set(API_CALLS)
+    assert len(declared) == len(KUBERNETES_API_CALLS)
+    assert all(call.why for call in KUBERNETES_API_CALLS)
 
 
 def test_the_scan_sees_a_client(tmp_path: Path) -> None:
@@ -85,9 +92,20 @@ def test_rules_are_generated_from_the_calls_only() -> None:
 
 def test_shipped_role_and_token(capsys: pytest.CaptureFixture[str]) -> None:
     objects = by_kind(render(capsys))
-    assert objects["ClusterRole"]["rules"] == cluster_role_rules() == []
+    assert (
+        objects["ClusterRole"]["rules"]
+        == cluster_role_rules()
+        == [
+            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]},
+            {
+                "apiGroups": ["crd.k8s.amazonaws.com"],
+                "resources": ["eniconfigs"],
+                "verbs": ["list", "watch"],
+            },
+        ]
+    )
     pod = objects["DaemonSet"]["spec"]["template"]["spec"]
-    assert pod["automountServiceAccountToken"] is False
+    assert pod["automountServiceAccountToken"] is True
     binding = objects["ClusterRoleBinding"]
     assert binding["roleRef"]["name"] == objects["ClusterRole"]["metadata"]["name"]
     assert binding["subjects"] == [

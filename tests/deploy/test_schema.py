@@ -48,6 +48,7 @@ OPTION_SETS = {
 def test_vpccni_manifests_output_validates(capsys: pytest.CaptureFixture[str], name: str) -> None:
     objects = render(capsys, *OPTION_SETS[name])
     assert [item["kind"] for item in objects] == [
+        "CustomResourceDefinition",
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
@@ -63,6 +64,7 @@ def test_overlays_validate(kubectl: str, overlay: str) -> None:
     assert sorted(by_kind(objects)) == [
         "ClusterRole",
         "ClusterRoleBinding",
+        "CustomResourceDefinition",
         "DaemonSet",
         "ServiceAccount",
     ]

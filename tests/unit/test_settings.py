@@ -63,6 +63,7 @@ def test_unset_takes_the_documented_defaults() -> None:
 
 
 EMULATOR = "http://127.0.0.1:5309"
+THIS_FILE = str(Path(__file__))
 
 # (variable, value, settings field, expected); an empty value counts as unset, as upstream.
 VALID_VARIABLES: list[tuple[str, str, str, Any]] = [
@@ -153,6 +154,16 @@ VALID_VARIABLES: list[tuple[str, str, str, Any]] = [
     ("INTROSPECTION_BIND_ADDRESS", "[::1]:7000", "daemon.introspection_bind", "[::1]:7000"),
     ("INTROSPECTION_BIND_ADDRESS", "localhost:7000", "daemon.introspection_bind", "localhost:7000"),
     ("VPCCNI_POD_SWEEP_GRACE_SECONDS", "120", "daemon.pod_sweep_grace", 120.0),
+    ("MY_NODE_NAME", "ip-10-0-0-1.ec2.internal", "cluster.node_name", "ip-10-0-0-1.ec2.internal"),
+    ("KUBERNETES_SERVICE_HOST", "10.100.0.1", "cluster.service_host", "10.100.0.1"),
+    ("KUBERNETES_SERVICE_HOST", "fd00:10:96::1", "cluster.service_host", "fd00:10:96::1"),
+    ("KUBERNETES_SERVICE_PORT", "6443", "cluster.service_port", 6443),
+    (
+        "CLUSTER_ENDPOINT",
+        "https://ABCD.gr7.us-west-2.eks.amazonaws.com",
+        "cluster.endpoint_override",
+        "https://ABCD.gr7.us-west-2.eks.amazonaws.com",
+    ),
 ]
 
 
@@ -441,6 +452,29 @@ REFUSED_VARIABLES: list[tuple[str, str, str]] = [
         "sixty",
         "VPCCNI_POD_SWEEP_GRACE_SECONDS='sixty' is not an integer; accepted: 10 to 86400",
     ),
+    (
+        "MY_NODE_NAME",
+        "Node_1",
+        "MY_NODE_NAME='Node_1' is not a Node name (lowercase letters, digits, '-' and '.'); "
+        "accepted: a Node name (a DNS subdomain)",
+    ),
+    (
+        "KUBERNETES_SERVICE_HOST",
+        "not a host",
+        "KUBERNETES_SERVICE_HOST='not a host' is not an IP address or host name; accepted: an IP "
+        "address or host name",
+    ),
+    (
+        "KUBERNETES_SERVICE_PORT",
+        "https",
+        "KUBERNETES_SERVICE_PORT='https' is not an integer; accepted: 1 to 65535",
+    ),
+    (
+        "CLUSTER_ENDPOINT",
+        "ABCD.eks.amazonaws.com",
+        "CLUSTER_ENDPOINT='ABCD.eks.amazonaws.com' is not an http:// or https:// URL; "
+        "accepted: an http:// or https:// URL such as http://127.0.0.1:5309",
+    ),
 ]
 
 
@@ -470,12 +504,23 @@ VALID_FLAGS: list[tuple[str, str, str, Any]] = [
     ("cleanup_seconds", "7200", "daemon.cleanup_seconds", 7200.0),
     ("max_pods", "110", "daemon.max_pods", 110),
     ("netns", "node1", "daemon.datapath_netns", "node1"),
+    ("kube_api", "https://127.0.0.1:6443", "cluster.api_url", "https://127.0.0.1:6443"),
+    ("kube_api", "http://127.0.0.1:8080", "cluster.source", "api"),
+    ("kube_token_file", THIS_FILE, "cluster.token_file", Path(THIS_FILE)),
+    ("kube_ca_file", THIS_FILE, "cluster.ca_file", Path(THIS_FILE)),
+    ("eniconfig_dir", str(SRC), "cluster.eniconfig_dir", SRC),
+    ("eniconfig_dir", str(SRC), "cluster.source", "files"),
 ]
+FLAG_COMPANIONS: dict[str, dict[str, Any]] = {
+    "kube_token_file": {"kube_api": "https://127.0.0.1:6443"},
+    "kube_ca_file": {"kube_api": "https://127.0.0.1:6443"},
+}
+"""Flags that only mean something with another one: given with it in VALID_FLAGS."""
 
 
 @pytest.mark.parametrize(("flag", "value", "path", "expected"), VALID_FLAGS)
 def test_valid_flags_are_read(flag: str, value: str, path: str, expected: Any) -> None:
-    flags = DaemonFlags(**{flag: value})
+    flags = DaemonFlags(**{**FLAG_COMPANIONS.get(flag, {}), flag: value})
     assert field(parse_settings({}, flags), path) == expected
 
 

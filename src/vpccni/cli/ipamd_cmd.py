@@ -90,7 +90,44 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--tick-seconds", default=defaults.tick_seconds)
     parser.add_argument("--reconcile-seconds", default=defaults.reconcile_seconds)
     parser.add_argument("--cleanup-seconds", default=defaults.cleanup_seconds)
-    parser.add_argument("--max-pods", help="kubelet's max pods (default: the table's)")
+    parser.add_argument(
+        "--max-pods",
+        help="kubelet's max pods when the Kubernetes API does not give the Node's "
+        "status.capacity.pods (default: the eni-max-pods.txt figure)",
+    )
+    cluster = parser.add_argument_group(
+        "the cluster",
+        "Where the Node (labels, annotations, max pods) and the ENIConfigs come from: the "
+        "Kubernetes API in a pod with a service-account token (at the in-cluster address or "
+        "CLUSTER_ENDPOINT; MY_NODE_NAME names the Node), --kube-api, or files "
+        "(see docs/kubernetes.md)",
+    )
+    cluster.add_argument(
+        "--kube-api", metavar="URL", help="the API server (instead of the in-cluster address)"
+    )
+    cluster.add_argument(
+        "--kube-token-file", metavar="FILE", help="bearer token for --kube-api (re-read on change)"
+    )
+    cluster.add_argument("--kube-ca-file", metavar="FILE", help="CA bundle for an https --kube-api")
+    cluster.add_argument(
+        "--eniconfig-dir",
+        metavar="DIR",
+        help="ENIConfig YAML (what 'kubectl get eniconfigs -o yaml' prints), re-read on change",
+    )
+    cluster.add_argument(
+        "--node-label",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="a label of this node, for the file source (repeatable)",
+    )
+    cluster.add_argument(
+        "--node-annotation",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="an annotation of this node, for the file source (repeatable)",
+    )
     parser.add_argument(
         "--netns",
         metavar="NAME",
@@ -126,6 +163,12 @@ def daemon_flags(args: argparse.Namespace) -> DaemonFlags:
         netns=args.netns,
         host_datapath=args.host_datapath,
         recover=args.recover,
+        kube_api=args.kube_api,
+        kube_token_file=args.kube_token_file,
+        kube_ca_file=args.kube_ca_file,
+        eniconfig_dir=args.eniconfig_dir,
+        node_labels=tuple(args.node_label),
+        node_annotations=tuple(args.node_annotation),
     )
 
 

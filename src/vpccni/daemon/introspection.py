@@ -8,7 +8,9 @@ blanks container ids and interface names so the output cannot be used to forge a
 ``/v1/pods`` does the same on TCP and shows them only on the root-only Unix socket.
 ``/v1/explain`` is the pool manager's current decision in the same JSON as ``vpccni explain``,
 plus ``no_address``: why the next pod would get no address (``core.no_address``), the same
-cause the plugin API's ADD error names, and ``missing_permissions``: every EC2 action EC2 denied
+cause the plugin API's ADD error names, ``placement``: where new ENIs go (custom networking's
+ENIConfig, subnet discovery, the subnets known with their free addresses, a placement problem),
+each ENI's subnet, and ``missing_permissions``: every EC2 action EC2 denied
 (UnauthorizedOperation) and not yet allowed again, with what it was denied on, AWS's message and
 when the daemon tries it again (``cloud.permissions``).
 
@@ -34,6 +36,7 @@ from vpccni.cloud.guarded_ec2 import GuardedEc2
 from vpccni.cloud.permissions import EC2_ACTIONS
 from vpccni.core.explain import decision_json
 from vpccni.core.no_address import NoAddress, why_no_address
+from vpccni.core.subnets import eniconfig_name
 from vpccni.daemon.bootstrap import Node
 from vpccni.daemon.listeners import JSON, Listener, http_listener
 
@@ -57,6 +60,7 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 def enis_document(node: Node) -> dict[str, Any]:
     """Upstream's ``/v1/enis``: network card "0" -> totals and ENIs with their CIDRs."""
     service = node.service
+    subnets = node.pool.engine.eni_subnets
     with service.lock:
         store = service.datastore
         assigned = {a.address: a for a in store.assignments()}
@@ -88,7 +92,7 @@ def enis_document(node: Node) -> dict[str, Any]:
                 "IPv6Cidrs": {},
                 "IsExcludedForPodIPs": info.excluded,
                 "RouteTableID": info.device_index + 1,
-                "SubnetID": "",
+                "SubnetID": subnets.get(view.eni_id, ""),
             }
         return {"0": {"TotalIPs": total, "AssignedIPs": len(assigned), "ENIs": enis}}
 
@@ -117,7 +121,7 @@ def ipamd_env_document(node: Node) -> dict[str, Any]:
         "ENABLE_PREFIX_DELEGATION": config.prefix_delegation,
         "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG": config.custom_networking,
         "AWS_MANAGE_ENIS_NON_SCHEDULABLE": config.manage_enis_non_schedulable,
-        "ENABLE_SUBNET_DISCOVERY": False,
+        "ENABLE_SUBNET_DISCOVERY": config.subnet_discovery,
     }
 
 
@@ -198,11 +202,18 @@ def explain_document(node: Node) -> dict[str, Any]:
     document["missing_permissions"] = missing_permissions_json(node)
     document["last_error"] = node.pool.state.last_error
     document["errors"] = dict(node.pool.state.errors)
+    engine = node.pool.engine
+    subnets = engine.pool_subnets()
+    placement = document["placement"] = engine.placement.status(subnets)
+    free = {s["id"]: s["free"] for s in placement["subnets"]}
     document["enis"] = [
         {
             "id": view.eni_id,
             "device_index": view.info.device_index,
             "primary": view.info.primary,
+            "excluded": view.info.excluded,
+            "subnet": subnets.get(view.eni_id),
+            "subnet_free": free.get(subnets.get(view.eni_id, "")),
             "cidrs": len(view.cidrs),
             "total": sum(c.size for c in view.cidrs),
             "assigned": view.assigned,
@@ -213,9 +224,29 @@ def explain_document(node: Node) -> dict[str, Any]:
     return document
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A route's answer with a status other than 200."""
+
+    status: int
+    body: Any
+
+
+def eni_configs_document(node: Node) -> Any:
+    """Upstream's ``/v1/eni-configs``: the node's ENIConfig name as a JSON string (``default``
+    when the Node names none); 404 while the Node cannot be read."""
+    view = node.cluster.view()
+    if view.node is None:
+        reason = view.problem or "the Node has not been read yet"
+        return Answer(404, {"error": f"cannot read this node's Node object: {reason}"})
+    config = node.config
+    return eniconfig_name(view.node, config.eniconfig_label, config.eniconfig_annotation)
+
+
 def routes(node: Node, networkutils: Callable[[], dict[str, Any]]) -> dict[str, Callable[[], Any]]:
     return {
         "/v1/enis": lambda: enis_document(node),
+        "/v1/eni-configs": lambda: eni_configs_document(node),
         "/v1/networkutils-env-settings": networkutils,
         "/v1/ipamd-env-settings": lambda: ipamd_env_document(node),
         "/v1/pods": lambda: pods_document(node),
@@ -311,10 +342,10 @@ def _answer(
                 "/readyz are served"
             },
         )
-    elif path == "/v1/eni-configs":
-        status, body = 404, {"error": "custom networking (ENIConfig) is not supported yet"}
     elif path in table:
         status, body = 200, table[path]()
+        if isinstance(body, Answer):
+            status, body = body.status, body.body
     else:
         status, body = 200, {"AvailableCommands": [*UPSTREAM_PATHS, *OUR_PATHS, *HEALTH_PATHS]}
     return status, JSON, json.dumps(body, indent=1).encode()

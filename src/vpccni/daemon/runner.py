@@ -6,7 +6,12 @@ The pool loop ticks every ``tick_seconds`` (5 s as upstream), reconciles with EC
 on the daemon's clock (the system's, or the emulator's with ``VPCCNI_CLOCK=emulator``); with a
 datapath, the leaked-pod sweep (``vpccni.daemon.sweep``) runs every ``tick_seconds``. SIGTERM
 or SIGINT stops growth at once (``terminating``), lets in-flight requests and the current tick
-finish, closes the servers and the checkpoint, and exits 0.
+finish, closes the servers, the cluster source and the checkpoint, and exits 0.
+
+The cluster source (``vpccni.daemon.cluster``: the Kubernetes API, ENIConfig files or nothing)
+is opened before the node starts; with custom networking start-up waits for the API, otherwise
+for at most 30 s. Every tick first applies a changed max pods (the Node's
+``status.capacity.pods``, else ``--max-pods``, else the ``eni-max-pods.txt`` figure).
 """
 
 from __future__ import annotations
@@ -37,6 +42,15 @@ from vpccni.core.aws_types import CloudError
 from vpccni.core.config import IpamConfig, capacity_warnings
 from vpccni.core.model import PodKey, PodMeta
 from vpccni.daemon.bootstrap import Node, NodeOptions, NodePorts, bootstrap
+from vpccni.daemon.cluster import (
+    describe,
+    follow_max_pods,
+    max_pods_choice,
+    open_source,
+    startup_max_pods_warning,
+    table_max_pods,
+    wait_for_api,
+)
 from vpccni.daemon.datapath import Datapath
 from vpccni.daemon.introspection import (
     Health,
@@ -71,14 +85,21 @@ def run_daemon(settings: Settings) -> int:
         metrics = prometheus
     ec2 = GuardedEc2(Boto3Ec2(make_ec2_client(endpoint)), clock, metrics)
     store = FileCheckpointStore(options.checkpoint_dir)
-    node = _bootstrap_until_ready(
-        settings.ipam,
-        NodeOptions(
+    cluster = open_source(settings.cluster, settings.ipam)
+    log.info("cluster: %s", describe(settings.cluster))
+
+    def node_options() -> NodeOptions:
+        known = cluster.view().node
+        return NodeOptions(
             options.spool_dir,
             options.cluster_name,
-            options.max_pods,
+            (known.max_pods if known is not None else None) or options.max_pods,
             options.checkpoint_dir if options.recover else None,
-        ),
+        )
+
+    node = _bootstrap_until_ready(
+        settings.ipam,
+        node_options,
         NodePorts(
             ec2,
             imds,
@@ -87,15 +108,23 @@ def run_daemon(settings: Settings) -> int:
             load_instance_table(),
             metrics,
             _datapath_factory(options, settings.datapath, metrics),
+            cluster,
         ),
+        lambda stop: wait_for_api(cluster, settings.ipam, stop),
     )
     if node is None:
+        cluster.close()
         return 0
     limits, ipam = node.limits, settings.ipam
     for warning in capacity_warnings(
         ipam, limits.eni_cap(ipam), limits.addresses_per_eni(ipam.mode)
     ):
         log.warning("%s", warning)
+    choice = max_pods_choice(cluster.view(), options.max_pods, table_max_pods(limits))
+    log.info("max pods %d (%s)", choice[0], choice[1])
+    max_pods_warning = startup_max_pods_warning(choice, ipam, limits)
+    if max_pods_warning is not None:
+        log.warning("%s", max_pods_warning)
     return _serve(_Running(node, options, clock, metrics, prometheus, settings.datapath, store))
 
 
@@ -121,9 +150,14 @@ def _datapath_factory(
 
 
 def _bootstrap_until_ready(
-    config: IpamConfig, options: NodeOptions, ports: NodePorts
+    config: IpamConfig,
+    options: Callable[[], NodeOptions],
+    ports: NodePorts,
+    wait_for_cluster: Callable[[threading.Event], bool],
 ) -> Node | None:
-    """Bootstrap, retrying cloud failures with backoff (upstream exits and is restarted)."""
+    """Wait for the cluster as upstream does, then bootstrap, retrying cloud failures with
+    backoff (upstream exits and is restarted); ``options`` is asked again on every attempt (the
+    Node's max pods may have arrived)."""
     stopping = threading.Event()
     main_pid = os.getpid()
 
@@ -134,12 +168,14 @@ def _bootstrap_until_ready(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if not wait_for_cluster(stopping):
+        return None
     backoff = Backoff(attempts=1_000_000, base=0.5, cap=30.0)
     rng = random.Random()
     attempt = 0
     while not stopping.is_set():
         try:
-            return bootstrap(config, options, ports)
+            return bootstrap(config, options(), ports)
         except CloudError as error:
             wait = backoff.delay(attempt, rng)
             log.warning("start-up failed (%s); retrying in %.1f s", error, wait)
@@ -208,6 +244,7 @@ def _serve(running: _Running) -> int:
     for server in servers:
         server.shutdown()
         server.server_close()
+    node.cluster.close()
     store.close()
     log.info("stopped")
     return 0
@@ -227,6 +264,7 @@ def _pool_loop(
     while not stop.wait(options.tick_seconds):
         health.tick_started()
         try:
+            follow_max_pods(node, options.max_pods)  # the Node's capacity arrived or changed
             node.pool.tick()
             metrics.pods_waiting(len(hooks.waiting))
             _drain_spool(node, options, hooks)

@@ -1,16 +1,17 @@
 """The Kubernetes objects that run vpccni on every Linux node, built as plain dicts.
 
-:func:`build` returns, in apply order, the ServiceAccount, the ClusterRole (rules from
+:func:`build` returns, in apply order, the ENIConfig CustomResourceDefinition
+(:mod:`vpccni.deploy.crd`, upstream's), the ServiceAccount, the ClusterRole (rules from
 :mod:`vpccni.deploy.rbac`), its ClusterRoleBinding and the DaemonSet. The DaemonSet follows
 upstream's ``aws-node`` (facts from its shipped manifest: host network, ``system-node-critical``,
 every taint tolerated, rolling update 10% at a time, 10 s grace, 25m CPU requested, Linux
 amd64/arm64 nodes that are not Fargate, hybrid or Auto Mode, liveness after 60 s and readiness
 after 1 s with 10 s timeouts) and differs where vpccni can do with less: the main container is
 not privileged and holds only NET_ADMIN and NET_RAW on a read-only root filesystem; the probes
-are HTTP GETs on the daemon's introspection listener; no service-account token is mounted while
-the daemon calls no Kubernetes API. Only the init container is privileged: it writes the host's
-network sysctls. Every path below agrees with the daemon's and the plugin's defaults (a test
-checks it).
+are HTTP GETs on the daemon's introspection listener; a service-account token is mounted because
+the daemon reads its Node and the ENIConfigs from the API (none would be without API calls).
+Only the init container is privileged: it writes the host's network sysctls. Every path below
+agrees with the daemon's and the plugin's defaults (a test checks it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vpccni import __version__
+from vpccni.deploy.crd import eniconfig_crd
 from vpccni.deploy.rbac import cluster_role_rules, needs_token
 from vpccni.deploy.variables import (
     HOST_CNI_BIN_PATH,
@@ -119,6 +121,7 @@ def build(options: ManifestOptions) -> list[dict[str, Any]]:
 def build_objects(options: ManifestOptions, environment: NodeEnvironment) -> list[dict[str, Any]]:
     """The objects for options already checked and an environment already validated."""
     return [
+        eniconfig_crd(labels()),
         service_account(options),
         cluster_role(),
         cluster_role_binding(options.namespace),

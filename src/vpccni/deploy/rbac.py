@@ -2,16 +2,21 @@
 
 One declared tuple, :data:`KUBERNETES_API_CALLS`, is the whole truth: the ClusterRole's rules are
 generated from it and nothing else, and the pod mounts a service-account token only when it is
-not empty. Today the daemon calls no Kubernetes API (it learns everything from IMDS, EC2 and the
-CNI plugin), so the tuple is empty, the rules are empty and no token is mounted; a test checks
-that no module of vpccni imports a Kubernetes client or reads the in-cluster credentials.
-Upstream's ``aws-node`` role reads pods, namespaces, nodes and ENIConfigs and writes nodes and
-events because its ipamd does; vpccni's role grows call by call as its daemon does.
+not empty. The daemon reads two things from the cluster (``vpccni.adapters.kubernetes_source``):
+its own Node (labels and annotations naming its ENIConfig, ``status.capacity.pods``), listed
+with a ``metadata.name`` field selector and watched, and the ENIConfigs, listed and watched.
+Nothing is written and nothing is fetched by name (``get``): a list's resourceVersion is the
+cluster's current one, which a watch can resume from. Tests tie this tuple to the adapter's
+``API_CALLS`` and run the adapter against a test API server that enforces exactly these rules.
+Upstream's ``aws-node`` role also reads pods and namespaces and writes nodes and events because
+its ipamd does; vpccni's role grows call by call as its daemon does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from vpccni.core.cluster import ENICONFIG_GROUP, ENICONFIG_PLURAL
 
 
 @dataclass(frozen=True)
@@ -24,8 +29,15 @@ class ApiCall:
     why: str
 
 
-KUBERNETES_API_CALLS: tuple[ApiCall, ...] = ()
-"""Every Kubernetes API request vpccni's node pods make (none today)."""
+_NODE = "this node's labels, annotations (its ENIConfig name) and status.capacity.pods (max pods)"
+_ENICONFIGS = "custom networking: the subnet and security groups of the node's ENIConfig"
+KUBERNETES_API_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("", "nodes", "list", _NODE + ", with fieldSelector metadata.name=MY_NODE_NAME"),
+    ApiCall("", "nodes", "watch", _NODE + ": changes, from the list's resourceVersion"),
+    ApiCall(ENICONFIG_GROUP, ENICONFIG_PLURAL, "list", _ENICONFIGS),
+    ApiCall(ENICONFIG_GROUP, ENICONFIG_PLURAL, "watch", _ENICONFIGS + ": changes"),
+)
+"""Every Kubernetes API request vpccni's node pods make."""
 
 
 def cluster_role_rules(

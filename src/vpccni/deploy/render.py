@@ -17,6 +17,7 @@ HEADER = (
     "# src/vpccni/deploy and run 'python tools/render_manifests.py' (docs/deploy.md).\n"
 )
 FILE_NAMES = {
+    "CustomResourceDefinition": "eniconfig-crd.yaml",
     "ServiceAccount": "serviceaccount.yaml",
     "ClusterRole": "clusterrole.yaml",
     "ClusterRoleBinding": "clusterrolebinding.yaml",

@@ -84,6 +84,11 @@ DAEMON_VARIABLES: tuple[str, ...] = (
     "VPCCNI_SDK_LOGLEVEL",
     "AWS_VPC_K8S_CNI_LOG_FILE",
     "VPCCNI_POD_SWEEP_GRACE_SECONDS",
+    # vpccni.settings: cluster (docs/kubernetes.md)
+    "MY_NODE_NAME",
+    "CLUSTER_ENDPOINT",
+    "KUBERNETES_SERVICE_HOST",
+    "KUBERNETES_SERVICE_PORT",
 )
 """Every variable :func:`vpccni.settings.parse_settings` reads (a test ties the two)."""
 
@@ -101,8 +106,14 @@ NODE_VARIABLES: tuple[str, ...] = (
 ENTRY_VARIABLES: tuple[str, ...] = ("VPCCNI_DEBUG",)
 """Read by ``vpccni``'s entry point in every container (a traceback on an internal error)."""
 
+_KUBELET_SETS = (
+    "kubelet sets it in every pod (the cluster's kubernetes Service); to reach the API server "
+    "at another address set CLUSTER_ENDPOINT"
+)
 FIXED_VARIABLES: dict[str, str] = {
     "MY_NODE_NAME": "it is set from the downward API (the pod's spec.nodeName)",
+    "KUBERNETES_SERVICE_HOST": _KUBELET_SETS,
+    "KUBERNETES_SERVICE_PORT": _KUBELET_SETS,
     "VPCCNI_SOCKET": "the plugin reads it from the container runtime's environment, not this "
     "pod's; the daemon's socket is /run/vpccni/ipamd.sock on both sides",
     "VPCCNI_SPOOL_DIR": "the plugin reads it from the container runtime's environment, not this "
