@@ -1,6 +1,7 @@
-"""``vpccni status``: the node's pool as a table, read from ipamd's introspection endpoint, why
-the next pod would get no address (the same cause as the ADD error), and every IAM permission EC2
-denied the daemon.
+"""``vpccni status``: the node's pool as a table (each ENI with its subnet and that subnet's free
+addresses), read from ipamd's introspection endpoint, where new ENIs go (custom networking's
+ENIConfig or subnet discovery, the subnets known, a placement problem), why the next pod would get
+no address (the same cause as the ADD error), and every IAM permission EC2 denied the daemon.
 
 The endpoint is ``host:port`` (default ``127.0.0.1:61679``) or ``unix:PATH``; ``--netns NAME``
 enters that network namespace first (root only), for a daemon running inside one.
@@ -115,6 +116,9 @@ def render(explain: dict[str, Any], pods: list[dict[str, Any]]) -> str:
             e["id"],
             e["device_index"],
             "yes" if e["primary"] else "no",
+            e.get("subnet") or "-",
+            "-" if e.get("subnet_free") is None else e["subnet_free"],
+            "excluded" if e.get("excluded") else "yes",
             e["cidrs"],
             e["total"],
             e["assigned"],
@@ -125,7 +129,20 @@ def render(explain: dict[str, Any], pods: list[dict[str, Any]]) -> str:
         for e in explain["enis"]
     ]
     table = columns(
-        ["ENI", "device", "primary", "CIDRs", "addresses", "assigned", "free", "cooling", "pods"],
+        [
+            "ENI",
+            "device",
+            "primary",
+            "subnet",
+            "subnet free",
+            "for pods",
+            "CIDRs",
+            "addresses",
+            "assigned",
+            "free",
+            "cooling",
+            "pods",
+        ],
         rows,
     )
     growing = "growing" if explain["pool_too_low"] else "not growing"
@@ -140,11 +157,54 @@ def render(explain: dict[str, Any], pods: list[dict[str, Any]]) -> str:
     ]
     if explain["actions"]:
         lines.append("next: " + "; ".join(a["reason"] for a in explain["actions"]))
+    lines.extend(_placement(explain.get("placement")))
     lines.extend(_no_address(explain.get("no_address")))
     lines.extend(_missing_permissions(explain.get("missing_permissions") or []))
     if explain.get("last_error"):
         lines.append(f"last error: {explain['last_error']}")
     return "\n".join(lines)
+
+
+def _placement(placement: dict[str, Any] | None) -> list[str]:
+    """Where new ENIs go (``/v1/explain``'s ``placement``): custom networking's ENIConfig or
+    subnet discovery, the subnets known with their free addresses, and a placement problem."""
+    if not placement:
+        return []  # a daemon from before placement was reported
+    lines = []
+    eniconfig = placement.get("eniconfig")
+    if placement["custom_networking"] and eniconfig is not None:
+        subnet = f", subnet {eniconfig['subnet']}" if eniconfig.get("subnet") else ""
+        lines.append(
+            f"new ENIs: custom networking, ENIConfig {eniconfig['name']!r} "
+            f"({eniconfig['named_by']}){subnet}; the primary ENI carries no pod address"
+        )
+    elif placement["subnet_discovery"]:
+        lines.append(
+            "new ENIs: subnet discovery on (subnets of the node's zone tagged "
+            "kubernetes.io/role/cni, most free addresses first)"
+        )
+    else:
+        lines.append("new ENIs: the node's subnet (subnet discovery off)")
+    for subnet in placement.get("subnets") or []:
+        free = "?" if subnet["free"] is None else subnet["free"]
+        notes = []
+        if subnet.get("node_subnet"):
+            notes.append("node subnet")
+        if subnet.get("role") is not None:
+            notes.append(f"kubernetes.io/role/cni={subnet['role']}")
+        if subnet.get("excluded"):
+            notes.append("excluded from pod addresses")
+        elif subnet.get("for_new_enis") is False:
+            notes.append(f"not for new ENIs: {subnet['discovery']}")
+        if subnet.get("enis"):
+            notes.append(f"{len(subnet['enis'])} ENIs")
+        where = f" {subnet['cidr']} {subnet['zone']}" if subnet.get("cidr") else ""
+        extra = f" ({', '.join(notes)})" if notes else ""
+        lines.append(f"  subnet {subnet['id']}{where}: {free} free{extra}")
+    problem = placement.get("problem")
+    if problem:
+        lines += [f"no new ENI: {problem['message']}", f"  what to do: {problem['action']}"]
+    return lines
 
 
 def _no_address(cause: dict[str, Any] | None) -> list[str]:

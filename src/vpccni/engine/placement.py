@@ -6,8 +6,9 @@ addresses) and reads the cluster view (the node's labels and the ENIConfigs) whe
 
 * :meth:`Placement.targets` - the subnets (with security groups) a new ENI may go to, in order:
   the ENIConfig's subnet under custom networking (checked against EC2: known, this VPC, this
-  zone; without any cluster source - the planner - the node's subnet stands in), the discovered subnets of the node's zone (one ``DescribeSubnets`` per ENI creation,
-  as upstream; a failed read falls back to the node's subnet), else the node's subnet - or a
+  zone; without any cluster source - the planner - the node's subnet stands in), the
+  discovered subnets of the node's zone (one ``DescribeSubnets`` per ENI creation, as
+  upstream; a failed read falls back to the node's subnet), else the node's subnet - or a
   :class:`~vpccni.core.subnets.PlacementProblem`.
 * :meth:`Placement.block` / :meth:`Placement.held_back` - after a problem no ENI creation is
   tried again until the cluster view changes (a relabelled node, an edited ENIConfig: a new
@@ -20,22 +21,26 @@ addresses) and reads the cluster view (the node's labels and the ENIConfigs) whe
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from vpccni.cloud.lifecycle import NodeContext
 from vpccni.core.aws_types import CloudError
 from vpccni.core.cluster import ClusterView
 from vpccni.core.config import IpamConfig
 from vpccni.core.subnets import (
+    ROLE_TAG,
     EniConfigChoice,
     PlacementProblem,
     Subnet,
     Target,
     check_eniconfig_subnet,
     discovery_targets,
+    eniconfig_choice,
     node_eniconfig,
     node_subnet_target,
     subnet_excluded,
+    subnet_verdict,
 )
 from vpccni.engine.state import EngineState
 from vpccni.ports import Clock, ClusterSource, Ec2
@@ -232,3 +237,64 @@ class Placement:
                 node_subnet, tuple(sorted(groups)), "the node's subnet (discovery failed)"
             )
         return discovery_targets(subnets, node_subnet, self.node.cluster_name, groups)
+
+    # -- what status shows -------------------------------------------------------------------------
+
+    def status(self, eni_subnets: Mapping[str, str]) -> dict[str, Any]:
+        """The placement state for ``/v1/explain`` and ``vpccni status``: the mode, the node's
+        ENIConfig, the subnets known (free addresses, role tag, whether discovery may use them),
+        the last targets and the problem, if any."""
+        node_subnet = self.node.subnet_id
+        cluster = self.node.cluster_name
+        shown = {node_subnet, *eni_subnets.values(), *(t.subnet_id for t in self.last_targets)}
+        if self.config.subnet_discovery:
+            zone = self.node.availability_zone or (
+                self.subnets[node_subnet].availability_zone if node_subnet in self.subnets else ""
+            )
+            shown |= {s.subnet_id for s in self.subnets.values() if s.availability_zone == zone}
+        subnets = []
+        for subnet_id in sorted(shown):
+            subnet = self.subnets.get(subnet_id)
+            entry: dict[str, Any] = {
+                "id": subnet_id,
+                "free": None if subnet is None else subnet.free,
+                "cidr": None if subnet is None else subnet.cidr,
+                "zone": None if subnet is None else subnet.availability_zone,
+                "role": None if subnet is None else subnet.tags.get(ROLE_TAG),
+                "node_subnet": subnet_id == node_subnet,
+                "enis": sorted(e for e, s in eni_subnets.items() if s == subnet_id),
+                "excluded": self.config.subnet_discovery and subnet_excluded(subnet, cluster),
+            }
+            if subnet is not None and self.config.subnet_discovery:
+                usable, why = subnet_verdict(subnet, node_subnet, cluster)
+                entry["for_new_enis"] = usable
+                entry["discovery"] = why.split(": ", 1)[1]
+            subnets.append(entry)
+        choice = self.choice
+        if self.config.custom_networking:
+            view = self.view()
+            named = eniconfig_choice(
+                view.node if view is not None else None,
+                self.config.eniconfig_label,
+                self.config.eniconfig_annotation,
+            )
+            eniconfig: dict[str, Any] | None = {
+                "name": named[0],
+                "named_by": named[1],
+                "subnet": choice.subnet_id
+                if choice is not None and choice.name == named[0]
+                else None,
+            }
+        else:
+            eniconfig = None
+        problem = self.problem
+        return {
+            "custom_networking": self.config.custom_networking,
+            "subnet_discovery": self.config.subnet_discovery,
+            "eniconfig": eniconfig,
+            "targets": [t.subnet_id for t in self.last_targets],
+            "problem": None
+            if problem is None
+            else {"reason": problem.reason, "message": problem.message, "action": problem.action},
+            "subnets": subnets,
+        }
