@@ -124,9 +124,11 @@ def wait_for_api(source: ClusterSource, ipam: IpamConfig, stop: threading.Event)
     return True
 
 
-def table_max_pods(limits: NodeLimits) -> int:
-    """The ``eni-max-pods.txt`` figure for the instance (every ENI's secondary addresses + 2)."""
-    return default_max_pods(limits.max_enis, limits.ipv4_per_eni)
+def table_max_pods(limits: NodeLimits, custom_networking: bool = False) -> int:
+    """The ``eni-max-pods.txt`` figure for the instance (every ENI's secondary addresses + 2);
+    with custom networking ``vpccni max-pods --custom-networking``'s (the primary ENI carries no
+    pod address)."""
+    return default_max_pods(limits.max_enis - int(custom_networking), limits.ipv4_per_eni)
 
 
 def max_pods_choice(view: ClusterView, flag: int | None, table: int) -> tuple[int, str]:
@@ -160,7 +162,8 @@ def startup_max_pods_warning(
 
 def follow_max_pods(node: Node, flag: int | None) -> int | None:
     """Apply a changed max pods (the Node's capacity appeared or changed); returns it or None."""
-    value, source = max_pods_choice(node.cluster.view(), flag, table_max_pods(node.limits))
+    table = table_max_pods(node.limits, node.config.custom_networking)
+    value, source = max_pods_choice(node.cluster.view(), flag, table)
     if value == node.limits.max_pods:
         return None
     log.info("max pods %d -> %d (%s)", node.limits.max_pods, value, source)

@@ -120,7 +120,8 @@ def run_daemon(settings: Settings) -> int:
         ipam, limits.eni_cap(ipam), limits.addresses_per_eni(ipam.mode)
     ):
         log.warning("%s", warning)
-    choice = max_pods_choice(cluster.view(), options.max_pods, table_max_pods(limits))
+    table = table_max_pods(limits, ipam.custom_networking)
+    choice = max_pods_choice(cluster.view(), options.max_pods, table)
     log.info("max pods %d (%s)", choice[0], choice[1])
     max_pods_warning = startup_max_pods_warning(choice, ipam, limits)
     if max_pods_warning is not None:
