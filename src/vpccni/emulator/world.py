@@ -7,14 +7,18 @@ emulator; EC2 refusals such as an overlapping subnet come back naming the scenar
 format, documented in docs/emulator.md::
 
     {"region": "us-west-2", "knobs": {...}, "iam_policy": {"Version": "2012-10-17", ...},
-     "vpcs": [{"name": "main", "cidr": "10.0.0.0/16", "tags": {"k": "v"},
+     "vpcs": [{"name": "main", "cidr": "10.0.0.0/16", "secondary_cidrs": ["100.64.0.0/16"],
+               "tags": {"k": "v"},
                "subnets": [{"name": "a", "cidr": "10.0.0.0/24", "availability_zone":
                             "us-west-2a", "tags": {}}],
-               "security_groups": [{"name": "nodes", "description": "..."}]}],
+               "security_groups": [{"name": "nodes", "description": "...", "tags": {}}]}],
      "instances": [{"name": "node", "type": "m5.large", "subnet": "a", "count": 1,
                     "security_groups": ["nodes"], "tags": {}}]}
 
-Instances get a ``Name`` tag (``name``, or ``name-1``, ``name-2``... when ``count`` > 1).
+Subnets may lie in the primary block or any of ``secondary_cidrs`` (associated in order, with
+EC2's rules). Instances get a ``Name`` tag (``name``, or ``name-1``, ``name-2``... when ``count``
+> 1); their ``security_groups`` (names in the instance's VPC, or ids) are their primary ENI's.
+Names of VPCs, subnets and instances are unique in a scenario, and no security group shares one.
 ``iam_policy`` (an inline policy document, checked at parse time) is enforced once the
 scenario's resources exist (they are created as the account owner, not through the policy).
 """
@@ -33,6 +37,9 @@ from vpccni.emulator.realism import Knobs, knobs_from_json
 from vpccni.emulator.records import Tags
 from vpccni.emulator.service import Emulator
 
+VPC_FIELDS = ("name", "cidr", "secondary_cidrs", "tags", "subnets", "security_groups")
+SUBNET_FIELDS = ("name", "cidr", "availability_zone", "tags")
+
 
 @dataclass(frozen=True)
 class SubnetSpec:
@@ -46,6 +53,7 @@ class SubnetSpec:
 class GroupSpec:
     name: str
     description: str
+    tags: Tags = ()
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class VpcSpec:
     tags: Tags
     subnets: tuple[SubnetSpec, ...]
     groups: tuple[GroupSpec, ...]
+    secondary_cidrs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,12 @@ class _Reader:
     def optional_text(self, name: str) -> str | None:
         return self.text(name) if name in self.value else None
 
+    def texts(self, name: str) -> tuple[str, ...]:
+        value = self.value.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise EmulatorSetupError(f"{self.where}.{name} must be a list of non-empty strings")
+        return tuple(value)
+
     def items(self, name: str) -> list[tuple[str, Any]]:
         value = self.value.get(name, [])
         if not isinstance(value, list):
@@ -129,19 +144,31 @@ def parse_scenario(document: Any, where: str = "scenario") -> Scenario:
         except PolicyError as error:
             raise PolicyError(f"{where}.iam_policy: {error}") from error
     vpcs = []
+    names = _Names()
     for vpc_where, raw in top.items("vpcs"):
-        vpc = _Reader(raw, vpc_where, ("name", "cidr", "tags", "subnets", "security_groups"))
-        subnets = tuple(
-            _subnet(_Reader(s, w, ("name", "cidr", "availability_zone", "tags")))
-            for w, s in vpc.items("subnets")
-        )
-        groups = tuple(
-            GroupSpec(g.text("name"), g.text("description", "created by a vpccni scenario"))
-            for g in (
-                _Reader(s, w, ("name", "description")) for w, s in vpc.items("security_groups")
+        vpc = _Reader(raw, vpc_where, VPC_FIELDS)
+        names.add(vpc.text("name"), f"{vpc_where}.name")
+        subnets = []
+        for subnet_where, subnet_raw in vpc.items("subnets"):
+            subnet = _subnet(_Reader(subnet_raw, subnet_where, SUBNET_FIELDS))
+            names.add(subnet.name, f"{subnet_where}.name")
+            subnets.append(subnet)
+        group_specs = []
+        for group_where, group_raw in vpc.items("security_groups"):
+            group = _Reader(group_raw, group_where, ("name", "description", "tags"))
+            names.add_group(vpc.text("name"), group.text("name"), f"{group_where}.name")
+            description = group.text("description", "created by a vpccni scenario")
+            group_specs.append(GroupSpec(group.text("name"), description, group.tags()))
+        vpcs.append(
+            VpcSpec(
+                vpc.text("name"),
+                vpc.text("cidr"),
+                vpc.tags(),
+                tuple(subnets),
+                tuple(group_specs),
+                vpc.texts("secondary_cidrs"),
             )
         )
-        vpcs.append(VpcSpec(vpc.text("name"), vpc.text("cidr"), vpc.tags(), subnets, groups))
     instances = []
     for inst_where, raw in top.items("instances"):
         inst = _Reader(
@@ -153,6 +180,9 @@ def parse_scenario(document: Any, where: str = "scenario") -> Scenario:
         groups = inst.value.get("security_groups", [])
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise EmulatorSetupError(f"{inst_where}.security_groups must be a list of names")
+        name = inst.text("name")
+        for number in range(1, count + 1):
+            names.add(name if count == 1 else f"{name}-{number}", f"{inst_where}.name")
         instances.append(
             InstanceSpec(
                 inst.text("name"),
@@ -164,6 +194,33 @@ def parse_scenario(document: Any, where: str = "scenario") -> Scenario:
             )
         )
     return Scenario(top.optional_text("region"), knobs, tuple(vpcs), tuple(instances), policy)
+
+
+class _Names:
+    """Every name a scenario gives, so that each names one thing (ids are looked up by name)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+        self.groups: dict[str, str] = {}
+
+    def add(self, name: str, where: str) -> None:
+        earlier = self.seen.get(name) or self.groups.get(name)
+        if earlier is not None:
+            raise EmulatorSetupError(
+                f"{where}: the name {name!r} is already used by {earlier}; give each VPC, "
+                "subnet, instance and security group its own name"
+            )
+        self.seen[name] = where
+
+    def add_group(self, vpc: str, name: str, where: str) -> None:
+        """Group names are per VPC (two VPCs may each have a group ``nodes``)."""
+        earlier = self.seen.get(name) or self.groups.get(f"{vpc}/{name.lower()}")
+        if earlier is not None:
+            raise EmulatorSetupError(
+                f"{where}: the name {name!r} is already used by {earlier}; give each VPC, "
+                "subnet, instance and security group its own name"
+            )
+        self.groups[name] = self.groups[f"{vpc}/{name.lower()}"] = where
 
 
 def _subnet(reader: _Reader) -> SubnetSpec:
@@ -181,13 +238,16 @@ def apply_scenario(emulator: Emulator, scenario: Scenario, now: float) -> dict[s
     ids: dict[str, str] = {}
     groups: dict[str, str] = {}
     for index, vpc_spec in enumerate(scenario.vpcs):
-        where = f"scenario vpcs[{index}] ({vpc_spec.name})"
-        with _naming(where):
+        where = f"scenario.vpcs[{index}]"
+        with _naming(f"{where}.cidr ({vpc_spec.name})"):
             vpc = model.create_vpc(now, vpc_spec.cidr, vpc_spec.tags)
         ids[vpc_spec.name] = vpc.vpc_id
         groups[f"{vpc.vpc_id}/default"] = vpc.default_group_id
-        for subnet_spec in vpc_spec.subnets:
-            with _naming(f"{where} subnet {subnet_spec.name}"):
+        for position, block in enumerate(vpc_spec.secondary_cidrs):
+            with _naming(f"{where}.secondary_cidrs[{position}] ({vpc_spec.name})"):
+                model.associate_vpc_cidr_block(now, vpc.vpc_id, block)
+        for position, subnet_spec in enumerate(vpc_spec.subnets):
+            with _naming(f"{where}.subnets[{position}] ({subnet_spec.name})"):
                 subnet = model.create_subnet(
                     now,
                     vpc.vpc_id,
@@ -196,24 +256,27 @@ def apply_scenario(emulator: Emulator, scenario: Scenario, now: float) -> dict[s
                     tags=subnet_spec.tags,
                 )
             ids[subnet_spec.name] = subnet.subnet_id
-        for group_spec in vpc_spec.groups:
-            with _naming(f"{where} security group {group_spec.name}"):
+        for position, group_spec in enumerate(vpc_spec.groups):
+            with _naming(f"{where}.security_groups[{position}] ({group_spec.name})"):
                 group = model.create_security_group(
-                    now, vpc.vpc_id, group_spec.name, group_spec.description
+                    now, vpc.vpc_id, group_spec.name, group_spec.description, group_spec.tags
                 )
             groups[f"{vpc.vpc_id}/{group_spec.name}"] = group.group_id
             ids[group_spec.name] = group.group_id
-    for spec in scenario.instances:
-        where = f"scenario instance {spec.name}"
+    for index, spec in enumerate(scenario.instances):
+        where = f"scenario.instances[{index}] ({spec.name})"
         subnet_id = ids.get(spec.subnet, spec.subnet)
         home = model.store.subnets.get(subnet_id)
         if home is None:
-            raise EmulatorSetupError(f"{where}: no subnet named or with id {spec.subnet!r}")
+            raise EmulatorSetupError(f"{where}.subnet: no subnet named or with id {spec.subnet!r}")
         group_ids = []
         for name in spec.groups:
             group_id = groups.get(f"{home.vpc_id}/{name}", name)
             if group_id not in model.store.groups:
-                raise EmulatorSetupError(f"{where}: no security group {name!r} in its VPC")
+                raise EmulatorSetupError(
+                    f"{where}.security_groups: no security group {name!r} in the VPC of "
+                    f"subnet {spec.subnet!r}"
+                )
             group_ids.append(group_id)
         for number in range(1, spec.count + 1):
             name = spec.name if spec.count == 1 else f"{spec.name}-{number}"
