@@ -15,7 +15,8 @@ upstream's ``AWS_EC2_ENDPOINT``; ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else I
 ``daemon`` (the flags, ``CLUSTER_NAME``, ``DISABLE_METRICS``, ``DISABLE_INTROSPECTION``,
 ``INTROSPECTION_BIND_ADDRESS``, ``AWS_VPC_K8S_CNI_LOGLEVEL``, ``VPCCNI_SDK_LOGLEVEL``,
 ``AWS_VPC_K8S_CNI_LOG_FILE``, ``VPCCNI_CLOCK``,
-``VPCCNI_POD_SWEEP_GRACE_SECONDS``) and ``cluster`` (where the Node and the ENIConfigs
+``VPCCNI_POD_SWEEP_GRACE_SECONDS``, ``AWS_VPC_K8S_CNI_BACKING_STORE``: upstream's checkpoint,
+taken over at a first start) and ``cluster`` (where the Node and the ENIConfigs
 come from: ``--kube-api`` / ``--kube-token-file`` / ``--kube-ca-file``, ``--eniconfig-dir``,
 ``--node-label``, ``--node-annotation``, ``MY_NODE_NAME``, and the pod's own API access:
 ``KUBERNETES_SERVICE_HOST`` / ``_PORT`` or ``CLUSTER_ENDPOINT`` with a service-account token;
@@ -75,6 +76,7 @@ BIND_ACCEPTED = (
     "HOST:PORT with HOST an IP address, localhost or empty (every interface) and PORT 1 to 65535"
 )
 LOG_FILE_ACCEPTED = "stdout, stderr, or an absolute file path"
+UPSTREAM_BACKING_STORE = "/var/run/aws-node/ipam.json"
 SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "pyroute2")
 
 
@@ -215,6 +217,9 @@ class DaemonSettings:
     """``--recover``: move the checkpoint aside and rebuild it from EC2 and the datapath."""
     pod_sweep_grace: float = 60.0
     """``VPCCNI_POD_SWEEP_GRACE_SECONDS``: a pod gone without DEL this long is released."""
+    upstream_checkpoint: Path = Path(UPSTREAM_BACKING_STORE)
+    """``AWS_VPC_K8S_CNI_BACKING_STORE``: upstream ipamd's checkpoint, imported (read only) when
+    vpccni starts on a node without a checkpoint of its own (``vpccni.daemon.takeover``)."""
 
 
 @dataclass(frozen=True)
@@ -394,6 +399,12 @@ def _daemon(env: SettingsReader, given: SettingsReader, flags: DaemonFlags) -> D
         pod_sweep_grace=float(
             env.integer("VPCCNI_POD_SWEEP_GRACE_SECONDS", int(defaults.pod_sweep_grace), 10, 86400)
         ),
+        upstream_checkpoint=env.value(
+            "AWS_VPC_K8S_CNI_BACKING_STORE",
+            _file_path,
+            defaults.upstream_checkpoint,
+            "an absolute file path, such as " + UPSTREAM_BACKING_STORE,
+        ),
     )
 
 
@@ -566,6 +577,12 @@ def _text(raw: str) -> str:
 
 def _path(raw: str) -> Path:
     return Path(_text(raw))
+
+
+def _file_path(raw: str) -> Path:
+    if not raw.startswith("/") or raw.endswith("/") or raw != raw.strip():
+        raise ValueError("is not an absolute file path")
+    return Path(raw)
 
 
 def _unix_path(raw: str) -> Path:

@@ -154,6 +154,12 @@ VALID_VARIABLES: list[tuple[str, str, str, Any]] = [
     ("INTROSPECTION_BIND_ADDRESS", "[::1]:7000", "daemon.introspection_bind", "[::1]:7000"),
     ("INTROSPECTION_BIND_ADDRESS", "localhost:7000", "daemon.introspection_bind", "localhost:7000"),
     ("VPCCNI_POD_SWEEP_GRACE_SECONDS", "120", "daemon.pod_sweep_grace", 120.0),
+    (
+        "AWS_VPC_K8S_CNI_BACKING_STORE",
+        "/var/run/aws-node/ipam.json",
+        "daemon.upstream_checkpoint",
+        Path("/var/run/aws-node/ipam.json"),
+    ),
     ("MY_NODE_NAME", "ip-10-0-0-1.ec2.internal", "cluster.node_name", "ip-10-0-0-1.ec2.internal"),
     ("KUBERNETES_SERVICE_HOST", "10.100.0.1", "cluster.service_host", "10.100.0.1"),
     ("KUBERNETES_SERVICE_HOST", "fd00:10:96::1", "cluster.service_host", "fd00:10:96::1"),
@@ -451,6 +457,12 @@ REFUSED_VARIABLES: list[tuple[str, str, str]] = [
         "VPCCNI_POD_SWEEP_GRACE_SECONDS",
         "sixty",
         "VPCCNI_POD_SWEEP_GRACE_SECONDS='sixty' is not an integer; accepted: 10 to 86400",
+    ),
+    (
+        "AWS_VPC_K8S_CNI_BACKING_STORE",
+        "ipam.json",
+        "AWS_VPC_K8S_CNI_BACKING_STORE='ipam.json' is not an absolute file path; accepted: an "
+        "absolute file path, such as /var/run/aws-node/ipam.json",
     ),
     (
         "MY_NODE_NAME",

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from vpccni import __version__
 from vpccni.cli import (
+    config_cmd,
     demo_cmd,
     emulator_cmd,
     explain_cmd,
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan_cmd.register(subparsers)
     simulate_cmd.register(subparsers)
     manifests_cmd.register(subparsers)
+    config_cmd.register(subparsers)
     return parser
 
 

@@ -84,6 +84,7 @@ DAEMON_VARIABLES: tuple[str, ...] = (
     "VPCCNI_SDK_LOGLEVEL",
     "AWS_VPC_K8S_CNI_LOG_FILE",
     "VPCCNI_POD_SWEEP_GRACE_SECONDS",
+    "AWS_VPC_K8S_CNI_BACKING_STORE",
     # vpccni.settings: cluster (docs/kubernetes.md)
     "MY_NODE_NAME",
     "CLUSTER_ENDPOINT",
