@@ -110,7 +110,7 @@ def compare(plan: Plan) -> dict[str, Any]:
     scenario = plan.scenario
     nodes = workbook_nodes(scenario)
     totals = workbook_totals(scenario, nodes)
-    real = report_json(plan.nodes, scenario.subnets)
+    real = report_json(plan.nodes, scenario)
     return {
         "compat": "subnet-calc",
         "tab": workbook_tab(scenario),
@@ -197,6 +197,10 @@ def differences(
         unsupported.append(f"MINIMUM_IP_TARGET={config.minimum_ip_target}")
     if config.prefix_delegation:
         unsupported.append("prefix delegation")
+    if config.custom_networking:
+        unsupported.append("custom networking (pods in the ENIConfigs' subnets, not the node's)")
+    if any(not s.for_nodes for s in scenario.network.subnets) and not config.custom_networking:
+        unsupported.append("pod subnets apart from the node subnets (subnet discovery)")
     if workbook_tab(scenario) == "WarmIP" and config.warm_eni_target != 1:
         unsupported.append(f"WARM_ENI_TARGET={config.warm_eni_target} (WarmIP tab ignores it)")
     if unsupported:

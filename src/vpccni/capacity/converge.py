@@ -37,6 +37,16 @@ QUIET.propagate = False
 
 
 @dataclass(frozen=True)
+class SteadyEni:
+    """One ENI of a settled node: its place and what it holds."""
+
+    device_index: int
+    primary: bool
+    secondary_ips: int
+    prefixes: int
+
+
+@dataclass(frozen=True)
 class SteadyNode:
     """Where one node's pool settles."""
 
@@ -48,6 +58,7 @@ class SteadyNode:
     admitted: int
     settled: bool
     settled_after: float
+    eni_list: tuple[SteadyEni, ...] = ()
 
 
 def admitted_pods(pods: int, limits: NodeLimits) -> int:
@@ -101,6 +112,15 @@ def converge_node(config: IpamConfig, limits: NodeLimits, pods: int) -> SteadyNo
         admitted=admitted,
         settled=now - last_action > window,
         settled_after=last_action,
+        eni_list=tuple(
+            SteadyEni(
+                v.info.device_index,
+                v.info.primary,
+                sum(1 for c in v.cidrs if not c.prefix),
+                sum(1 for c in v.cidrs if c.prefix),
+            )
+            for v in sorted(views, key=lambda v: v.info.device_index)
+        ),
     )
 
 

@@ -1,8 +1,11 @@
 """``vpccni plan``: the steady state of every node of a scenario, and the cluster totals.
 
 Each node's pool is converged with the daemon's own decisions (``converge.converge_node``);
-nodes of a group with the same pod count share one run. The result is the shared report shape
-(``report.report_json``) plus, per node, whether it settled and after how long.
+nodes of a group with the same pod count share one run. Then every ENI is placed in the subnet
+the daemon would create it in (``placement.place``: the primary ENI in the node's subnet, the
+others in the node's ENIConfig subnet with custom networking, in the subnet discovery picks, or
+in the node's subnet). The result is the shared report shape (``report.report_json``) plus, per
+node, whether it settled and after how long.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from vpccni.capacity.converge import SteadyNode, converge_node
-from vpccni.capacity.report import NodeReport, node_subnet, report_json
-from vpccni.capacity.scenario import Scenario
+from vpccni.capacity.placement import NodeSpot, place
+from vpccni.capacity.report import EniUse, NodeReport, report_json
+from vpccni.capacity.scenario import Scenario, node_subnet_index
+from vpccni.core.model import ADDRESSES_PER_PREFIX
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class Plan:
         unsettled = [n.name for n, s in zip(self.nodes, self.steady, strict=True) if not s.settled]
         return report_json(
             self.nodes,
-            self.scenario.subnets,
+            self.scenario,
             command="plan",
             mode=self.scenario.mode.value,
             settle_seconds_max=max((s.settled_after for s in self.steady), default=0.0),
@@ -35,36 +40,72 @@ class Plan:
         )
 
 
+@dataclass(frozen=True)
+class _Planned:
+    group: int
+    position: int
+    pods: int
+    subnet: int | None
+    state: SteadyNode
+
+
 def plan(scenario: Scenario) -> Plan:
-    """Converge every node of ``scenario``."""
+    """Converge every node of ``scenario`` and place its ENIs in subnets."""
     cache: dict[tuple[int, int], SteadyNode] = {}
-    nodes: list[NodeReport] = []
-    steady: list[SteadyNode] = []
+    planned: list[_Planned] = []
     ordinal = 0
     for group in scenario.groups:
         for position, pods in enumerate(group.pods):
             key = (group.index, pods)
             if key not in cache:
                 cache[key] = converge_node(scenario.config, group.node_limits, pods)
-            state = cache[key]
-            subnet = node_subnet(scenario, group.index, ordinal)
+            subnet = node_subnet_index(scenario, group.index, ordinal)
             ordinal += 1
-            nodes.append(
-                node_report(
-                    scenario,
-                    group.index,
-                    position=position,
-                    pods=pods,
-                    state=state,
-                    subnet=subnet,
-                )
-            )
-            steady.append(state)
-    return Plan(scenario, tuple(nodes), tuple(steady))
+            planned.append(_Planned(group.index, position, pods, subnet, cache[key]))
+    placed = _placements(scenario, planned)
+    nodes = [
+        node_report(
+            scenario,
+            p.group,
+            position=p.position,
+            pods=p.pods,
+            state=p.state,
+            subnet=p.subnet,
+            eni_subnets=eni_subnets,
+        )
+        for p, eni_subnets in zip(planned, placed, strict=True)
+    ]
+    return Plan(scenario, tuple(nodes), tuple(p.state for p in planned))
+
+
+def _placements(scenario: Scenario, planned: list[_Planned]) -> list[list[int | None]]:
+    """Each ENI's subnet (None when the scenario names no subnet)."""
+    if any(p.subnet is None for p in planned):
+        return [[None] * len(p.state.eni_list) for p in planned]
+    spots = [
+        NodeSpot(
+            p.subnet,
+            scenario.groups[p.group].eniconfig,
+            tuple(
+                1 + e.secondary_ips + ADDRESSES_PER_PREFIX * e.prefixes for e in p.state.eni_list
+            ),
+        )
+        for p in planned
+        if p.subnet is not None
+    ]
+    return [list(found) for found in place(scenario.network, spots)]
 
 
 def node_name(scenario: Scenario, group: int, position: int) -> str:
     return f"{scenario.groups[group].name}-{position + 1}"
+
+
+def node_eniconfig(scenario: Scenario, group: int, subnet: int | None) -> str | None:
+    """The ENIConfig a node uses with custom networking (None without)."""
+    network = scenario.network
+    if not network.custom_networking or subnet is None:
+        return None
+    return network.eniconfig_for(scenario.groups[group].eniconfig, subnet)
 
 
 def node_report(
@@ -75,8 +116,11 @@ def node_report(
     pods: int,
     state: SteadyNode,
     subnet: int | None,
+    eni_subnets: list[int | None],
 ) -> NodeReport:
     spec = scenario.groups[group]
+    network = scenario.network
+    cidrs = [None if s is None else str(network.subnets[s].cidr) for s in eni_subnets]
     return NodeReport(
         group=group,
         name=node_name(scenario, group, position),
@@ -91,4 +135,10 @@ def node_report(
         pods=pods,
         pods_without_ip=state.admitted - state.assigned,
         pods_over_max_pods=pods - state.admitted,
+        availability_zone=None if subnet is None else network.subnets[subnet].availability_zone,
+        eniconfig=node_eniconfig(scenario, group, subnet),
+        eni_list=tuple(
+            EniUse(e.device_index, e.primary, cidr, e.secondary_ips, e.prefixes)
+            for e, cidr in zip(state.eni_list, cidrs, strict=True)
+        ),
     )

@@ -7,6 +7,7 @@ time-to-IP follow. Works on the JSON document, so what the table says is what th
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,38 +35,102 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     )
 
 
-def node_rows(nodes: Sequence[Mapping[str, Any]]) -> list[list[object]]:
-    """One row per run of identical nodes of a group: 'name-1..3 (3)'."""
-    rows: list[list[object]] = []
-    runs: list[tuple[tuple[object, ...], list[str]]] = []
+POD_SUBNET_COLUMNS = (
+    ("AZ", "availability_zone"),
+    ("ENIConfig", "eniconfig"),
+    ("node subnet addrs", "node_subnet_addresses"),
+    ("pod subnet addrs", "pod_subnet_addresses"),
+)
+
+
+def node_rows(
+    nodes: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]] = NODE_COLUMNS
+) -> list[list[object]]:
+    """One row per set of identical nodes of a group: 'web-1..3 (3)', 'web-1, web-3, .. (2)'."""
+    runs: dict[tuple[object, ...], list[str]] = {}
     for node in nodes:
-        key = (node["group"], *(node.get(field) for _, field in NODE_COLUMNS[1:]))
-        if runs and runs[-1][0] == key:
-            runs[-1][1].append(node["name"])
-        else:
-            runs.append((key, [node["name"]]))
-    for key, names in runs:
-        label = names[0] if len(names) == 1 else f"{names[0]}..{names[-1].rsplit('-', 1)[-1]}"
-        count = f"{label} ({len(names)})" if len(names) > 1 else label
-        rows.append([count, *key[1:]])
+        key = (node["group"], *(_cell(node, field) for _, field in columns[1:]))
+        runs.setdefault(key, []).append(node["name"])
+    rows: list[list[object]] = []
+    for key, names in runs.items():
+        rows.append([_label(names), *key[1:]])
     return rows
 
 
+def _label(names: Sequence[str]) -> str:
+    if len(names) == 1:
+        return names[0]
+    numbers = [name.rsplit("-", 1)[-1] for name in names]
+    ordinals = [int(n) if n.isdigit() else None for n in numbers]
+    consecutive = all(
+        a is not None and b is not None and b == a + 1 for a, b in itertools.pairwise(ordinals)
+    )
+    if consecutive:
+        return f"{names[0]}..{numbers[-1]} ({len(names)})"
+    return f"{names[0]}, {names[1]}{', ..' if len(names) > 2 else ''} ({len(names)})"
+
+
+def _cell(node: Mapping[str, Any], field: str) -> object:
+    """A column's value; the subnet split is computed from the node's ENIs."""
+    if field not in ("node_subnet_addresses", "pod_subnet_addresses"):
+        return node.get(field)
+    enis = [e for e in [node.get("primary_eni"), *node.get("pod_enis", [])] if e]
+    if field == "node_subnet_addresses":
+        return sum(e["addresses"] for e in enis if e["subnet"] == node.get("subnet"))
+    others: dict[str, int] = {}
+    for eni in enis:
+        if eni["subnet"] != node.get("subnet") and eni["subnet"] is not None:
+            others[eni["subnet"]] = others.get(eni["subnet"], 0) + eni["addresses"]
+    return ", ".join(f"{count} in {cidr}" for cidr, count in others.items()) or "0"
+
+
+def node_columns(document: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The node table's columns: the AZ and the node/pod subnet split when pods have their own
+    subnets (custom networking or subnet discovery), the ENIConfig with custom networking."""
+    subnets = document.get("subnets", [])
+    if not any(s.get("role") in ("pod", "cni") for s in subnets) and not document.get(
+        "custom_networking"
+    ):
+        return NODE_COLUMNS
+    extra = [
+        c for c in POD_SUBNET_COLUMNS if c[1] != "eniconfig" or document.get("custom_networking")
+    ]
+    return (NODE_COLUMNS[0], NODE_COLUMNS[1], *extra, *NODE_COLUMNS[2:])
+
+
 def render_nodes(document: Mapping[str, Any]) -> str:
-    header = [label for label, _ in NODE_COLUMNS]
+    columns = node_columns(document)
+    header = [label for label, _ in columns]
     header[0] = "node"
-    return table(header, node_rows(document["nodes"]))
+    return table(header, node_rows(document["nodes"], columns))
 
 
 def render_subnets(document: Mapping[str, Any]) -> str:
     lines = []
     for subnet in document.get("subnets", []):
         verdict = "fits" if subnet["fits"] else "DOES NOT FIT"
+        where = ", ".join(
+            str(part) for part in (subnet.get("availability_zone"), _role(subnet)) if part
+        )
         lines.append(
-            f"subnet {subnet['cidr']}: {subnet['used']} of {subnet['usable']} usable addresses "
-            f"used (AWS reserves 5), {subnet['free']} free: {verdict}"
+            f"subnet {subnet['cidr']}{f' ({where})' if where else ''}: {subnet['used']} of "
+            f"{subnet['usable']} usable addresses used (AWS reserves 5), {subnet['free']} free: "
+            f"{verdict}"
         )
     return "\n".join(lines) or "no subnet given: subnet fit not checked"
+
+
+def _role(subnet: Mapping[str, Any]) -> str:
+    role = subnet.get("role")
+    if role == "node":
+        return "node subnet"
+    if role == "cni":
+        return "tagged for subnet discovery"
+    return "pod subnet" if role == "pod" else ""
+
+
+def render_warnings(document: Mapping[str, Any]) -> str:
+    return "\n".join(f"WARNING {w['message']}" for w in document.get("warnings", []))
 
 
 def render_totals(totals: Mapping[str, Any]) -> str:
@@ -89,7 +154,14 @@ def render_totals(totals: Mapping[str, Any]) -> str:
 
 def render_plan(document: Mapping[str, Any]) -> str:
     lines = [f"plan: mode {document['mode']}, steady state ipamd reaches", render_nodes(document)]
+    if document.get("custom_networking"):
+        lines.append(
+            "custom networking: each node's primary ENI holds only the node's own address (no "
+            "pod addresses); pod ENIs are created in the subnet of the node's ENIConfig"
+        )
     lines += [render_subnets(document), render_totals(document["totals"])]
+    if document.get("warnings"):
+        lines.append(render_warnings(document))
     if document.get("unsettled_nodes"):
         lines.append("did not settle: " + ", ".join(document["unsettled_nodes"]))
     return "\n\n".join(lines)
@@ -126,6 +198,7 @@ def render_simulation(document: Mapping[str, Any]) -> str:
         "final state:\n" + render_nodes(document),
         render_subnets(document),
         render_totals(document["totals"]),
+        *([render_warnings(document)] if document.get("warnings") else []),
         _peaks(document),
         _time_to_ip(document),
         _ec2(document["ec2"]),

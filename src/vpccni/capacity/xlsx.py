@@ -18,6 +18,8 @@ NODE_FIELDS = (
     "name",
     "instance_type",
     "subnet",
+    "availability_zone",
+    "eniconfig",
     "enis",
     "secondary_ips",
     "prefixes",
@@ -53,8 +55,22 @@ def write_xlsx(path: Path, scenario: Scenario, document: Mapping[str, Any]) -> N
     rows += [("", ""), ("totals", "")]
     rows += [(key, _cell(value)) for key, value in real["totals"].items()]
     if real.get("subnets"):
-        rows += [("", ""), ("subnet", "usable", "used", "free", "fits")]
-        rows += [(s["cidr"], s["usable"], s["used"], s["free"], s["fits"]) for s in real["subnets"]]
+        rows += [("", ""), ("subnet", "zone", "role", "usable", "used", "free", "ENIs", "fits")]
+        rows += [
+            (
+                s["cidr"],
+                s["availability_zone"],
+                s["role"],
+                s["usable"],
+                s["used"],
+                s["free"],
+                s["enis"],
+                s["fits"],
+            )
+            for s in real["subnets"]
+        ]
+    for warning in real.get("warnings", []):
+        rows += [("WARNING", warning["message"])]
     if "differences" in document:
         rows += [("", ""), (f"EKS subnet calculator ({document['tab']} tab)", "")]
         rows += [(key, _cell(value)) for key, value in document["totals"].items()]

@@ -20,10 +20,10 @@ from dataclasses import replace
 from ipaddress import IPv4Network
 from typing import Any
 
-from vpccni.capacity.plan import node_name
-from vpccni.capacity.report import node_subnet
-from vpccni.capacity.scenario import NodeGroup, Scenario
+from vpccni.capacity.plan import node_eniconfig, node_name
+from vpccni.capacity.scenario import NodeGroup, Scenario, node_subnet_index
 from vpccni.cloud.lifecycle import NodeContext
+from vpccni.core.cluster import ClusterView, EniConfig, NodeInfo
 from vpccni.core.limits import InstanceLimits
 from vpccni.core.model import EniInfo
 from vpccni.core.wake import next_wake
@@ -33,7 +33,7 @@ from vpccni.sim.ec2 import Ec2Account, NodeEc2
 from vpccni.sim.events import EventQueue
 from vpccni.sim.indexes import IndexedSubnetPool
 from vpccni.sim.metrics import Recorder
-from vpccni.sim.node import Addition, SimNode
+from vpccni.sim.node import Addition, SimNode, StaticCluster
 from vpccni.sim.workload import PodSource
 
 NEXT_ARRIVAL, DEPART, TICK, APPLY, RETRY = 0, 1, 2, 3, 4
@@ -77,7 +77,7 @@ class Simulation:
         self.config = scenario.config
         self.cooldown = float(scenario.config.ip_cooldown_seconds)
         knobs = scenario.ec2 if scenario.ec2_seed_given else replace(scenario.ec2, seed=seed)
-        self.account = Ec2Account(_Limits(scenario), knobs, seed)
+        self.account = Ec2Account(_Limits(scenario), knobs, seed, scenario.network.region)
         self.model = self.account.model
         self.queue = EventQueue()
         self.nodes: list[SimNode] = []
@@ -95,6 +95,8 @@ class Simulation:
         self.launched: dict[int, int] = {}
         self.reconcile_slots: list[list[int]] = [[] for _ in range(RECONCILE_SLOTS)]
         self.security_groups: list[str] = []
+        self.subnet_cidrs: dict[str, str] = {}  # subnet id -> the scenario's CIDR
+        self.group_ids: dict[str, str] = {}  # the ENIConfigs' security group names -> ids
         self.imds_reconciles = 0
         self._make_network()
         horizon = duration if duration is not None else stable_limit
@@ -103,8 +105,34 @@ class Simulation:
     # -- set-up ---------------------------------------------------------------------------------
 
     def _make_network(self) -> None:
-        subnets = list(self.scenario.subnets) or self._unbounded_subnets()
-        for subnet in subnets:
+        network = self.scenario.network
+        if network.vpc is None:
+            self._make_unbounded_network()
+            return
+        model = self.model
+        vpc = model.create_vpc(0.0, str(network.vpc.cidr))
+        for block in network.vpc.secondary_cidrs:
+            model.associate_vpc_cidr_block(0.0, vpc.vpc_id, str(block))
+        for spec in network.subnets:
+            created = model.create_subnet(
+                0.0,
+                vpc.vpc_id,
+                str(spec.cidr),
+                availability_zone=spec.availability_zone,
+                tags=spec.tags,
+            )
+            model.store.pools[created.subnet_id] = IndexedSubnetPool(spec.cidr)
+            self.subnet_ids.append(created.subnet_id)
+            self.subnet_cidrs[created.subnet_id] = str(spec.cidr)
+            self.security_groups.append(vpc.default_group_id)
+        names = sorted({g for c in network.eniconfigs.values() for g in c.security_groups})
+        for name in names:
+            group = model.create_security_group(0.0, vpc.vpc_id, name, f"scenario group {name}")
+            self.group_ids[name] = group.group_id
+
+    def _make_unbounded_network(self) -> None:
+        """No subnet given: a VPC per /16, enough that no node can ever run out."""
+        for subnet in self._unbounded_subnets():
             vpc = self.model.create_vpc(0.0, str(subnet))
             created = self.model.create_subnet(0.0, vpc.vpc_id, str(subnet))
             self.model.store.pools[created.subnet_id] = IndexedSubnetPool(subnet)
@@ -133,7 +161,7 @@ class Simulation:
     def launch(self, group: NodeGroup, position: int, pods: int, at: float) -> SimNode:
         """Start node ``position`` of ``group`` at ``at`` with ``pods`` steady pods."""
         index = len(self.nodes)
-        ordinal = node_subnet(self.scenario, group.index, self._ordinal(group, position))
+        ordinal = node_subnet_index(self.scenario, group.index, self._ordinal(group, position))
         subnet_index = 0 if ordinal is None else ordinal
         if not self.scenario.subnets:
             subnet_index = index % len(self.subnet_ids)
@@ -143,27 +171,38 @@ class Simulation:
         )
         instance = instances[0]
         clock = VirtualClock(at)
+        network = self.scenario.network
+        spec = network.subnets[subnet_index] if self.scenario.subnets else None
+        eniconfig = node_eniconfig(self.scenario, group.index, subnet_index)
+        name = node_name(self.scenario, group.index, position)
         context = NodeContext(
             instance.instance_id,
             instance.vpc_id,
             subnet_id,
             (self.security_groups[subnet_index],),
+            cluster_name=network.cluster_name,
+            availability_zone=instance.availability_zone,
         )
         node = SimNode(
             index,
             group=group.index,
-            name=node_name(self.scenario, group.index, position),
+            name=name,
             context=context,
             config=self.config,
             limits=group.node_limits,
             ec2=NodeEc2(self.account, clock),
             clock=clock,
             seed=self.seed,
+            cluster=None if eniconfig is None else self._cluster(name, eniconfig),
         )
         node.position = position
-        node.subnet = str(self.scenario.subnets[subnet_index]) if self.scenario.subnets else None
         node.instance_type = group.instance_type
-        node.pool.add_eni(EniInfo(instance.primary_eni_id, 0, primary=True, created_at=at))
+        if spec is not None:
+            node.subnet = str(spec.cidr)
+            node.availability_zone = spec.availability_zone
+            node.eniconfig = eniconfig
+        primary = EniInfo(instance.primary_eni_id, 0, primary=True, created_at=at)
+        node.pool.add_eni(node.engine.join_info(primary, subnet_id))
         node.tick_origin = at
         self.nodes.append(node)
         workload = group.workload
@@ -181,6 +220,22 @@ class Simulation:
                 self._push(first, NEXT_ARRIVAL, index)
         self._wake(node, at)
         return node
+
+    def _cluster(self, node: str, eniconfig: str) -> StaticCluster:
+        """The node's view of the cluster: its ENIConfig label and the scenario's ENIConfigs."""
+        network = self.scenario.network
+        configs = {
+            name: EniConfig(
+                name,
+                self.subnet_ids[spec.subnet],
+                tuple(self.group_ids[g] for g in spec.security_groups),
+            )
+            for name, spec in network.eniconfigs.items()
+        }
+        labels = {self.config.eniconfig_label: eniconfig}
+        return StaticCluster(
+            ClusterView(NodeInfo(node, labels), configs, generation=1, reachable=True)
+        )
 
     def _ordinal(self, group: NodeGroup, position: int) -> int:
         """The node's place in the scenario (earlier groups first), for round-robin subnets."""

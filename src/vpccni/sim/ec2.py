@@ -37,7 +37,7 @@ from vpccni.core.aws_types import (
 from vpccni.core.subnets import Subnet
 from vpccni.emulator.errors import Ec2Error
 from vpccni.emulator.interfaces import AddressRequest
-from vpccni.emulator.model import Ec2Model
+from vpccni.emulator.model import DEFAULT_REGION, Ec2Model
 from vpccni.emulator.realism import (
     FaultInjector,
     Knobs,
@@ -62,9 +62,11 @@ NO_PARAMS: Mapping[str, Any] = {}
 class Ec2Account:
     """The emulator's model every node talks to, with AWS's request limits in front."""
 
-    def __init__(self, limits: LimitsSource, knobs: Knobs, seed: int) -> None:
+    def __init__(
+        self, limits: LimitsSource, knobs: Knobs, seed: int, region: str = DEFAULT_REGION
+    ) -> None:
         self.knobs = knobs
-        self.emulator = Emulator(limits, replace(knobs, rate_limits=False))
+        self.emulator = Emulator(limits, replace(knobs, rate_limits=False), region=region)
         self.model: Ec2Model = self.emulator.model
         original = self.model.store
         store = IndexedStore(limits, original.region, original.rng)

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from vpccni.capacity.report import NodeReport, report_json
+from vpccni.capacity.report import EniUse, NodeReport, report_json
 from vpccni.core.scaling import Decision
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class Recorder:
     def report(self) -> dict[str, Any]:
         sim = self.sim
         ordered = sorted(sim.nodes, key=lambda n: (n.group, n.position))
-        nodes = [_node_report(node) for node in ordered]
+        nodes = [_node_report(node, sim) for node in ordered]
         exhaustion = sorted(t for n in sim.nodes for t in n.counters.exhaustion_times)
         errors: dict[str, int] = {}
         for node in sim.nodes:
@@ -102,7 +102,7 @@ class Recorder:
         waiting = sum(len(n.waiting) for n in sim.nodes)
         return report_json(
             nodes,
-            sim.scenario.subnets,
+            sim.scenario,
             command="simulate",
             mode=sim.scenario.mode.value,
             seed=sim.seed,
@@ -186,9 +186,24 @@ def time_to_ip(waits: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def _node_report(node: SimNode) -> NodeReport:
+def _node_report(node: SimNode, sim: Simulation) -> NodeReport:
     pool = node.pool
     total = pool.active_total
+    store = sim.model.store
+    enis = []
+    for eni in pool.ordered:
+        record = store.enis.get(eni.info.eni_id)
+        subnet = None if record is None else sim.subnet_cidrs.get(record.subnet_id)
+        singles = sum(1 for c in eni.cidrs if not c.prefix)
+        enis.append(
+            EniUse(
+                eni.info.device_index,
+                eni.info.primary,
+                subnet if subnet is not None else node.subnet,
+                singles,
+                len(eni.cidrs) - singles,
+            )
+        )
     return NodeReport(
         group=node.group,
         name=node.name,
@@ -203,4 +218,7 @@ def _node_report(node: SimNode) -> NodeReport:
         pods=pool.assigned + len(node.waiting) + node.over_max_pods,
         pods_without_ip=len(node.waiting),
         pods_over_max_pods=node.over_max_pods,
+        availability_zone=node.availability_zone,
+        eniconfig=node.eniconfig,
+        eni_list=tuple(enis),
     )

@@ -5,10 +5,11 @@
 durable datastore is too slow for millions of simulated pod events; ``tests/planning/
 test_fast_pool.py`` holds the two equal), the node's :class:`~vpccni.sim.ec2.NodeEc2` on its
 virtual clock, and :class:`SimImds`, the node's instance metadata read from the emulator model.
-What EC2 added reaches the pool only when the calls finished on the node's virtual clock: the
-ledger records those additions with their times, ``tick`` and ``reconcile`` return them, and
-the simulation applies them then, so pods arriving meanwhile see the pool as it was. Removals
-apply at once, as in the daemon.
+With custom networking the engine reads a :class:`StaticCluster`: the node's ENIConfig label and
+the scenario's ENIConfigs. What EC2 added reaches the pool only when the calls finished on the
+node's virtual clock: the ledger records those additions with their times, ``tick`` and
+``reconcile`` return them, and the simulation applies them then, so pods arriving meanwhile see
+the pool as it was. Removals apply at once, as in the daemon.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from ipaddress import IPv4Address, IPv4Network
 
 from vpccni.cloud.lifecycle import EniLifecycle, NodeContext
 from vpccni.core.aws_types import ImdsInterface, InstanceIdentity
+from vpccni.core.cluster import ClusterView
 from vpccni.core.config import IpamConfig
 from vpccni.core.model import EniInfo
 from vpccni.core.pool_rules import EniView, NodeLimits
 from vpccni.core.scaling import Decision, PoolTiming
 from vpccni.emulator.model import Ec2Model
 from vpccni.engine import PoolEngine
+from vpccni.ports import ClusterSource
 from vpccni.sim.clock import VirtualClock
 from vpccni.sim.ec2 import NodeEc2
 from vpccni.sim.fast_pool import NodePool
@@ -133,6 +136,19 @@ class SimImds:
         return found
 
 
+class StaticCluster:
+    """A ``ClusterSource`` whose view never changes: the scenario's node labels and ENIConfigs."""
+
+    def __init__(self, view: ClusterView) -> None:
+        self._view = view
+
+    def view(self) -> ClusterView:
+        return self._view
+
+    def close(self) -> None:
+        return None
+
+
 class SimNode:
     """The pool and the pool engine of one node."""
 
@@ -148,11 +164,14 @@ class SimNode:
         ec2: NodeEc2,
         clock: VirtualClock,
         seed: int,
+        cluster: ClusterSource | None = None,
     ) -> None:
         self.index = index
         self.group = group
         self.name = name
         self.subnet: str | None = None
+        self.availability_zone: str | None = None
+        self.eniconfig: str | None = None
         self.position = 0
         self.instance_type = ""
         self.config = config
@@ -164,6 +183,7 @@ class SimNode:
         lifecycle = EniLifecycle(ec2, clock, context, random.Random(f"{seed}/eni/{index}"))
         imds = SimImds(ec2.model, context.instance_id, clock)
         self.engine = PoolEngine(self.ledger, lifecycle, config, limits, imds)
+        self.engine.cluster = cluster  # the node's labels and the ENIConfigs (custom networking)
         self.engine.log = QUIET  # a cluster's worth of per-node warnings would drown the report
         self.counters = NodeCounters(errors=self.engine.state.errors)
         self._timing = self.engine.state.timing()
