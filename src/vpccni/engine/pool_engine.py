@@ -5,22 +5,22 @@ each action through the ENI lifecycle (create -> attach at the lowest free devic
 DeleteOnTermination, rolled back on failure; detach -> wait -> delete) with upstream's error
 policy: ``PrivateIpAddressLimitExceeded`` / ``AttachmentLimitExceeded`` re-reads the ENI (the
 pool is out of sync with EC2); any other error on an assignment of more than one address -
-``InsufficientFreeAddressesInSubnet`` included - retries once with one address, so a node takes
-a nearly full subnet's last addresses one by one; when that fails too, with subnet discovery on
-the next ENI is tried, then a new ENI (possibly in another subnet), else the subnet running out
-pauses growth for 120 s; release errors are counted and left to reconcile. New ENIs go where
-:class:`~vpccni.engine.placement.Placement` says (custom networking's ENIConfig subnet, the
-discovered subnets in order - the first create that succeeds wins, an exhausted subnet passes to
-the next - or the node's subnet); a placement problem (a broken ENIConfig) creates no ENI and is
-tried again when the cluster view changes. ENIs joining the pool in an excluded subnet (and the
-primary ENI under custom networking) take no pod address and give their unused ones back. An
-``UnauthorizedOperation`` (a missing IAM permission) pauses that action (for that ENI) until the
-permission gate's backoff is over - 60 s doubling to 10 min - so a denied ENI creation does not
-create and roll back an ENI on every tick. A new ENI joins the pool once IMDS lists it (polled
-with backoff, as upstream's ``WaitForENIAndIPsAttached``) and, with a datapath, its link is
-configured. ``reconcile`` (module ``vpccni.engine.reconcile``) makes the ledger match the node's
-ENIs. Errors never escape a tick: they are counted, remembered for ``explain`` and retried on a
-later tick.
+``InsufficientFreeAddressesInSubnet`` included, throttling and denials not - retries once with
+one address, so a node takes a nearly full subnet's last addresses one by one; when that fails
+too, with subnet discovery on the next ENI is tried, then a new ENI (possibly in another
+subnet), else the subnet running out pauses growth for 120 s; release errors are counted and
+left to reconcile. New ENIs go where :class:`~vpccni.engine.placement.Placement` says (custom
+networking's ENIConfig subnet, the discovered subnets in order - the first create that succeeds
+wins, an exhausted subnet passes to the next - or the node's subnet); a placement problem (a
+broken ENIConfig) creates no ENI and is tried again when the cluster view changes. ENIs joining
+the pool in an excluded subnet (and the primary ENI under custom networking) take no pod address
+and give their unused ones back. An ``UnauthorizedOperation`` (a missing IAM permission) pauses
+that action (for that ENI) until the permission gate's backoff is over - 60 s doubling to 10 min
+- so a denied ENI creation does not create and roll back an ENI on every tick. A new ENI joins
+the pool once IMDS lists it (polled with backoff, as upstream's ``WaitForENIAndIPsAttached``)
+and, with a datapath, its link is configured. ``reconcile`` (module ``vpccni.engine.reconcile``)
+makes the ledger match the node's ENIs. Errors never escape a tick: they are counted, remembered
+for ``explain`` and retried on a later tick.
 """
 
 from __future__ import annotations
@@ -257,11 +257,13 @@ class PoolEngine:
 
     def _assign_cidrs(self, eni_id: str, count: int, prefixes: bool) -> list[IPv4Network]:
         """Assign ``count``; a failed batch is retried once with one (upstream), for any error
-        but the ENI's limit (the pool is out of sync) and a denied call (only an IAM change
-        helps, and the permission gate holds the call back anyway)."""
+        - a subnet with fewer free addresses than asked included - but the ENI's limit (the pool
+        is out of sync), a denied call (only an IAM change helps, and the permission gate holds
+        the call back anyway) and throttling (an immediate second call feeds it; growth pauses
+        with backoff instead - a deliberate difference, docs/ipamd.md)."""
         try:
             return self.lifecycle.assign_cidrs(eni_id, count, prefixes)
-        except (LimitExceeded, Unauthorized):
+        except (LimitExceeded, Unauthorized, Throttled):
             raise
         except CloudError as error:
             if count <= 1:
