@@ -81,9 +81,11 @@ class _NotYet(Exception):
 class PlacementBlocked(CloudError):
     """No new ENI: where it would go is broken (``problem`` says why)."""
 
-    def __init__(self, problem: PlacementProblem) -> None:
+    def __init__(self, problem: PlacementProblem, *, again: bool = False) -> None:
         super().__init__(problem.message, code=problem.reason, operation="CreateNetworkInterface")
         self.problem = problem
+        self.again = again
+        """The same problem as before, with nothing changed since: not counted or logged again."""
 
 
 class PoolEngine:
@@ -188,8 +190,12 @@ class PoolEngine:
         try:
             self._runners[action.action](action)
         except PlacementBlocked as error:
-            self._growth_failed(action, "increaseIPPoolAllocENI", error)
-            self.error("increaseIPPoolAllocENI", error)
+            if not error.again:  # counted once per attempt; Placement.block logged it
+                self.state.errors["increaseIPPoolAllocENI"] = (
+                    self.state.errors.get("increaseIPPoolAllocENI", 0) + 1
+                )
+                self.state.last_error = f"increaseIPPoolAllocENI: {error}"
+                self.metrics.error("increaseIPPoolAllocENI")
         except Unauthorized as error:
             state.may_differ = True
             self._deny(action, error)
@@ -311,7 +317,7 @@ class PoolEngine:
         held = placement.held_back()
         if held is not None:
             self.log.debug("no new ENI (unchanged since): %s", held.message)
-            raise PlacementBlocked(held)
+            raise PlacementBlocked(held, again=True)
         found = placement.targets()
         if isinstance(found, PlacementProblem):
             placement.block(found)
