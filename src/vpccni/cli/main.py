@@ -18,6 +18,7 @@ from vpccni import __version__
 from vpccni.cli import (
     config_cmd,
     demo_cmd,
+    doctor_cmd,
     emulator_cmd,
     explain_cmd,
     install_cni_cmd,
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan_cmd.register(subparsers)
     simulate_cmd.register(subparsers)
     manifests_cmd.register(subparsers)
+    doctor_cmd.register(subparsers)
     config_cmd.register(subparsers)
     return parser
 
