@@ -240,6 +240,8 @@ class KubernetesSource:
         watch = self.api.watch(stream.path, params, seconds)
         with self._lock:
             stream.watch = watch
+            if not stream.ok:
+                self._succeeded(stream)  # the API answered: whatever failed before is over
         if self._stop.is_set():
             watch.close()
         stream.events = 0

@@ -153,7 +153,7 @@ def startup_max_pods_warning(
         return None
     return (
         f"prefix delegation is on but max pods is {value}, the {FROM_TABLE} figure for "
-        f"secondary IPs (the Node's capacity is not known: no Kubernetes API): the node stops "
+        f"secondary IPs (the Node's status.capacity.pods is not known): the node stops "
         f"at {value} pods though its prefixes hold "
         f"{limits.max_enis * limits.slots_per_eni * 16}; set --max-pods to kubelet's max pods "
         "(e.g. --max-pods 110), or give the daemon API access so it reads the Node's capacity"
