@@ -31,7 +31,8 @@ import contextlib
 import errno
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import NoReturn
@@ -55,6 +56,7 @@ from vpccni.core.checkpoint import (
     without_cooldowns_before,
 )
 from vpccni.core.checkpoint_upstream import UpstreamImport, import_upstream
+from vpccni.core.model import Assignment
 from vpccni.errors import VpccniError
 
 SNAPSHOT_NAME = "ipam.snapshot"
@@ -404,11 +406,15 @@ def current_boot_id() -> str:
         return ""
 
 
-def import_upstream_file(upstream: Path, directory: Path) -> UpstreamImport:
+def import_upstream_file(
+    upstream: Path, directory: Path, keep: Callable[[Assignment], bool] | None = None
+) -> UpstreamImport:
     """Write the state of an upstream ``vpc-cni-ipam/1`` file as our first generation.
 
     Refuses (CheckpointExists) when ``directory`` already holds a vpccni checkpoint; the
-    upstream file is only read. Returns what was imported and the warnings to show.
+    upstream file is only read. ``keep`` (default: every entry) chooses the assignments written,
+    e.g. only those whose pod still has its veth, as upstream's own restore does. Returns what
+    was written and the warnings to show.
     """
     snapshot_path = directory / SNAPSHOT_NAME
     if snapshot_path.exists() or (directory / JOURNAL_NAME).exists():
@@ -423,6 +429,9 @@ def import_upstream_file(upstream: Path, directory: Path) -> UpstreamImport:
             "the file does not exist", source=str(upstream), hint="check the path and retry"
         )
     imported = import_upstream(data, source=str(upstream))
+    if keep is not None:
+        kept = {k: a for k, a in imported.state.assignments.items() if keep(a)}
+        imported = replace(imported, state=CheckpointState(kept, {}), imported=len(kept))
     lineage = os.urandom(8).hex()
     snapshot = Snapshot(1, imported.state, 0, lineage)
     write_checkpoint(directory, snapshot, JournalHeader(1, lineage, 0, current_boot_id()))

@@ -3,7 +3,9 @@
 Order: IMDS identity and primary interface (subnet, VPC CIDRs, security groups) -> EC2's view
 of the instance -> limits from the shipped table -> with a datapath, the node's host networking
 (MTU, fwmark rule, SNAT) -> reconcile the (empty) datastore with EC2,
-adopting and tagging every managed ENI attached to this instance -> restore the checkpoint
+adopting and tagging every managed ENI attached to this instance -> on vpccni's first start
+on a node upstream's aws-node ran, import its checkpoint (``vpccni.daemon.takeover``) -> restore
+the checkpoint
 (entries whose address is on no attached ENI are stale and released durably) -> release unused
 CIDRs of the inactive kind (after a prefix-delegation switch) -> replay spooled DELs -> converge
 host routes, rules and veths to the surviving assignments -> delete leaked ENIs. Only then does
@@ -39,6 +41,7 @@ from vpccni.daemon.pool_manager import PoolManager
 from vpccni.daemon.recover import adopt_routed_pods, prepare_recovery, recovery_report
 from vpccni.daemon.service import IpamService
 from vpccni.daemon.spool import SpoolReplay, replay_spool
+from vpccni.daemon.takeover import TakeoverOptions, TakeoverReport, take_over
 from vpccni.ports import (
     CheckpointStore,
     Clock,
@@ -62,6 +65,8 @@ class NodeOptions:
     max_pods: int | None = None
     recover_from: Path | None = None
     """``--recover``: the checkpoint directory to move aside and rebuild (needs a datapath)."""
+    takeover: TakeoverOptions | None = None
+    """Upstream's checkpoint, imported at a first start (``vpccni.daemon.takeover``)."""
 
 
 @dataclass
@@ -78,6 +83,8 @@ class Node:
     stale_entries: int
     cluster: ClusterSource = field(default_factory=NoClusterSource)
     """The cluster as the daemon sees it (Node labels, ENIConfigs); read ``view()`` per tick."""
+    takeover: TakeoverReport | None = None
+    """What was imported from upstream's aws-node when vpccni took this node over."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,7 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
             raise ConfigError(["--recover needs the datapath (--host-datapath or --netns)"])
         recovery = prepare_recovery(options.recover_from)
     pool.reconcile_or_raise(force_ec2=True)
+    takeover = take_over(options.takeover, pool.datapath, clock.now())  # before the checkpoint
     stale = _restore(service, store)
     _release_inactive_kind(pool)
     spool = replay_spool(options.spool_dir, service)
@@ -180,7 +188,16 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
         len(leaked),
     )
     return Node(
-        identity, primary.vpc_cidrs, config, limits, service, pool, spool, stale, ports.cluster
+        identity,
+        primary.vpc_cidrs,
+        config,
+        limits,
+        service,
+        pool,
+        spool,
+        stale,
+        ports.cluster,
+        takeover,
     )
 
 

@@ -62,6 +62,7 @@ from vpccni.daemon.introspection import (
 from vpccni.daemon.rpc import RpcHooks, RpcServer, delete_pod
 from vpccni.daemon.spool import replay_spool
 from vpccni.daemon.sweep import PodSweep, run_sweep
+from vpccni.daemon.takeover import TakeoverOptions
 from vpccni.ports import Clock, Metrics, NullMetrics
 from vpccni.settings import DaemonSettings, DatapathSettings, Settings
 
@@ -95,6 +96,9 @@ def run_daemon(settings: Settings) -> int:
             options.cluster_name,
             (known.max_pods if known is not None else None) or options.max_pods,
             options.checkpoint_dir if options.recover else None,
+            None
+            if options.recover
+            else TakeoverOptions(options.upstream_checkpoint, options.checkpoint_dir),
         )
 
     node = _bootstrap_until_ready(
