@@ -60,6 +60,9 @@ RUN_DIR = posixpath.dirname(str(_DEFAULTS.socket_path))
 """The daemon's socket directory (``/run/vpccni``): the plugin on the host connects there."""
 STATE_DIR = posixpath.commonpath([str(_DEFAULTS.checkpoint_dir), str(_DEFAULTS.spool_dir)])
 """The checkpoint and the plugin's DEL spool (``/var/lib/vpccni``): the same path both sides."""
+UPSTREAM_RUN_DIR = posixpath.dirname(str(_DEFAULTS.upstream_checkpoint))
+"""Upstream's ``/var/run/aws-node`` (its checkpoint ``ipam.json`` and ``ipamd.sock``), mounted
+read-only: vpccni imports the checkpoint when it takes a node over and never writes there."""
 
 _IMAGE = re.compile(
     r"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?"
@@ -89,6 +92,7 @@ class HostVolume:
     mount_path: str
     type: str
     init: bool
+    read_only: bool = False
 
 
 def check_options(options: ManifestOptions) -> None:
@@ -199,7 +203,22 @@ def host_volumes(environment: NodeEnvironment) -> list[HostVolume]:
             "log-dir", "/var/log/aws-routed-eni", LOG_MOUNT, "DirectoryOrCreate", init=False
         ),
         HostVolume("xtables-lock", "/run/xtables.lock", "/run/xtables.lock", "FileOrCreate", False),
+        HostVolume(
+            "aws-node-dir",
+            UPSTREAM_RUN_DIR,
+            UPSTREAM_RUN_DIR,
+            "DirectoryOrCreate",
+            init=False,
+            read_only=True,
+        ),
     ]
+
+
+def _mount(volume: HostVolume) -> dict[str, Any]:
+    mount: dict[str, Any] = {"name": volume.name, "mountPath": volume.mount_path}
+    if volume.read_only:
+        mount["readOnly"] = True
+    return mount
 
 
 def _env(values: dict[str, str]) -> list[dict[str, Any]]:
@@ -277,10 +296,7 @@ def main_container(options: ManifestOptions, environment: NodeEnvironment) -> di
                 "capabilities": {"drop": ["ALL"], "add": list(MAIN_CAPABILITIES)},
             },
             "volumeMounts": [
-                *(
-                    {"name": volume.name, "mountPath": volume.mount_path}
-                    for volume in host_volumes(environment)
-                ),
+                *(_mount(volume) for volume in host_volumes(environment)),
                 {"name": "tmp", "mountPath": "/tmp"},
             ],
         }

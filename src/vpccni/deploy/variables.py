@@ -38,6 +38,7 @@ HOST_CNI_BIN_PATH = "/host/opt/cni/bin"
 HOST_CNI_CONFDIR_PATH = "/host/etc/cni/net.d"
 LOG_MOUNT = "/host/var/log/aws-routed-eni"
 HOST_MOUNT_PREFIX = "/host/"
+UPSTREAM_RUN_MOUNT = "/var/run/aws-node"
 
 DAEMON_VARIABLES: tuple[str, ...] = (
     # vpccni.core.config.read_ipam_config
@@ -379,6 +380,13 @@ def _pod_problems(values: Mapping[str, str]) -> list[str]:
                 "separate host directory mounted at its own path; choose paths that do not "
                 "contain one another"
             )
+    store = values.get("AWS_VPC_K8S_CNI_BACKING_STORE")
+    if store is not None and not _under(store, UPSTREAM_RUN_MOUNT + "/"):
+        problems.append(
+            f"AWS_VPC_K8S_CNI_BACKING_STORE={store!r} is not on the read-only mount of "
+            f"upstream's {UPSTREAM_RUN_MOUNT}, so a node aws-node ran could not be taken over; "
+            f"accepted: a file under {UPSTREAM_RUN_MOUNT}/ (default {UPSTREAM_RUN_MOUNT}/ipam.json)"
+        )
     log_file = values.get("AWS_VPC_K8S_CNI_LOG_FILE")
     if log_file not in (None, "stdout", "stderr") and not _under(log_file or "", LOG_MOUNT + "/"):
         problems.append(
