@@ -162,7 +162,28 @@ def render(explain: dict[str, Any], pods: list[dict[str, Any]]) -> str:
     lines.extend(_missing_permissions(explain.get("missing_permissions") or []))
     if explain.get("last_error"):
         lines.append(f"last error: {explain['last_error']}")
+    lines.extend(_takeover(explain.get("takeover")))
     return "\n".join(lines)
+
+
+def _takeover(report: dict[str, Any] | None, sample: int = 10) -> list[str]:
+    """What vpccni imported when it took this node over from upstream's aws-node, if it did."""
+    if not report:
+        return []
+    imported, dropped = report["imported"], report["dropped"]
+    checked = "" if report["veths_checked"] else " (no datapath: veths not checked)"
+    lines = [
+        f"taken over from upstream's aws-node on "
+        f"{datetime.fromtimestamp(report['at'], tz=UTC):%Y-%m-%d %H:%M:%S} UTC "
+        f"({report['source']}): "
+        f"{len(imported)} pods imported, {len(dropped)} dropped (no host veth){checked}"
+    ]
+    for kind, items in (("imported", imported), ("dropped", dropped)):
+        lines += [f"  {kind} {item}" for item in items[:sample]]
+        if len(items) > sample:
+            lines.append(f"  ... {len(items) - sample} more {kind}")
+    lines += [f"  {warning}" for warning in report["warnings"]]
+    return lines
 
 
 def _placement(placement: dict[str, Any] | None) -> list[str]:

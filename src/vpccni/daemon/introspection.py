@@ -202,6 +202,7 @@ def explain_document(node: Node) -> dict[str, Any]:
     document["missing_permissions"] = missing_permissions_json(node)
     document["last_error"] = node.pool.state.last_error
     document["errors"] = dict(node.pool.state.errors)
+    document["takeover"] = node.takeover.as_json() if node.takeover is not None else None
     engine = node.pool.engine
     subnets = engine.pool_subnets()
     placement = document["placement"] = engine.placement.status(subnets)
