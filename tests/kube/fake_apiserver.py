@@ -126,8 +126,12 @@ class FakeApiServer:
     # -- life ------------------------------------------------------------------------------------
 
     def start(self) -> FakeApiServer:
+        return self.start_on(0)
+
+    def start_on(self, port: int) -> FakeApiServer:
+        """Start listening on ``port`` (0: any free one)."""
         handler = type("Handler", (_Handler,), {"api": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self._server.daemon_threads = True
         if self.tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -98,7 +98,12 @@ def describe(cluster: ClusterSettings) -> str:
     return NO_API + (f" ({cluster.note})" if cluster.note else "")
 
 
-def wait_for_api(source: ClusterSource, ipam: IpamConfig, stop: threading.Event) -> bool:
+def wait_for_api(
+    source: ClusterSource,
+    ipam: IpamConfig,
+    stop: threading.Event,
+    optional_wait: float = OPTIONAL_WAIT_SECONDS,
+) -> bool:
     """Upstream's start-up rule; returns False only when ``stop`` was set while blocking."""
     if not isinstance(source, KubernetesSource):
         return True
@@ -114,11 +119,11 @@ def wait_for_api(source: ClusterSource, ipam: IpamConfig, stop: threading.Event)
                 BLOCKING_RETRY_SECONDS,
             )
         return True
-    if not source.wait_synced(OPTIONAL_WAIT_SECONDS, stop) and not stop.is_set():
+    if not source.wait_synced(optional_wait, stop) and not stop.is_set():
         log.warning(
-            "the Kubernetes API did not answer in %.0f s (%s); starting without it and trying "
+            "the Kubernetes API did not answer in %g s (%s); starting without it and trying "
             "again in the background",
-            OPTIONAL_WAIT_SECONDS,
+            optional_wait,
             source.view().problem,
         )
     return True
