@@ -103,11 +103,9 @@ def rp_filter(found: RpFilter | Missing) -> Result:
     )
     if effective != 1:
         return passed(*RP_FILTER, evidence)
-    to_fix = [f"net.ipv4.conf.{found.interface}.rp_filter=2"]
-    if found.all_value == 1:
-        to_fix.append("net.ipv4.conf.all.rp_filter=2")
     return failed(
         *RP_FILTER,
         evidence + ": strict reverse-path filtering drops replies for pods on secondary ENIs",
-        f"sysctl -w {' '.join(to_fix)} (vpccni node-init sets the interface's)",
+        f"sysctl -w net.ipv4.conf.{found.interface}.rp_filter=2 (loose; the kernel takes the "
+        "larger of it and all's; vpccni node-init sets it)",
     )
