@@ -81,7 +81,7 @@ def eniconfig_from(obj: Mapping[str, Any]) -> EniConfig:
         )
     spec = obj.get("spec")
     if not isinstance(spec, dict):
-        raise ObjectError(f"{what} has no spec")
+        raise ObjectError(f"{what} has no spec; give spec.subnet, the subnet id its pod ENIs go to")
     subnet = spec.get("subnet")
     if not isinstance(subnet, str) or not subnet:
         raise ObjectError(f"{what} has no spec.subnet (the subnet id its pod ENIs go to)")

@@ -73,6 +73,8 @@ def run_daemon(settings: Settings) -> int:
     """Start, serve until signalled, stop cleanly; returns the exit code."""
     cloud, options = settings.cloud, settings.daemon
     lock_node(options.checkpoint_dir, options.socket_path)  # held until the process exits
+    cluster = open_source(settings.cluster, settings.ipam)  # a bad ENIConfig file: refused now
+    log.info("cluster: %s", describe(settings.cluster))
     imds = ImdsV2(cloud.imds_endpoint, timeout_seconds=cloud.http_timeout)
     identity = imds.identity()
     endpoint = cloud.ec2(identity.region)
@@ -86,8 +88,6 @@ def run_daemon(settings: Settings) -> int:
         metrics = prometheus
     ec2 = GuardedEc2(Boto3Ec2(make_ec2_client(endpoint)), clock, metrics)
     store = FileCheckpointStore(options.checkpoint_dir)
-    cluster = open_source(settings.cluster, settings.ipam)
-    log.info("cluster: %s", describe(settings.cluster))
 
     def node_options() -> NodeOptions:
         known = cluster.view().node
