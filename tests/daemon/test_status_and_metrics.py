@@ -42,7 +42,12 @@ def test_status_shows_enis_addresses_pods_and_why(make_node: Any) -> None:
     out = done.stdout
     assert "mode secondary-ip: 18 addresses, 1 assigned, 17 available" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("eni-")]
-    assert [(r[1], r[4], r[5]) for r in rows] == [("0", "9", "1"), ("1", "9", "0")]
+    # ENI, device, primary, subnet, subnet free, for pods, CIDRs, addresses, assigned, ...
+    subnet = node.enis()[0].subnet_id
+    assert [(r[1], r[3], r[5], r[7], r[8]) for r in rows] == [
+        ("0", subnet, "yes", "9", "1"),
+        ("1", subnet, "yes", "9", "0"),
+    ]
     assert "pool not growing: WARM_ENI_TARGET=1: 17 free, want 9" in out
     body = json.loads(status(node, "--format", "json").stdout)
     assert body["pods"][0]["name"] == "web-0"
