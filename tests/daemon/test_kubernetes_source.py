@@ -60,6 +60,9 @@ def test_prefix_mode_m5_large_serves_the_nodes_110_pods(
     assert max_pods(ipamd) == 110
     assert "max pods 110 (the Node's status.capacity.pods)" in ipamd.log()
     assert "prefix delegation is on but max pods" not in ipamd.log()
+    cluster = ipamd.introspect("/v1/explain")["cluster"]
+    assert cluster["node"] == {"name": NAME, "max_pods": 110}
+    assert (cluster["reachable"], cluster["problem"], cluster["eniconfigs"]) == (True, "", [])
     assert len(add_all(ipamd, 110)) == 110
     assert ipamd.introspect("/v1/eni-configs") == "us-west-2a"
     assert all(r.status != 403 for r in api.requests)  # the shipped RBAC is enough
@@ -77,6 +80,9 @@ def test_the_nodes_capacity_is_followed_when_it_appears_and_changes(
     assert "max pods 29 (eni-max-pods.txt)" in log
     assert "set --max-pods to kubelet's max pods" in log
     assert f"the Node '{NAME}' does not exist" in ipamd.introspect("/v1/eni-configs")["error"]
+    cluster = ipamd.introspect("/v1/explain")["cluster"]
+    assert (cluster["reachable"], cluster["node"]) == (True, None)
+    assert "MY_NODE_NAME must be this node's name" in cluster["problem"]
     add_all(ipamd, 32)  # two /28 prefixes: the pool stops there (total 32 >= 29)
     refused = ipamd.add("pod-032")
     assert not refused["ok"]

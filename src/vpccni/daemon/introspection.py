@@ -7,7 +7,8 @@ connections, a 5 s whole-request deadline, 2 workers). Like upstream (v1.23+), `
 blanks container ids and interface names so the output cannot be used to forge a DEL;
 ``/v1/pods`` does the same on TCP and shows them only on the root-only Unix socket.
 ``/v1/explain`` is the pool manager's current decision in the same JSON as ``vpccni explain``,
-plus ``no_address``: why the next pod would get no address (``core.no_address``), the same
+plus ``cluster``: the cluster source's view (reachable, problem, the Node's max pods),
+``no_address``: why the next pod would get no address (``core.no_address``), the same
 cause the plugin API's ADD error names, ``placement``: where new ENIs go (custom networking's
 ENIConfig, subnet discovery, the subnets known with their free addresses, a placement problem),
 each ENI's subnet, and ``missing_permissions``: every EC2 action EC2 denied
@@ -203,6 +204,7 @@ def explain_document(node: Node) -> dict[str, Any]:
     document["last_error"] = node.pool.state.last_error
     document["errors"] = dict(node.pool.state.errors)
     document["takeover"] = node.takeover.as_json() if node.takeover is not None else None
+    document["cluster"] = cluster_json(node)
     engine = node.pool.engine
     subnets = engine.pool_subnets()
     placement = document["placement"] = engine.placement.status(subnets)
@@ -223,6 +225,21 @@ def explain_document(node: Node) -> dict[str, Any]:
         for view in node.service.views()
     ]
     return document
+
+
+def cluster_json(node: Node) -> dict[str, Any]:
+    """The cluster source's view (docs/kubernetes.md): whether the API answers and why not, the
+    Node's name and max pods, the ENIConfig names."""
+    view = node.cluster.view()
+    return {
+        "reachable": view.reachable,
+        "problem": view.problem,
+        "generation": view.generation,
+        "node": None
+        if view.node is None
+        else {"name": view.node.name, "max_pods": view.node.max_pods},
+        "eniconfigs": sorted(view.eniconfigs),
+    }
 
 
 @dataclass(frozen=True)
