@@ -326,7 +326,8 @@ def test_status_reports_the_takeover(
     )
     assert done.returncode == 0, done.stderr
     assert (
-        f"({upstream.checkpoint}): {len(upstream.pods)} pods imported, 1 dropped (no host veth)"
+        f"({upstream.checkpoint}): {len(upstream.pods)} pods imported, 1 dropped (pod gone, or "
+        "address on no ENI)"
     ) in done.stdout
     assert f"  dropped {upstream.gone} {NAMESPACE}/checkout-gone: no host veth" in done.stdout
     node.stop()

@@ -176,7 +176,8 @@ def _takeover(report: dict[str, Any] | None, sample: int = 10) -> list[str]:
         f"taken over from upstream's aws-node on "
         f"{datetime.fromtimestamp(report['at'], tz=UTC):%Y-%m-%d %H:%M:%S} UTC "
         f"({report['source']}): "
-        f"{len(imported)} pods imported, {len(dropped)} dropped (no host veth){checked}"
+        f"{len(imported)} pods imported, {len(dropped)} dropped (pod gone, or address on no "
+        f"ENI){checked}"
     ]
     for kind, items in (("imported", imported), ("dropped", dropped)):
         lines += [f"  {kind} {item}" for item in items[:sample]]

@@ -69,7 +69,6 @@ NOT_READ: dict[str, tuple[str | None, str]] = {
     "ENABLE_NFTABLES": (None, "deprecated: upstream no longer reads it either"),
     "AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE": (None, "vpccni chains no egress plugin"),
     "AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE": (None, "vpccni chains no egress plugin"),
-    "CLUSTER_ENDPOINT": ("", "vpccni reaches the API server at its in-cluster address"),
     "DISABLE_LEAKED_ENI_CLEANUP": ("false", "vpccni always deletes leaked ENIs"),
     "DISABLE_NETWORK_RESOURCE_PROVISIONING": (
         "false",

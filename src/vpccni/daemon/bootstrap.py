@@ -154,7 +154,7 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
             raise ConfigError(["--recover needs the datapath (--host-datapath or --netns)"])
         recovery = prepare_recovery(options.recover_from)
     pool.reconcile_or_raise(force_ec2=True)
-    takeover = take_over(options.takeover, pool.datapath, clock.now())  # before the checkpoint
+    takeover = take_over(options.takeover, pool.datapath, service, clock.now())  # before restore
     stale = _restore(service, store)
     _release_inactive_kind(pool)
     spool = replay_spool(options.spool_dir, service)

@@ -13,11 +13,12 @@ upstream created carry the same tags as ours) and before vpccni's checkpoint is 
   decode as ``vpc-cni-ipam/1`` (``vpccni.core.checkpoint_upstream``: wrong version, bad JSON, an
   address or a pod twice);
 * entries whose pod has no host veth are dropped, as upstream's own restore does (with a
-  datapath; upstream's veth names are ours: ``eni`` + sha1 of namespace and name);
+  datapath; upstream's veth names are ours: ``eni`` + sha1 of namespace and name), and so are
+  entries whose address is on none of the ENIs reconcile adopted (upstream drops those too);
 * the rest is written as vpccni's first checkpoint generation (``import_upstream_file``), then
-  restored like any checkpoint: an address on no attached ENI is released as stale, and the
-  datapath converges routes and rules to the imported pods, which are upstream's already, so
-  the pods keep their networking and a later DEL finds them by their CNI key.
+  restored like any checkpoint, and the datapath converges routes and rules to the imported
+  pods, which are upstream's already, so the pods keep their networking and a later DEL finds
+  them by their CNI key.
 
 What was imported is logged, written beside the checkpoint (``takeover.json``, so later starts
 still report it) and shown by ``/v1/explain`` and ``vpccni status``. A node with a vpccni
@@ -34,6 +35,7 @@ import os
 import socket
 import stat
 from dataclasses import asdict, dataclass
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,7 @@ from vpccni.core.checkpoint import CheckpointCorrupt
 from vpccni.core.model import Assignment
 from vpccni.core.naming import host_veth_name
 from vpccni.daemon.datapath import Datapath
+from vpccni.daemon.service import IpamService
 from vpccni.errors import VpccniError
 
 log = logging.getLogger("vpccni.ipamd")
@@ -84,7 +87,7 @@ class TakeoverReport:
         checked = "" if self.veths_checked else " (no datapath: veths not checked)"
         return (
             f"took over from upstream's aws-node ({self.source}): {len(self.imported)} pods "
-            f"imported, {len(self.dropped)} dropped (no host veth){checked}"
+            f"imported, {len(self.dropped)} dropped (pod gone, or address on no ENI){checked}"
         )
 
     def lines(self) -> list[str]:
@@ -105,14 +108,18 @@ def has_checkpoint(directory: Path) -> bool:
 
 
 def take_over(
-    options: TakeoverOptions | None, datapath: Datapath | None, now: float
+    options: TakeoverOptions | None,
+    datapath: Datapath | None,
+    service: IpamService,
+    now: float,
 ) -> TakeoverReport | None:
     """Import upstream's checkpoint if this is vpccni's first start on a node upstream ran.
 
-    Returns the report (a previous takeover's when vpccni's checkpoint already exists), or None
-    when there is nothing to take over (``options`` None: never, e.g. with ``--recover``).
-    Without a datapath every entry is kept (the node's veths cannot be seen). Raises
-    :class:`TakeoverRefused`.
+    ``service`` holds the ENIs reconcile adopted: an entry whose address is on none of them is
+    dropped as stale, as upstream's restore drops it. Returns the report (a previous takeover's
+    when vpccni's checkpoint already exists), or None when there is nothing to take over
+    (``options`` None: never, e.g. with ``--recover``). Without a datapath no entry is dropped
+    for its veth (the node's veths cannot be seen). Raises :class:`TakeoverRefused`.
     """
     if options is None:
         return None
@@ -123,7 +130,7 @@ def take_over(
         return None
     _refuse_if_upstream_runs(upstream.parent / UPSTREAM_SOCKET)
     _refuse_untrusted_file(upstream)
-    check = _VethCheck(datapath)
+    check = _LiveCheck(datapath, [IPv4Network(c.cidr) for v in service.views() for c in v.cidrs])
     try:
         imported = import_upstream_file(upstream, options.checkpoint_dir, keep=check)
     except CheckpointCorrupt as error:
@@ -149,16 +156,23 @@ def take_over(
     return report
 
 
-class _VethCheck:
-    """Upstream's restore rule: keep an entry only while its pod's host veth exists (the name
-    is upstream's: the configured prefix and sha1 of "<namespace>.<name>")."""
+class _LiveCheck:
+    """Upstream's restore rules: keep an entry only while its pod's host veth exists (the name
+    is upstream's: the configured prefix and sha1 of "<namespace>.<name>") and its address is on
+    an ENI attached to this instance."""
 
-    def __init__(self, datapath: Datapath | None) -> None:
+    def __init__(self, datapath: Datapath | None, cidrs: list[IPv4Network]) -> None:
         self.prefix = datapath.veth_prefix if datapath is not None else ""
         self.veths = datapath.host.host_veths() if datapath is not None else None
+        self.cidrs = cidrs
         self.dropped: list[str] = []
 
     def __call__(self, assignment: Assignment) -> bool:
+        if not any(assignment.address in cidr for cidr in self.cidrs):
+            self.dropped.append(
+                f"{_describe(assignment)}: the address is on no ENI attached to this instance"
+            )
+            return False
         if self.veths is None:
             return True
         key, meta = assignment.key, assignment.meta
