@@ -30,6 +30,7 @@ from vpccni.cli import (
     plan_cmd,
     simulate_cmd,
     status_cmd,
+    support_bundle_cmd,
 )
 from vpccni.errors import InvalidInput, VpccniError
 
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_cmd.register(subparsers)
     manifests_cmd.register(subparsers)
     doctor_cmd.register(subparsers)
+    support_bundle_cmd.register(subparsers)
     config_cmd.register(subparsers)
     return parser
 

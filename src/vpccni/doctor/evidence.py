@@ -43,6 +43,8 @@ class ConfFile:
     network: str = ""
     plugin_types: tuple[str, ...] = ()
     socket: str = ""
+    plugin_log: str = ""
+    """vpccni-cni's ``pluginLogFile`` (the plugin's log, when the conflist names one)."""
     error: str = ""
 
 

@@ -18,7 +18,7 @@ from vpccni.adapters.checkpoint_file import (
     TEMP_SUFFIX,
     FileCheckpointStore,
 )
-from vpccni.core.checkpoint import CheckpointCorrupt
+from vpccni.core.checkpoint import CheckpointCorrupt, CheckpointState
 from vpccni.doctor.evidence import CheckpointCopy, ConfDir, ConfFile, InstalledPlugin, Missing
 from vpccni.node.plugin_install import ELF_MAGIC, PLUGIN_NAME, STATIC_PLUGIN, plugin_source
 from vpccni.plugin import cni
@@ -55,12 +55,13 @@ def conf_file(path: Path) -> ConfFile:
     if not isinstance(plugins, list) or not all(isinstance(p, dict) for p in plugins):
         return ConfFile(path.name, error="has no list of plugin objects")
     types = tuple(str(plugin.get("type", "")) for plugin in plugins)
-    first = plugins[0] if plugins else {}
+    ours = plugins[0] if types[:1] == (PLUGIN_NAME,) else {}
     return ConfFile(
         path.name,
         network=str(document.get("name", "")),
         plugin_types=types,
-        socket=str(first.get("socket", "")) if types[:1] == (PLUGIN_NAME,) else "",
+        socket=str(ours.get("socket", "")),
+        plugin_log=str(ours.get("pluginLogFile", "")),
     )
 
 
@@ -129,12 +130,13 @@ def _version_answer(path: Path) -> tuple[str, str]:
     return answer, ""
 
 
-def checkpoint_copy(directory: Path) -> CheckpointCopy | Missing:
-    """Load a private copy of the checkpoint in ``directory`` (retrying a copy that caught the
-    daemon between a compaction's renames)."""
+def loaded_copy(directory: Path) -> CheckpointState | str | None:
+    """The checkpoint in ``directory`` loaded from a private copy: its state, or why it cannot
+    be loaded (a string), or None when there is none. A copy that caught the daemon between a
+    compaction's renames is taken again."""
     names = (SNAPSHOT_NAME, JOURNAL_NAME, JOURNAL_NAME + TEMP_SUFFIX)
     if not any((directory / name).exists() for name in names):
-        return CheckpointCopy(str(directory), absent=True)
+        return None
     last = ""
     for _ in range(COPY_ATTEMPTS):
         with tempfile.TemporaryDirectory(prefix="vpccni-doctor-") as scratch:
@@ -147,13 +149,25 @@ def checkpoint_copy(directory: Path) -> CheckpointCopy | Missing:
                 state = store.load()
                 store.close()
             except CheckpointCorrupt as error:
-                last = str(error)
+                last = f"corrupt: {error}"
                 continue
             except OSError as error:
-                return Missing(f"cannot copy the checkpoint in {directory}: {error}")
-        return CheckpointCopy(
-            str(directory),
-            frozenset(str(a.address) for a in state.assignments.values()),
-            len(state.cooldowns),
-        )
-    return CheckpointCopy(str(directory), corrupt=last)
+                return f"cannot copy it: {error.strerror or error}"
+        return state
+    return last
+
+
+def checkpoint_copy(directory: Path) -> CheckpointCopy | Missing:
+    """What the doctor judges of the checkpoint in ``directory``."""
+    found = loaded_copy(directory)
+    if found is None:
+        return CheckpointCopy(str(directory), absent=True)
+    if isinstance(found, str):
+        if found.startswith("corrupt: "):
+            return CheckpointCopy(str(directory), corrupt=found.removeprefix("corrupt: "))
+        return Missing(f"{directory}: {found}")
+    return CheckpointCopy(
+        str(directory),
+        frozenset(str(a.address) for a in found.assignments.values()),
+        len(found.cooldowns),
+    )
