@@ -21,6 +21,7 @@ from vpccni.cli.main import main
 from vpccni.cli.plan_cmd import load_scenario
 from vpccni.core.limits import InstanceTable
 from vpccni.core.maxpods import MaxPodsOptions, compute_max_pods
+from vpccni.sim.cluster import Simulation
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -337,3 +338,44 @@ def test_plan_prints_the_fit_and_the_warning(
     assert main(["plan", str(EXAMPLES / "custom-networking.yaml"), "--format", "json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["nodes"][0]["pod_enis"][0]["subnet"] == "100.64.0.0/18"
+
+
+def test_node_subnet_excluded_from_pods(scenario_of: Any) -> None:
+    # kubernetes.io/role/cni=0 on the node subnet: with discovery the primary ENI takes no pod
+    # address (1 address: the node's), pods live on two ENIs in the tagged subnet; without
+    # discovery no ENI can be made at all and the primary ENI's 9 addresses are all there is
+    document = discovery(12)
+    document["subnet_cidr"][0]["tags"] = {"kubernetes.io/role/cni": "0"}
+    result = plan_of(scenario_of(document)).to_json()
+    node = result["nodes"][0]
+    assert node["primary_eni"] == {"subnet": "10.0.0.0/26", "addresses": 1, "pod_addresses": 0}
+    assert node["pod_enis"] == [{"subnet": "10.0.1.0/24", "addresses": 10}] * 2
+    assert used(result) == {"10.0.0.0/26": 2, "10.0.1.0/24": 40}
+    document["env"] = {"ENABLE_SUBNET_DISCOVERY": "false"}
+    result = plan_of(scenario_of(document)).to_json()
+    assert {(n["enis"], n["assigned"], n["pods_without_ip"]) for n in result["nodes"]} == {
+        (1, 9, 3)
+    }
+
+
+# -- simulate agrees -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["custom-networking.yaml", "subnet-discovery.yaml"])
+def test_the_examples_simulate_as_planned(name: str) -> None:
+    scenario = load_scenario(str(EXAMPLES / name))
+    planned = plan_of(scenario).to_json()
+    simulation = Simulation(scenario, seed=1, duration=None, launch_over=600.0)
+    simulation.run()
+    simulated = simulation.recorder.report()
+    assert simulated["subnets"] == planned["subnets"]
+    assert [n["pod_enis"] for n in simulated["nodes"]] == [n["pod_enis"] for n in planned["nodes"]]
+    assert simulated["ec2"]["throttled"] == 0
+    if scenario.network.custom_networking:
+        # pod ENIs carry the ENIConfig's security group, the primary ENIs the node's
+        store = simulation.model.store
+        pods_group = simulation.group_ids["pods"]
+        for node in simulation.nodes:
+            for eni in node.pool.ordered:
+                groups = store.enis[eni.info.eni_id].group_ids
+                assert (pods_group in groups) == (not eni.info.primary)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vpccni.capacity.synthetic import SUBNET, VPC, StepClock, SyntheticCloud
@@ -77,12 +78,25 @@ def quiet_window(config: IpamConfig) -> float:
     return max(timers) + 2 * TICK_SECONDS
 
 
-def converge_node(config: IpamConfig, limits: NodeLimits, pods: int) -> SteadyNode:
-    """Run one node's pool engine until nothing changes any more."""
+def converge_node(
+    config: IpamConfig,
+    limits: NodeLimits,
+    pods: int,
+    *,
+    subnet_tags: Mapping[str, str] | None = None,
+    pod_subnet: bool = False,
+    cluster_name: str = "",
+) -> SteadyNode:
+    """Run one node's pool engine until nothing changes any more.
+
+    ``subnet_tags`` are the node subnet's (``kubernetes.io/role/cni=0`` keeps pods off the
+    primary ENI with subnet discovery on); ``pod_subnet`` says the node's zone has another subnet
+    discovery may put ENIs in.
+    """
     store = Datastore(config.mode, config.ip_cooldown_seconds)
-    cloud = SyntheticCloud()
+    cloud = SyntheticCloud(subnet_tags=subnet_tags, pod_subnet=pod_subnet)
     clock = StepClock()
-    context = NodeContext(cloud.instance_id, VPC, SUBNET, ())
+    context = NodeContext(cloud.instance_id, VPC, SUBNET, (), cluster_name=cluster_name)
     lifecycle = EniLifecycle(cloud, clock, context, random.Random(0))
     engine = PoolEngine(DatastoreLedger(store), lifecycle, config, limits, cloud)
     engine.log = QUIET

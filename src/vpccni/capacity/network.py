@@ -24,11 +24,10 @@ from typing import Any
 
 from vpccni.capacity.fields import MIN_PREFIX, ScenarioError, as_object, cidr, kind, known
 from vpccni.core.cluster import DEFAULT_ENICONFIG_NAME
+from vpccni.core.subnets import ROLE_TAG
 from vpccni.emulator.errors import Ec2Error
 from vpccni.emulator.vpc_cidrs import check_association, parse_vpc_cidr
 
-CNI_ROLE_TAG = "kubernetes.io/role/cni"
-CLUSTER_TAG_PREFIX = "cni.networking.k8s.aws/cluster/"
 DEFAULT_ZONE = "us-west-2a"
 SUBNET_FIELDS = ("cidr", "availability_zone", "tags")
 VPC_FIELDS = ("cidr", "secondary_cidrs")
@@ -61,7 +60,7 @@ class SubnetSpec:
         """``node`` (nodes launch in it), ``cni`` (tagged for discovery) or ``pod``."""
         if self.for_nodes:
             return "node"
-        return "cni" if CNI_ROLE_TAG in self.tag_map else "pod"
+        return "cni" if ROLE_TAG in self.tag_map else "pod"
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ def parse_network(
     for name, for_nodes, tags in (
         ("subnet_cidr", True, ()),
         ("pod_subnets", False, ()),
-        ("cni_subnets", False, ((CNI_ROLE_TAG, "1"),)),
+        ("cni_subnets", False, ((ROLE_TAG, "1"),)),
     ):
         raw = doc.get(name)
         if raw is None:

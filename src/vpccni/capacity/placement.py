@@ -10,8 +10,8 @@ free addresses first) given what the nodes placed so far left free; otherwise th
 then the nodes' second ENIs, then their third ones, and so on, each ENI taking its settled
 addresses from its subnet at once. With discovery the split between subnets of similar free
 counts depends on that order, which the simulator's concurrent launches only approximate (see
-docs/planning.md: the agreement is exact per node and for the AZ's total, within one ENI per
-node per subnet otherwise). Pure.
+docs/planning.md: every node's figures and each zone's total agree exactly; each of a zone's
+candidate subnets within one pod ENI's addresses). Pure.
 """
 
 from __future__ import annotations

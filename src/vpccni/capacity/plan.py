@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vpccni.capacity.converge import SteadyNode, converge_node
-from vpccni.capacity.placement import NodeSpot, place
+from vpccni.capacity.placement import NodeSpot, place, pod_subnet_choices
 from vpccni.capacity.report import EniUse, NodeReport, report_json
 from vpccni.capacity.scenario import Scenario, node_subnet_index
 from vpccni.core.model import ADDRESSES_PER_PREFIX
@@ -51,16 +51,25 @@ class _Planned:
 
 def plan(scenario: Scenario) -> Plan:
     """Converge every node of ``scenario`` and place its ENIs in subnets."""
-    cache: dict[tuple[int, int], SteadyNode] = {}
+    cache: dict[tuple[object, ...], SteadyNode] = {}
     planned: list[_Planned] = []
     ordinal = 0
+    network = scenario.network
     for group in scenario.groups:
         for position, pods in enumerate(group.pods):
-            key = (group.index, pods)
-            if key not in cache:
-                cache[key] = converge_node(scenario.config, group.node_limits, pods)
             subnet = node_subnet_index(scenario, group.index, ordinal)
             ordinal += 1
+            tags, elsewhere = _node_subnet_facts(scenario, group.index, subnet)
+            key = (group.index, pods, tags, elsewhere)
+            if key not in cache:
+                cache[key] = converge_node(
+                    scenario.config,
+                    group.node_limits,
+                    pods,
+                    subnet_tags=dict(tags),
+                    pod_subnet=elsewhere,
+                    cluster_name=network.cluster_name,
+                )
             planned.append(_Planned(group.index, position, pods, subnet, cache[key]))
     placed = _placements(scenario, planned)
     nodes = [
@@ -76,6 +85,22 @@ def plan(scenario: Scenario) -> Plan:
         for p, eni_subnets in zip(planned, placed, strict=True)
     ]
     return Plan(scenario, tuple(nodes), tuple(p.state for p in planned))
+
+
+def _node_subnet_facts(
+    scenario: Scenario, group: int, subnet: int | None
+) -> tuple[tuple[tuple[str, str], ...], bool]:
+    """The node subnet's tags and whether discovery has another subnet for the node's ENIs."""
+    network = scenario.network
+    if subnet is None:
+        return (), False
+    spot = NodeSpot(subnet, scenario.groups[group].eniconfig, ())
+    elsewhere = (
+        network.subnet_discovery
+        and not network.custom_networking
+        and any(choice != subnet for choice in pod_subnet_choices(network, spot))
+    )
+    return network.subnets[subnet].tags, elsewhere
 
 
 def _placements(scenario: Scenario, planned: list[_Planned]) -> list[list[int | None]]:

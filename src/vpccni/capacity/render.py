@@ -148,7 +148,10 @@ def render_totals(totals: Mapping[str, Any]) -> str:
             "them; max pods counts 2 host-network pods)"
         )
     if totals.get("pods_without_ip"):
-        text += f"\n{totals['pods_without_ip']} pods have no address (node at its ENI limit)"
+        text += (
+            f"\n{totals['pods_without_ip']} pods have no address (their node cannot hold more: "
+            "its ENI limit, or no subnet it may create an ENI in)"
+        )
     return text
 
 

@@ -25,9 +25,11 @@ from vpccni.core.aws_types import (
     ec2_error,
 )
 from vpccni.core.model import ADDRESSES_PER_PREFIX
-from vpccni.core.subnets import Subnet
+from vpccni.core.subnets import ROLE_TAG, Subnet
 
 SUBNET = "subnet-planner"
+POD_SUBNET = "subnet-planner-pods"
+POD_TAGS = {ROLE_TAG: "1"}
 VPC = "vpc-planner"
 ZONE = "planner-a"
 
@@ -51,8 +53,19 @@ class StepClock:
 class SyntheticCloud:
     """EC2 and IMDS of one instance, answering at once."""
 
-    def __init__(self, instance_id: str = "i-planner") -> None:
+    def __init__(
+        self,
+        instance_id: str = "i-planner",
+        subnet_tags: Mapping[str, str] | None = None,
+        pod_subnet: bool = False,
+    ) -> None:
         self.instance_id = instance_id
+        self.subnets = [Subnet(SUBNET, VPC, ZONE, "10.0.0.0/8", 1 << 24, dict(subnet_tags or {}))]
+        """The node's subnet (with the scenario's tags: kubernetes.io/role/cni=0 excludes the
+        primary ENI from pod addresses) and, when the node's zone has a subnet discovery would
+        use, one such subnet tagged for pods."""
+        if pod_subnet:
+            self.subnets.append(Subnet(POD_SUBNET, VPC, ZONE, "100.64.0.0/10", 1 << 24, POD_TAGS))
         self.enis: dict[str, EniDescription] = {}
         self._next_single = int(IPv4Network("10.0.0.0/8").network_address) + 16
         self._next_prefix = int(IPv4Network("10.128.0.0/9").network_address)
@@ -161,20 +174,24 @@ class SyntheticCloud:
         subnet_ids: Sequence[str] = (),
         filters: Mapping[str, Sequence[str]] | None = None,
     ) -> list[Subnet]:
-        """The one subnet (untagged, never short of addresses) when the ids and filters name it."""
-        subnet = Subnet(SUBNET, VPC, ZONE, "10.0.0.0/8", 1 << 24)
-        fields = {"subnet-id": SUBNET, "vpc-id": VPC, "availability-zone": ZONE}
-        if subnet_ids and list(subnet_ids) != [SUBNET]:
-            unknown = next(i for i in subnet_ids if i != SUBNET)
-            raise ec2_error(
-                "DescribeSubnets",
-                "InvalidSubnetID.NotFound",
-                f"The subnet ID '{unknown}' does not exist",
-            )
+        """The node's subnet (and a pod subnet), never short of addresses, as ids and filters
+        select them."""
+        known = {subnet.subnet_id: subnet for subnet in self.subnets}
+        for subnet_id in subnet_ids:
+            if subnet_id not in known:
+                raise ec2_error(
+                    "DescribeSubnets",
+                    "InvalidSubnetID.NotFound",
+                    f"The subnet ID '{subnet_id}' does not exist",
+                )
+        found = [known[i] for i in subnet_ids] if subnet_ids else list(self.subnets)
         for name, values in (filters or {}).items():
-            if fields.get(name) not in values:
+            fields = {"vpc-id": VPC, "availability-zone": ZONE}
+            if name == "subnet-id":
+                found = [s for s in found if s.subnet_id in values]
+            elif fields.get(name) not in values:
                 return []
-        return [subnet]
+        return found
 
     # -- IMDS -----------------------------------------------------------------------------------
 
