@@ -103,9 +103,22 @@ def test_a_pod_subnet_too_small_warns_with_the_zone_and_the_shortfall(scenario_o
     assert warning["availability_zone"] == "us-west-2a"
     assert (warning["needed"], warning["usable"], warning["short"]) == (100, 59, 41)
     assert warning["subnets"] == ["100.64.0.0/26"]
-    assert "a /25" in warning["advice"]
-    assert "ENIConfig us-west-2a" in warning["advice"]
+    assert (
+        "ENIConfig us-west-2a a /25 or larger subnet in us-west-2a (123 usable"
+        in (warning["advice"])
+    )
+    # the secondary block has room: the first free /25 in it
+    assert "100.64.0.128/25 is free in the VPC's secondary CIDR" in warning["advice"]
     assert document["totals"]["fits"] is False
+
+
+def test_a_full_secondary_block_suggests_another(scenario_of: Any) -> None:
+    document = custom(18, nodes=5, pod_subnet="100.64.0.0/26")
+    document["vpc"]["secondary_cidrs"] = ["100.64.0.0/26"]
+    (warning,) = plan_of(scenario_of(document)).to_json()["warnings"]
+    assert (
+        "associate another secondary CIDR with the VPC (e.g. 100.65.0.0/16)" in (warning["advice"])
+    )
 
 
 def test_each_zone_is_checked_on_its_own(scenario_of: Any) -> None:
@@ -172,7 +185,14 @@ def test_discovery_skips_excluded_subnets(
     tagged = [{"cidr": "10.0.1.0/24", "availability_zone": "us-west-2a", "tags": tags}]
     result = plan_of(scenario_of(discovery(20, env=env, tagged=tagged))).to_json()
     assert used(result) == {"10.0.0.0/26": 60, "10.0.1.0/24": 0}
-    assert "tag another subnet in us-west-2a" in result["warnings"][0]["advice"]
+    # 60 - 59 = 1 short: any /28 tagged for pods would do, and the VPC has room for one
+    assert (
+        "tag a subnet in us-west-2a kubernetes.io/role/cni=1 with at least 1 free"
+        in (result["warnings"][0]["advice"])
+    )
+    assert (
+        "(a /28: 10.0.0.64/28 is free in the VPC's CIDR blocks)" in result["warnings"][0]["advice"]
+    )
 
 
 def test_discovery_uses_a_subnet_tagged_for_this_cluster(scenario_of: Any) -> None:

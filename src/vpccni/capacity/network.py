@@ -26,13 +26,15 @@ from vpccni.capacity.fields import MIN_PREFIX, ScenarioError, as_object, cidr, k
 from vpccni.core.cluster import DEFAULT_ENICONFIG_NAME
 from vpccni.core.subnets import ROLE_TAG
 from vpccni.emulator.errors import Ec2Error
-from vpccni.emulator.vpc_cidrs import check_association, parse_vpc_cidr
+from vpccni.emulator.vpc_cidrs import MAX_BLOCKS, check_association, parse_vpc_cidr
 
 DEFAULT_ZONE = "us-west-2a"
 SUBNET_FIELDS = ("cidr", "availability_zone", "tags")
 VPC_FIELDS = ("cidr", "secondary_cidrs")
 ENICONFIG_FIELDS = ("subnet", "security_groups")
 SUBNET_RESERVED = 5
+SHARED_RANGE = IPv4Network("100.64.0.0/10")
+"""RFC 6598's range, which the EKS guide suggests for secondary CIDRs of pod subnets."""
 _ZONE = re.compile(r"([a-z]{2}(?:-[a-z]+)+-\d+)(?:-[a-z]+-\d+)?[a-z]")
 
 
@@ -123,6 +125,37 @@ class Network:
             return explicit
         zone = self.subnets[node_subnet].availability_zone
         return zone if zone in self.eniconfigs else DEFAULT_ENICONFIG_NAME
+
+
+def room_for(network: Network, prefixlen: int, secondary_only: bool) -> IPv4Network | None:
+    """The first /``prefixlen`` in the VPC's blocks that no subnet of the scenario overlaps
+    (the secondary blocks first; only them when ``secondary_only``)."""
+    vpc = network.vpc
+    if vpc is None:
+        return None
+    blocks: list[IPv4Network] = list(vpc.secondary_cidrs)
+    if not secondary_only:
+        blocks.append(vpc.cidr)
+    taken = [s.cidr for s in network.subnets]
+    for block in blocks:
+        if block.prefixlen > prefixlen:
+            continue
+        for candidate in block.subnets(new_prefix=prefixlen):
+            if not any(candidate.overlaps(t) for t in taken):
+                return candidate
+    return None
+
+
+def spare_block(network: Network) -> IPv4Network | None:
+    """A /16 of 100.64.0.0/10 the VPC could take as another secondary block (None when the VPC
+    is at EC2's default quota of blocks or has all of that range)."""
+    vpc = network.vpc
+    if vpc is None or len(vpc.blocks) >= MAX_BLOCKS:
+        return None
+    for candidate in SHARED_RANGE.subnets(new_prefix=MIN_PREFIX):
+        if not any(candidate.overlaps(b) for b in vpc.blocks):
+            return candidate
+    return None
 
 
 def region_of(zone: str) -> str:

@@ -20,7 +20,7 @@ from ipaddress import IPv4Network
 from typing import Any
 
 from vpccni.capacity.fields import MIN_PREFIX
-from vpccni.capacity.network import SUBNET_RESERVED, Network
+from vpccni.capacity.network import SUBNET_RESERVED, Network, room_for, spare_block
 from vpccni.capacity.placement import NodeSpot, pod_subnet_choices
 from vpccni.capacity.scenario import Scenario
 from vpccni.core.model import ADDRESSES_PER_PREFIX
@@ -222,26 +222,29 @@ def _warning(
             name for name, c in network.eniconfigs.items() if network.subnets[c.subnet] in specs
         )
         size = smallest_subnet(need)
-        bigger = (
-            f"a /{size} ({2 ** (32 - size) - SUBNET_RESERVED} usable addresses)"
-            if size is not None
-            else "several subnets (more than a /16 holds), one ENIConfig each for part of the nodes"
-        )
-        advice = (
-            f"give ENIConfig {', '.join(names)} a larger subnet in {zone}: {bigger}, e.g. from "
-            "a secondary VPC CIDR such as 100.64.0.0/10 (custom networking does not use subnet "
-            "discovery)"
-        )
-    elif network.subnet_discovery:
-        advice = (
-            f"use a larger subnet, or tag another subnet in {zone} {ROLE_TAG}=1 with at least "
-            f"{short} free addresses: subnet discovery puts new ENIs there"
-        )
+        if size is None:
+            advice = (
+                "split these nodes over several ENIConfigs (node_groups[].eniconfig), each with "
+                f"its own subnet in {zone}: more than a /16 holds"
+            )
+        else:
+            advice = (
+                f"give ENIConfig {', '.join(names)} a /{size} or larger subnet in {zone} "
+                f"({_usable(size)} usable addresses){_where(network, size, True)}; custom "
+                "networking does not use subnet discovery"
+            )
     else:
-        advice = (
-            f"use a larger subnet, or turn on subnet discovery (ENABLE_SUBNET_DISCOVERY=true) "
-            f"and tag another subnet in {zone} {ROLE_TAG}=1 with at least {short} free addresses"
+        size = smallest_subnet(short)
+        tag = f"tag a subnet in {zone} {ROLE_TAG}=1 with at least {short} free addresses" + (
+            "" if size is None else f" (a /{size}{_where(network, size, False)})"
         )
+        if network.subnet_discovery:
+            advice = f"use a larger subnet, or {tag}: subnet discovery puts new ENIs there"
+        else:
+            advice = (
+                "use a larger subnet, or turn on subnet discovery (ENABLE_SUBNET_DISCOVERY=true) "
+                f"and {tag}"
+            )
     message = (
         f"{zone}: {kind} {cidrs} cannot hold the pools of its {nodes} node(s): they take {need} "
         f"addresses, {usable} are usable: {short} short; {advice}"
@@ -256,6 +259,22 @@ def _warning(
         "advice": advice,
         "message": message,
     }
+
+
+def _usable(prefixlen: int) -> int:
+    return int(2 ** (32 - prefixlen)) - SUBNET_RESERVED
+
+
+def _where(network: Network, prefixlen: int, secondary_only: bool) -> str:
+    """Where such a subnet could go: free room in the VPC, else another secondary block."""
+    spot = room_for(network, prefixlen, secondary_only)
+    if spot is not None:
+        block = "secondary CIDR" if secondary_only else "CIDR blocks"
+        return f": {spot} is free in the VPC's {block}"
+    spare = spare_block(network)
+    if spare is not None:
+        return f": associate another secondary CIDR with the VPC (e.g. {spare}) and create it there"
+    return ""
 
 
 def smallest_subnet(addresses: int) -> int | None:
