@@ -15,14 +15,20 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.daemon.conftest import Node, make_node  # noqa: F401  (shared fixture)
-from tests.netns.conftest import _require, install_plugin, lab_node, netns_factory  # noqa: F401
+from tests.netns.conftest import (  # noqa: F401  (shared fixtures)
+    _require,
+    install_plugin,
+    lab_node,
+    lab_node_net_caps_only,
+    netns_factory,
+)
 from tests.netns.test_datapath import add
 from vpccni.cli.main import main
 from vpccni.lab.topology import Lab
@@ -39,12 +45,16 @@ class DoctorLab:
     lab: Lab
     bin_dir: Path
     conf_dir: Path
-    pod_netns: str
-    manifest: Path
-    kubelet_config: Path
-    extra: list[str] = field(default_factory=list)
+    pod_netns: str | None = None
+    manifest: Path | None = None
+    kubelet_config: Path | None = None
 
     def argv(self, *more: str) -> list[str]:
+        optional = (
+            ("--pod-netns", self.pod_netns),
+            ("--manifest", self.manifest),
+            ("--kubelet-config", self.kubelet_config),
+        )
         return [
             "doctor",
             "--format",
@@ -59,21 +69,19 @@ class DoctorLab:
             str(self.conf_dir),
             "--bin-dir",
             str(self.bin_dir),
-            "--pod-netns",
-            self.pod_netns,
-            "--manifest",
-            str(self.manifest),
-            "--kubelet-config",
-            str(self.kubelet_config),
+            *(word for flag, value in optional if value for word in (flag, str(value))),
             *more,
         ]
 
     def doctor(self, *more: str) -> tuple[int, dict[str, dict[str, Any]], dict[str, Any]]:
         """(exit status, checks by id, the whole report) of one doctor run, as a separate
         process (as an operator runs it)."""
+        return self.run(self.argv(*more))
+
+    def run(self, argv: list[str]) -> tuple[int, dict[str, dict[str, Any]], dict[str, Any]]:
         env = {**os.environ, **self.node.env, "PYTHONPATH": str(SRC)}
         done = subprocess.run(
-            [sys.executable, "-m", "vpccni.cli.main", *self.argv(*more)],
+            [sys.executable, "-m", "vpccni.cli.main", *argv],
             capture_output=True,
             text=True,
             env=env,

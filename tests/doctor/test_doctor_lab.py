@@ -5,6 +5,7 @@ node namespace for host faults; the root namespace is never touched)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -16,9 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.doctor.conftest import DoctorLab, statuses
+from tests.daemon.conftest import Node
+from tests.doctor.conftest import PORTMAP, DoctorLab, statuses
+from tests.netns.conftest import install_plugin
 from vpccni.deploy.iam import default_policy
-from vpccni.lab.topology import ip
+from vpccni.lab.topology import Lab, ip
 
 pytestmark = pytest.mark.netns
 
@@ -225,3 +228,31 @@ def test_manifest_with_a_one_second_probe_timeout(doctor_lab: DoctorLab) -> None
     found = checks["manifest.probes"]
     assert "livenessProbe.timeoutSeconds is 1" in found["evidence"]
     assert found["fix"] == "set vpccni-node's livenessProbe.timeoutSeconds: 10"
+
+
+def test_a_daemon_inside_the_node_namespace_is_reached_there(
+    lab_node_net_caps_only: tuple[Node, Lab], tmp_path: Path
+) -> None:
+    """As on a real node: the daemon in the host's namespace with NET_ADMIN and NET_RAW only,
+    its metrics on 127.0.0.1 there and EC2/IMDS through a relay there. The doctor finds it by
+    its lock, reads /metrics and asks IMDS and EC2 from its namespace, with its environment."""
+    node, lab = lab_node_net_caps_only
+    bin_dir, conf_dir = install_plugin(node, tmp_path)
+    shutil.copy2(PORTMAP, bin_dir / "portmap")
+    code, checks, _ = DoctorLab(node, lab, bin_dir, conf_dir).doctor()
+    assert code == 0, {k: v for k, v in checks.items() if v["status"] not in ("pass", "skip")}
+    assert "the daemon is vpccni 0.1.0" in checks["cni.plugin-version"]["evidence"]
+    assert checks["imds.daemon"]["evidence"].startswith("IMDSv2 at http://127.0.0.1:")
+    assert "(asked from this process" not in checks["imds.daemon"]["evidence"]
+    assert checks["iam.CreateNetworkInterface"]["status"] == "pass"
+    assert "with the daemon's credentials" in checks["iam.CreateNetworkInterface"]["evidence"]
+    assert checks["iam.AssignPrivateIpAddresses"]["status"] == "pass"
+    skipped = {k for k, v in checks.items() if v["status"] == "skip"}
+    assert skipped == {
+        "imds.pods",
+        "pool.max-pods",
+        "manifest.probes",
+        "manifest.capabilities",
+        "manifest.policy",
+        "manifest.settings",
+    }
