@@ -36,7 +36,9 @@ def register(subparsers: Any) -> None:
         "behaviour (WARM_ENI_TARGET etc.) as pods come and go. Extra upstream variables can be "
         "set in the environment (e.g. WARM_IP_TARGET=5).",
     )
-    parser.add_argument("--instance-type", default="c5.large")
+    parser.add_argument(
+        "--instance-type", default="c5.large", help="the node's instance type (default c5.large)"
+    )
     parser.add_argument("--pods", type=int, default=12, help="pods to start, then delete")
     parser.add_argument("--keep", action="store_true", help="leave emulator and daemon running")
     parser.add_argument(

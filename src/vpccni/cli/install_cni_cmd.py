@@ -61,7 +61,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--conf-dir", required=True, type=Path, help="e.g. /etc/cni/net.d")
     parser.add_argument("--socket", default=cni.DEFAULT_SOCKET, help="the daemon's socket")
     parser.add_argument("--spool-dir", default=cni.DEFAULT_SPOOL_DIR, help="DEL records")
-    parser.add_argument("--network-name", default="aws-cni")
+    parser.add_argument(
+        "--network-name", default="aws-cni", help="the conflist's network name (default aws-cni)"
+    )
     parser.add_argument("--mtu", type=int, default=9001, help="pod MTU, 576-9001")
     parser.add_argument("--bandwidth", action="store_true", help="chain the bandwidth plugin")
     parser.add_argument("--wait-seconds", type=float, default=60.0, help="how long to wait")

@@ -74,9 +74,21 @@ def register(subparsers: Any) -> None:
         "ENABLE_PREFIX_DELEGATION, MAX_ENI, IP_COOLDOWN_PERIOD, ...) and AWS_ENDPOINT_URL_EC2 / "
         "AWS_EC2_METADATA_SERVICE_ENDPOINT for the cloud; invalid values are refused.",
     )
-    parser.add_argument("--socket", default=defaults.socket)
-    parser.add_argument("--checkpoint-dir", default=defaults.checkpoint_dir)
-    parser.add_argument("--spool-dir", default=defaults.spool_dir)
+    parser.add_argument(
+        "--socket",
+        default=defaults.socket,
+        help=f"the plugin API socket (default {defaults.socket})",
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=defaults.checkpoint_dir,
+        help=f"where the pool's checkpoint lives (default {defaults.checkpoint_dir})",
+    )
+    parser.add_argument(
+        "--spool-dir",
+        default=defaults.spool_dir,
+        help=f"DELs the plugin recorded while the daemon was down (default {defaults.spool_dir})",
+    )
     parser.add_argument(
         "--introspection-bind",
         default=defaults.introspection_bind,
@@ -87,9 +99,21 @@ def register(subparsers: Any) -> None:
         default=defaults.metrics_bind,
         help="host:port for /metrics, or 'none' (default :61678, all interfaces, as upstream)",
     )
-    parser.add_argument("--tick-seconds", default=defaults.tick_seconds)
-    parser.add_argument("--reconcile-seconds", default=defaults.reconcile_seconds)
-    parser.add_argument("--cleanup-seconds", default=defaults.cleanup_seconds)
+    parser.add_argument(
+        "--tick-seconds",
+        default=defaults.tick_seconds,
+        help=f"how often the warm pool is checked (default {defaults.tick_seconds})",
+    )
+    parser.add_argument(
+        "--reconcile-seconds",
+        default=defaults.reconcile_seconds,
+        help=f"how often the pool is reconciled, IMDS first (default {defaults.reconcile_seconds})",
+    )
+    parser.add_argument(
+        "--cleanup-seconds",
+        default=defaults.cleanup_seconds,
+        help=f"how often leaked ENIs are looked for (default {defaults.cleanup_seconds})",
+    )
     parser.add_argument(
         "--max-pods",
         help="kubelet's max pods when the Kubernetes API does not give the Node's "

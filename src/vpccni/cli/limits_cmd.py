@@ -20,9 +20,13 @@ def register(subparsers: Any) -> None:
         "card, which the CNI uses, and all cards), IPv4 addresses per ENI, hypervisor, bare metal, "
         "trunking and vCPUs.",
     )
-    parser.add_argument("instance_type", nargs="?", metavar="INSTANCE_TYPE")
+    parser.add_argument(
+        "instance_type", nargs="?", metavar="INSTANCE_TYPE", help="e.g. m5.large (see --list)"
+    )
     parser.add_argument("--list", action="store_true", help="list every known instance type")
-    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument(
+        "--format", choices=FORMATS, default="table", help="table for people, json for tools"
+    )
     parser.set_defaults(run=run)
 
 

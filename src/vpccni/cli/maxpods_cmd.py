@@ -29,7 +29,9 @@ def register(subparsers: Any) -> None:
         description="Max pods for an instance type with the EKS calculator's semantics. Prints "
         "the uncapped figure nodes get from eni-max-pods.txt unless --recommended is given.",
     )
-    parser.add_argument("instance_type", nargs="?", metavar="INSTANCE_TYPE")
+    parser.add_argument(
+        "instance_type", nargs="?", metavar="INSTANCE_TYPE", help="e.g. m5.large (or --all)"
+    )
     parser.add_argument("--all", action="store_true", help="every known instance type")
     parser.add_argument(
         "--prefix-delegation", action="store_true", help="ENABLE_PREFIX_DELEGATION=true (/28s)"
@@ -48,7 +50,9 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="apply the calculator's vCPU cap (110 for <= 30 vCPUs, 250 above)",
     )
-    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument(
+        "--format", choices=FORMATS, default="table", help="table for people, json for tools"
+    )
     parser.set_defaults(run=run)
 
 

@@ -36,7 +36,9 @@ def register(subparsers: Any) -> None:
         "warm, waste, and max pods. See docs/planning.md.",
     )
     parser.add_argument("scenario", metavar="SCENARIO", help="scenario file (JSON/YAML), - = stdin")
-    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument(
+        "--format", choices=FORMATS, default="table", help="table for people, json for tools"
+    )
     parser.add_argument(
         "--compat",
         choices=COMPAT_NAMES,

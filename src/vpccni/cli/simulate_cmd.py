@@ -33,7 +33,9 @@ def register(subparsers: Any) -> None:
         "emulator (rate limits, latency) through the scenario's workload. See docs/planning.md.",
     )
     parser.add_argument("scenario", metavar="SCENARIO", help="scenario file (JSON/YAML), - = stdin")
-    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument(
+        "--format", choices=FORMATS, default="table", help="table for people, json for tools"
+    )
     parser.add_argument(
         "--duration",
         type=float,
@@ -51,8 +53,16 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the timelines")
     progress = parser.add_mutually_exclusive_group()
-    progress.add_argument("--progress", dest="progress", action="store_true", default=None)
-    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    progress.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show a progress bar on stderr (default: only when stderr is a terminal)",
+    )
+    progress.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="never show the progress bar"
+    )
     parser.set_defaults(run=run)
 
 

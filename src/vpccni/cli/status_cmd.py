@@ -37,7 +37,9 @@ def register(subparsers: Any) -> None:
         "--introspection", default="127.0.0.1:61679", metavar="ADDR", help="host:port or unix:PATH"
     )
     parser.add_argument("--netns", help="network namespace to enter first (root)")
-    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument(
+        "--format", choices=FORMATS, default="table", help="table for people, json for tools"
+    )
     parser.set_defaults(run=run)
 
 
