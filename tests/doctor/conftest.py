@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,7 @@ class DoctorLab:
         return done.returncode, {c["check"]: c for c in report["checks"]}, report
 
 
-def rendered_daemon_set(capsys: pytest.CaptureFixture[str], path: Path, **changes: Any) -> Path:
+def rendered_daemon_set(capsys: pytest.CaptureFixture[str], path: Path) -> Path:
     """`vpccni manifests`' DaemonSet written to ``path``."""
     import yaml
 
@@ -137,6 +137,3 @@ def doctor_lab(
 
 def statuses(checks: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {name: check["status"] for name, check in checks.items()}
-
-
-Inject = Callable[[DoctorLab], None]

@@ -225,5 +225,9 @@ def _own_cloud_settings() -> CloudSettings:
 
 def _manifest(options: DoctorOptions) -> DaemonSetFile | Missing:
     if options.manifest is None:
-        return Missing("no --manifest given")
+        return Missing(
+            "no --manifest given (the daemon's RBAC does not read DaemonSets: save it with "
+            "`kubectl -n kube-system get daemonset vpccni -o yaml > ds.yaml`, then --manifest "
+            "ds.yaml)"
+        )
     return options.manifest
