@@ -239,27 +239,30 @@ def explain(mode: str = "secondary-ip", **changes: Any) -> dict[str, Any]:
 
 
 def test_headroom_secondary_ip() -> None:
-    need = pool.pool_headroom(explain(), 10)
-    assert (need.pod_addresses, need.new_enis, need.subnet_addresses, need.target) == (9, 1, 10, 27)
+    need = pool.pool_headroom(explain(), 10, "subnet-1")
+    assert need == pool.Headroom(27, {}, 9, 1)
+    assert (need.pod_addresses, need.subnet_addresses) == (9, 10)
 
 
 def test_headroom_full_node_and_room_on_current_enis() -> None:
     full = explain(total=27, enis=[{"cidrs": 9}] * 3)
     assert pool.pool_headroom(full, 10).subnet_addresses == 0
-    room = explain(total=12, enis=[{"cidrs": 9}, {"cidrs": 3}])
-    assert pool.pool_headroom(room, 10) == pool.Headroom(15, 1, 27)
+    room = explain(total=12, enis=[{"cidrs": 9}, {"cidrs": 3, "subnet": "subnet-2"}])
+    assert pool.pool_headroom(room, 10, "subnet-1") == pool.Headroom(27, {"subnet-2": 6}, 9, 1)
 
 
 def test_headroom_prefix_mode_counts_whole_prefixes() -> None:
     one_prefix = explain("prefix", max_pods=110, total=16, enis=[{"cidrs": 1}])
-    need = pool.pool_headroom(one_prefix, 10)
+    need = pool.pool_headroom(one_prefix, 10, "s")
     assert need.target == 110
     assert need.pod_addresses == 6 * 16  # 94 addresses more: 5 prefixes and part of a 6th
+    assert need.room == {"s": 96}
     assert need.new_enis == 0
 
 
-def facts(free: int) -> InstanceFacts:
-    return InstanceFacts("i-1", "c5.large", {"subnet-1": ("10.0.1.0/24", free)}, None)
+def facts(free: int, **more: tuple[str, int]) -> InstanceFacts:
+    subnets = {"subnet-1": ("10.0.1.0/24", free), **more}
+    return InstanceFacts("i-1", "c5.large", subnets, None, subnet_id="subnet-1")
 
 
 @pytest.mark.parametrize(
@@ -269,7 +272,32 @@ def test_subnet_thresholds(free: int, verdict: str) -> None:
     [result] = pool.subnets(explain(), facts(free), 10)
     assert result.check == "pool.subnet.subnet-1"
     assert status(result) == verdict
-    assert f"{free} free; the pool can still take 10" in result.evidence
+    assert f"{free} free; the pool can still take 10 from it" in result.evidence
+    assert "9 on 1 new ENI(s)" in result.evidence
+
+
+def test_new_enis_go_where_the_placement_says() -> None:
+    """Subnet discovery: new ENIs in the tagged subnet with the most free addresses, so a full
+    node subnet is fine as long as its own ENIs need nothing more from it."""
+    placement = {
+        "subnet_discovery": True,
+        "subnets": [
+            {"id": "subnet-1", "node_subnet": True, "for_new_enis": True, "free": 0},
+            {"id": "subnet-2", "for_new_enis": True, "free": 50, "cidr": "10.0.2.0/24"},
+            {"id": "subnet-3", "for_new_enis": True, "free": 5, "cidr": "10.0.3.0/24"},
+        ],
+    }
+    document = explain(placement=placement)
+    results = {r.check: r for r in pool.subnets(document, facts(0), 10)}
+    assert {k: status(r) for k, r in results.items()} == {
+        "pool.subnet.subnet-1": "pass",
+        "pool.subnet.subnet-2": "pass",
+    }
+    assert "can still take 10 from it" in results["pool.subnet.subnet-2"].evidence
+    custom = {"custom_networking": True, "eniconfig": {"subnet": "subnet-3"}, **placement}
+    results = {r.check: r for r in pool.subnets(explain(placement=custom), facts(0), 10)}
+    assert status(results["pool.subnet.subnet-3"]) == "fail"  # 5 free, 10 wanted
+    assert status(results["pool.subnet.subnet-1"]) == "pass"
 
 
 def test_subnet_skips_without_evidence() -> None:

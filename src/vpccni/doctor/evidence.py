@@ -118,6 +118,8 @@ class InstanceFacts:
     """``MetadataOptions`` (HttpTokens, HttpPutResponseHopLimit, ...); None: not reported."""
     subnets_error: str = ""
     """Why DescribeSubnets failed (``subnets`` is then empty)."""
+    subnet_id: str = ""
+    """The instance's own subnet (its primary ENI's)."""
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ def _view(answer: dict[str, Any], imds: str, ec2: str, as_daemon: bool) -> Cloud
         subnets,
         raw.get("metadata_options"),
         subnets_error=str(raw.get("subnets_error", "")),
+        subnet_id=str(raw.get("subnet_id", "")),
     )
     dry_runs = {
         action: DryRun(action, str(found.get("code", "")), str(found.get("message", "")))
