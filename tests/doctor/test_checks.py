@@ -315,6 +315,9 @@ def test_kubelet_max_pods_against_the_enis() -> None:
     prefix = pool.max_pods(KubeletMaxPods(110, "config"), explain("prefix"), 10)
     assert status(prefix) == "pass"
     assert status(pool.max_pods(Missing("no kubelet"), explain(), 10)) == "skip"
+    custom = explain(placement={"custom_networking": True})
+    assert status(pool.max_pods(KubeletMaxPods(29, "config"), custom, 10)) == "fail"
+    assert status(pool.max_pods(KubeletMaxPods(20, "config"), custom, 10)) == "pass"
 
 
 # --- imds ------------------------------------------------------------------------------------

@@ -158,11 +158,14 @@ def max_pods(
     assert isinstance(explain, dict)
     assert isinstance(ipv4_per_eni, int)
     per_cidr = ADDRESSES_PER_PREFIX if explain["mode"] == "prefix" else 1
-    capacity = int(explain["max_enis"]) * (ipv4_per_eni - 1) * per_cidr
+    custom = bool((explain.get("placement") or {}).get("custom_networking"))
+    pod_enis = int(explain["max_enis"]) - (1 if custom else 0)  # custom: the primary holds none
+    capacity = pod_enis * (ipv4_per_eni - 1) * per_cidr
     serves = capacity + HOST_NETWORK_PODS
     evidence = (
-        f"kubelet maxPods {kubelet.value} ({kubelet.source}); {explain['max_enis']} ENIs hold "
-        f"{capacity} pod addresses in {explain['mode']} mode, + {HOST_NETWORK_PODS} "
+        f"kubelet maxPods {kubelet.value} ({kubelet.source}); {pod_enis} ENIs hold "
+        f"{capacity} pod addresses in {explain['mode']} mode"
+        f"{' with custom networking' if custom else ''}, + {HOST_NETWORK_PODS} "
         f"host-network pods = {serves}"
     )
     if kubelet.value > serves:
