@@ -249,11 +249,19 @@ def should_remove_extra_enis(
 def deletable_eni(
     enis: Sequence[EniView], config: IpamConfig, now: float
 ) -> tuple[EniView | None, str]:
-    """Upstream's ``getDeletableENI`` rules; the newest (highest device index) qualifying ENI."""
+    """Upstream's ``getDeletableENI`` rules; the newest (highest device index) qualifying ENI.
+
+    When none qualifies, the reason names what keeps each secondary ENI (e.g. "no ENI can be
+    freed: eni-3 is 20 s old (ENIs are freed after 60 s)"); the primary ENI is never freed.
+    """
+    kept: list[str] = []
     for eni in sorted(enis, key=lambda e: (-e.info.device_index, e.eni_id)):
-        if _deletion_blocker(eni, enis, config, now) is None:
+        why = _deletion_blocker(eni, enis, config, now)
+        if why is None:
             return eni, f"{eni.eni_id} has no assigned or cooling address and the rest suffices"
-    return None, "no ENI can be freed"
+        if not eni.info.primary:
+            kept.append(f"{eni.eni_id} {why}")
+    return None, "no ENI can be freed" + (": " + ", ".join(kept) if kept else "")
 
 
 def _deletion_blocker(
@@ -261,19 +269,22 @@ def _deletion_blocker(
 ) -> str | None:
     """The first rule that keeps ``eni`` (upstream's rules 1-9), or None if it may go."""
     info = eni.info
-    own_rules = (
-        (info.primary, "primary"),
-        (now - info.created_at < MIN_ENI_LIFETIME_SECONDS, "younger than 60 s"),
-        (eni.cooling > 0, "has cooling addresses"),
-        (eni.assigned > 0, "has assigned addresses"),
-        (info.trunk or info.efa, "trunk or EFA"),
-    )
-    for broken, why in own_rules:
-        if broken:
-            return why
+    if info.primary:
+        return "is the primary ENI"
+    age = now - info.created_at
+    if age < MIN_ENI_LIFETIME_SECONDS:
+        return (
+            f"is {int(max(age, 0.0))} s old (ENIs are freed after {MIN_ENI_LIFETIME_SECONDS:g} s)"
+        )
+    if eni.cooling > 0:
+        return f"has {eni.cooling} cooling address" + ("es" if eni.cooling > 1 else "")
+    if eni.assigned > 0:
+        return f"has {eni.assigned} assigned address" + ("es" if eni.assigned > 1 else "")
+    if info.trunk or info.efa:
+        return "is a trunk or EFA ENI"
     others = [other for other in enis if other.eni_id != eni.eni_id and not other.info.excluded]
     active = [cidr for other in others for cidr in other.active(config.mode)]
-    return rest_blocker(
+    rest = rest_blocker(
         free=sum(c.size - c.assigned for c in active),
         total=sum(c.size for c in active),
         free_prefixes=sum(
@@ -281,6 +292,7 @@ def _deletion_blocker(
         ),
         config=config,
     )
+    return None if rest is None else f"is needed: {rest}"
 
 
 def rest_blocker(free: int, total: int, free_prefixes: int, config: IpamConfig) -> str | None:
