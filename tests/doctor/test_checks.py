@@ -260,6 +260,17 @@ def test_headroom_prefix_mode_counts_whole_prefixes() -> None:
     assert need.new_enis == 0
 
 
+def test_headroom_custom_networking_skips_the_primary_eni() -> None:
+    primary_only = explain(
+        max_pods=20,
+        total=0,
+        enis=[{"cidrs": 0, "primary": True}],
+        placement={"custom_networking": True},
+    )
+    need = pool.pool_headroom(primary_only, 10, "node-subnet")
+    assert need == pool.Headroom(20, {}, 18, 2)
+
+
 def facts(free: int, **more: tuple[str, int]) -> InstanceFacts:
     subnets = {"subnet-1": ("10.0.1.0/24", free), **more}
     return InstanceFacts("i-1", "c5.large", subnets, None, subnet_id="subnet-1")

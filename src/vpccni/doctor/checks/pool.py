@@ -61,7 +61,12 @@ def pool_headroom(explain: dict[str, Any], ipv4_per_eni: int, node_subnet: str =
     per_cidr = ADDRESSES_PER_PREFIX if explain["mode"] == "prefix" else 1
     slots = ipv4_per_eni - 1
     max_enis = int(explain["max_enis"])
-    enis = [e for e in explain.get("enis") or [] if not e.get("excluded")]
+    custom = bool((explain.get("placement") or {}).get("custom_networking"))
+    enis = [
+        e
+        for e in explain.get("enis") or []
+        if not e.get("excluded") and not (custom and e.get("primary"))  # custom: no pods there
+    ]
     target = min(int(explain["max_pods"]), max_enis * slots * per_cidr)
     wanted = math.ceil(max(0, target - int(explain["total"])) / per_cidr)
     room: dict[str, int] = {}
