@@ -159,6 +159,7 @@ def render(explain: dict[str, Any], pods: list[dict[str, Any]]) -> str:
     ]
     if explain["actions"]:
         lines.append("next: " + "; ".join(a["reason"] for a in explain["actions"]))
+    lines.extend(_cluster(explain.get("cluster")))
     lines.extend(_placement(explain.get("placement")))
     lines.extend(_no_address(explain.get("no_address")))
     lines.extend(_missing_permissions(explain.get("missing_permissions") or []))
@@ -187,6 +188,23 @@ def _takeover(report: dict[str, Any] | None, sample: int = 10) -> list[str]:
             lines.append(f"  ... {len(items) - sample} more {kind}")
     lines += [f"  {warning}" for warning in report["warnings"]]
     return lines
+
+
+def _cluster(cluster: dict[str, Any] | None) -> list[str]:
+    """The cluster source (``/v1/explain``'s ``cluster``): the Node and ENIConfigs read, or why
+    not (docs/kubernetes.md)."""
+    if not cluster:
+        return []
+    node = cluster.get("node")
+    if node is not None:
+        pods = f", max pods {node['max_pods']}" if node.get("max_pods") is not None else ""
+        names = ", ".join(cluster.get("eniconfigs") or []) or "none"
+        line = f"cluster: Node {node['name']}{pods}; ENIConfigs: {names}"
+    else:
+        line = "cluster: the Node is not read"
+    if cluster.get("problem"):
+        line += f" ({cluster['problem']})"
+    return [line]
 
 
 def _placement(placement: dict[str, Any] | None) -> list[str]:

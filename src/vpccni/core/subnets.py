@@ -140,8 +140,9 @@ def node_eniconfig(
             "eniconfig",
             f"custom networking is on but this node's Node object cannot be read ({why}), so "
             "its ENIConfig is unknown: no ENI is created",
-            "give the daemon access to the Node and ENIConfigs (RBAC nodes get, eniconfigs "
-            "get/list/watch) or an ENIConfig directory and node labels",
+            "give the daemon access to the Node and ENIConfigs (RBAC nodes list/watch, "
+            "eniconfigs list/watch: vpccni manifests ships them) or an ENIConfig directory and "
+            "node labels",
         )
     name, named_by = eniconfig_choice(view.node, label_key, annotation_key)
     found = view.eniconfigs.get(name)
