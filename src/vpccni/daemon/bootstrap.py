@@ -36,7 +36,7 @@ from vpccni.core.maxpods import MaxPodsOptions, compute_max_pods
 from vpccni.core.model import cidr_kind_matches
 from vpccni.core.pool_rules import NodeLimits
 from vpccni.daemon.cluster import NoClusterSource
-from vpccni.daemon.datapath import Datapath
+from vpccni.daemon.datapath import Datapath, imds_subnets
 from vpccni.daemon.pool_manager import PoolManager
 from vpccni.daemon.recover import adopt_routed_pods, prepare_recovery, recovery_report
 from vpccni.daemon.service import IpamService
@@ -146,6 +146,7 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
         if primary.subnet_cidr is None:
             raise CloudError("IMDS gives no subnet CIDR for the primary interface")
         pool.datapath = ports.make_datapath(primary.subnet_cidr)
+        pool.datapath.subnet_of = imds_subnets(imds)  # each ENI's own subnet and gateway
         primary_link = EniLink(identity.primary_mac, identity.local_ipv4, primary.subnet_cidr, 0)
         pool.datapath.host.setup_node(primary_link, primary.vpc_cidrs)
     recovery = None

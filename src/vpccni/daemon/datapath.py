@@ -7,16 +7,20 @@ once - a deletion that fails is logged, counted (``awscni_ipamd_error_count{fn=
 "datapathRemoveEni"}``) and retried on every later ``retry_removals`` until it succeeds; a
 failed ADD releases the address it took; DEL tears down what it can and always releases; on
 start-up (and after a crash) host routes, rules and veths converge to the assignments in the
-checkpoint and ENI rules and tables to the pool's ENIs.
+checkpoint and ENI rules and tables to the pool's ENIs. A secondary ENI is configured from its own
+subnet (``subnet_of``: IMDS ``subnet-ipv4-cidr-block`` of its MAC, as upstream), not the node's:
+under custom networking or subnet discovery it sits in another subnet with another gateway.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
+from vpccni.core.aws_types import CloudError
 from vpccni.core.model import Assignment, EniInfo, PodKey, PodMeta
 from vpccni.core.naming import host_veth_name, route_table
 from vpccni.daemon.recover import is_held_by_route
@@ -26,6 +30,7 @@ from vpccni.ports import (
     EniLink,
     HostChanges,
     HostNetwork,
+    Imds,
     Metrics,
     NullMetrics,
     PodNamespace,
@@ -47,6 +52,11 @@ class Datapath:
     mtu: int = 9001
     veth_prefix: str = "eni"
     metrics: Metrics = field(default_factory=NullMetrics)
+    subnet_of: Callable[[str], IPv4Network | None] | None = None
+    """The CIDR of a secondary ENI's own subnet by MAC, None while unknown (``imds_subnets``);
+    without it every ENI is taken to be in ``subnet``, the node's."""
+    _subnets: dict[str, IPv4Network] = field(default_factory=dict, init=False)
+    """The subnet CIDRs ``subnet_of`` gave, by MAC (an ENI never changes subnet)."""
     _enis: dict[str, EniLink] = field(default_factory=dict, init=False)
     """Secondary ENIs whose host networking is configured, by MAC."""
     _removals: dict[str, EniLink] = field(default_factory=dict, init=False)
@@ -101,7 +111,10 @@ class Datapath:
     def eni_ready(self, mac: str, primary_ip: IPv4Address, device_index: int) -> bool:
         """Configure an ENI's host networking; False while its link has not appeared or when a
         change failed (logged and counted; the engine retries)."""
-        link = EniLink(mac, primary_ip, self.subnet, device_index)
+        subnet = self._subnet_of(mac, device_index)
+        if subnet is None:
+            return False  # IMDS does not list it yet: asked again with the link
+        link = EniLink(mac, primary_ip, subnet, device_index)
         with self._lock:
             try:
                 ready = self.host.setup_eni(link)
@@ -119,9 +132,20 @@ class Datapath:
         if device_index == 0:
             return True
         with self._lock:
-            self._enis.pop(mac.lower(), None)
-            self._removals[mac.lower()] = EniLink(mac, primary_ip, self.subnet, device_index)
+            linked = self._enis.pop(mac.lower(), None)
+            subnet = linked.subnet if linked else self._subnets.get(mac.lower(), self.subnet)
+            self._removals[mac.lower()] = EniLink(mac, primary_ip, subnet, device_index)
             return self._remove_pending()
+
+    def _subnet_of(self, mac: str, device_index: int) -> IPv4Network | None:
+        if self.subnet_of is None or device_index == 0:
+            return self.subnet
+        known = self._subnets.get(mac.lower())
+        if known is None:
+            known = self.subnet_of(mac)
+            if known is not None:
+                self._subnets[mac.lower()] = known
+        return known
 
     def retry_removals(self) -> bool:
         """Retry the deletions that failed before; True when none is left."""
@@ -203,3 +227,21 @@ class Datapath:
     def _wiring_of(self, service: IpamService, assignment: Assignment) -> PodWiring:
         eni = service.datastore.eni_of(assignment.address)
         return self.wiring(assignment.key, assignment.meta, "", assignment.address, eni)
+
+
+def imds_subnets(imds: Imds) -> Callable[[str], IPv4Network | None]:
+    """``Datapath.subnet_of`` from the instance metadata: the ``subnet-ipv4-cidr-block`` of the
+    interface with the MAC; None while IMDS does not list it (or fails: logged, asked again)."""
+
+    def subnet_of(mac: str) -> IPv4Network | None:
+        try:
+            interfaces = imds.interfaces()
+        except CloudError as error:
+            log.warning("reading ENI %s's subnet from IMDS failed: %s; retried", mac, error)
+            return None
+        found = next((i for i in interfaces if i.mac.lower() == mac.lower()), None)
+        if found is not None and found.subnet_cidr is None:
+            log.warning("IMDS lists ENI %s without subnet-ipv4-cidr-block; retried", mac)
+        return None if found is None else found.subnet_cidr
+
+    return subnet_of

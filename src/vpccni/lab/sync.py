@@ -1,9 +1,11 @@
-"""Keeps a lab's ENI links in step with EC2: polls the node's ENIs and calls ``Lab.sync``."""
+"""Keeps a lab's ENI links in step with EC2: polls the node's ENIs, learns the CIDR of each
+subnet they are in (``DescribeSubnets``, once per subnet) and calls ``Lab.sync``."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from ipaddress import IPv4Network
 
 from vpccni.core.aws_types import CloudError
 from vpccni.lab.topology import Lab, LabError
@@ -25,6 +27,10 @@ class LabSync:
 
     def once(self) -> None:
         enis = self.ec2.describe_enis(filters={"attachment.instance-id": [self.instance_id]})
+        unknown = sorted({e.subnet_id for e in enis if e.subnet_id} - set(self.lab.subnets))
+        if unknown:
+            for subnet in self.ec2.describe_subnets(subnet_ids=unknown):
+                self.lab.subnets[subnet.subnet_id] = IPv4Network(subnet.cidr)
         self.lab.sync(enis)
 
     def start(self) -> None:

@@ -2,7 +2,9 @@
 
 Each ENI the emulator attaches to the node's instance appears as ``eth<device>`` in the node
 namespace (with the ENI's MAC) paired with ``v<device>`` in the vpc namespace. The vpc namespace
-plays the VPC router: it holds the subnet gateway on every ``v*`` link, routes each ENI's primary
+plays the VPC router: it holds the gateway of each ENI's subnet (its ``.1``) on that ENI's ``v*``
+link - ``subnet`` for ENIs of a subnet the lab was not told about (``subnets``: id -> CIDR, e.g.
+a pod subnet in a secondary VPC CIDR under custom networking) - routes each ENI's primary
 address, secondary addresses and prefixes to that ENI's link (as the VPC fabric does), and holds
 two test hosts: one inside the VPC CIDR (``vpc_host``) and one outside it (``internet_host``) to
 see SNAT. The node's primary ENI gets its address and default route as the OS would at boot;
@@ -43,6 +45,8 @@ class Lab:
     subnet: IPv4Network
     vpc_host: IPv4Address = VPC_HOST
     internet_host: IPv4Address = INTERNET_HOST
+    subnets: dict[str, IPv4Network] = field(default_factory=dict)
+    """Subnet id -> CIDR, for ENIs outside ``subnet`` (``LabSync`` learns them from EC2)."""
     _routes: dict[int, set[str]] = field(default_factory=dict)
 
     @property
@@ -56,6 +60,10 @@ class Lab:
     @property
     def gateway(self) -> IPv4Address:
         return self.subnet.network_address + 1
+
+    def subnet_of(self, eni: EniDescription) -> IPv4Network:
+        """The CIDR of the ENI's subnet: learnt from EC2, else the lab's ``subnet``."""
+        return self.subnets.get(eni.subnet_id, self.subnet)
 
     def create(self) -> None:
         """Make both namespaces with loopback up, forwarding on and the two test hosts."""
@@ -88,6 +96,8 @@ class Lab:
 
     def _add_link(self, device: int, eni: EniDescription) -> None:
         node_link, vpc_link = f"eth{device}", f"v{device}"
+        subnet = self.subnet_of(eni)
+        gateway = subnet.network_address + 1
         ip(
             "link",
             "add",
@@ -104,7 +114,7 @@ class Lab:
             "netns",
             self.vpc,
         )
-        ip("-n", self.vpc, "addr", "add", f"{self.gateway}/32", "dev", vpc_link)
+        ip("-n", self.vpc, "addr", "add", f"{gateway}/32", "dev", vpc_link)
         ip("-n", self.vpc, "link", "set", vpc_link, "up")
         if device == 0:
             ip(
@@ -112,7 +122,7 @@ class Lab:
                 self.node,
                 "addr",
                 "add",
-                f"{eni.primary_ip}/{self.subnet.prefixlen}",
+                f"{eni.primary_ip}/{subnet.prefixlen}",
                 "dev",
                 node_link,
             )
@@ -124,7 +134,7 @@ class Lab:
                 "add",
                 "default",
                 "via",
-                str(self.gateway),
+                str(gateway),
                 "dev",
                 node_link,
             )
