@@ -313,7 +313,21 @@ def rest_blocker(free: int, total: int, free_prefixes: int, config: IpamConfig) 
         and free_prefixes < config.warm_prefix_target
     ):
         return "the other ENIs would not meet WARM_PREFIX_TARGET"
+    if not config.warm_ip_targets_defined and free == 0 and _zero_warm_target(config):
+        # Deliberate difference: with WARM_ENI_TARGET=0 (WARM_PREFIX_TARGET=0) an empty pool is
+        # "too low" (pool_is_low), so upstream frees this ENI and creates another a tick later,
+        # forever (e.g. custom networking, whose primary ENI holds no pod address). Keep it.
+        return (
+            "the other ENIs would have no free address, and an empty pool is too low with a "
+            "warm target of 0 (upstream frees and re-creates it every minute)"
+        )
     return None
+
+
+def _zero_warm_target(config: IpamConfig) -> bool:
+    if config.mode.uses_prefixes:
+        return config.warm_prefix_target == 0
+    return config.warm_eni_target == 0
 
 
 def round_up_to_prefixes(addresses: int, mode: Mode) -> int:
