@@ -3,8 +3,11 @@
 Starts ``vpccni emulator`` (a VPC, a /24 subnet and one instance) and ``vpccni ipamd`` for that
 instance as child processes in a temporary directory, then drives pods through the plugin API
 and prints the pool (``vpccni status``) as it grows, holds and shrinks. The emulator's clock is
-advanced to show cooldown and the one-minute ENI lifetime without waiting. Everything started is
-stopped at the end, unless ``--keep`` is given.
+advanced to show cooldown and the one-minute ENI lifetime without waiting (the section titles
+say "(emulator clock)"); while spare ENIs stay, the demo prints why, in the pool rules' own words
+from ``/v1/explain``. Everything started is stopped and the temporary directory (logs, sockets,
+checkpoint) removed at the end, unless ``--keep`` is given; when the demo fails, the directory
+is kept for its logs and named on stderr.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,12 +23,21 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vpccni.adapters.instance_data import load_instance_table
 from vpccni.cli.status_cmd import fetch, render
 from vpccni.daemon.rpc import call
-from vpccni.errors import VpccniError
+from vpccni.errors import InvalidInput, VpccniError
+
+KEPT_PREFIX = "no ENI can be freed: "
+"""How the pool rules' reason for keeping every secondary ENI starts (``deletable_eni``)."""
+COOLDOWN_STEP_SECONDS = 31
+"""A step past IP_COOLDOWN_PERIOD's default 30 s."""
+LIFETIME_STEP_SECONDS = 61
+"""A step past the 60 s an ENI is kept after it joined the pool."""
 
 
 def register(subparsers: Any) -> None:
@@ -64,12 +77,18 @@ def _admin(endpoint: str, path: str, payload: Any = None) -> Any:
         return json.loads(response.read())
 
 
+class DemoChildExited(VpccniError):
+    """The emulator or ipamd the demo started has exited."""
+
+
 def _wait(what: str, condition: Any, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if condition():
                 return
+        except DemoChildExited:
+            raise
         except (OSError, ValueError, VpccniError):
             pass
         time.sleep(0.2)
@@ -87,6 +106,7 @@ class Demo:
         self.socket = directory / "ipamd.sock"
         self.introspection = f"unix:{directory / 'introspection.sock'}"
         self.children: list[subprocess.Popen[bytes]] = []
+        self.names: list[str] = []  # each child's name, as in its log file's name
         self.instance_id = ""
 
     def start(self, *daemon_args: str) -> None:
@@ -108,7 +128,7 @@ class Demo:
         (self.directory / "scenario.json").write_text(json.dumps(scenario))
         scenario_file = str(self.directory / "scenario.json")
         self._spawn("emulator", ["emulator", "--port", str(self.port), "--scenario", scenario_file])
-        _wait("the emulator", lambda: _admin(self.endpoint, "health"))
+        self.wait("the emulator", lambda: _admin(self.endpoint, "health"))
         instance_id: str = next(iter(_admin(self.endpoint, "endpoints")["imds"]))
         self.instance_id = instance_id
         return instance_id
@@ -132,10 +152,10 @@ class Demo:
         args += ["--introspection-bind", self.introspection, "--metrics-bind", "none"]
         args += ["--tick-seconds", "1", "--reconcile-seconds", "10", *extra]
         self._spawn("ipamd", args, self.cloud_env(instance_id))
-        _wait("ipamd", lambda: self.rpc({"op": "status"})["ok"])
+        self.wait("ipamd", lambda: self.rpc({"op": "status"})["ok"])
         print(
             f"emulator on {self.endpoint}; ipamd for {instance_id} ({self.instance_type}) "
-            f"on {self.socket}; logs in {directory}",
+            f"on {self.socket}; logs in {directory} (removed at the end unless --keep)",
             flush=True,
         )
 
@@ -148,6 +168,23 @@ class Demo:
             stderr=subprocess.STDOUT,
         )
         self.children.append(child)
+        self.names.append(name)
+
+    def wait(self, what: str, condition: Any, timeout: float = 60.0) -> None:
+        """:func:`_wait`, failing at once (with its log's last line) when a child exits."""
+
+        def done() -> bool:
+            for name, child in zip(self.names, self.children, strict=True):
+                if child.poll() is not None:
+                    log = self.directory / f"{name}.log"
+                    lines = log.read_text(errors="replace").strip().splitlines() or ["(no output)"]
+                    raise DemoChildExited(
+                        f"demo: {name} exited with status {child.returncode} while waiting for "
+                        f"{what}: {lines[-1]}"
+                    )
+            return bool(condition())
+
+        _wait(what, done, timeout)
 
     def stop(self) -> None:
         for child in reversed(self.children):
@@ -157,6 +194,19 @@ class Demo:
                     child.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     child.kill()
+
+    def left_running(self, *more: str, pids: Sequence[int] = ()) -> str:
+        """What ``--keep`` leaves, and how to stop it (``pids``: more processes to stop)."""
+        alive = [child.pid for child in self.children if child.poll() is None]
+        pids_text = " ".join(str(pid) for pid in [*alive, *pids])
+        return "\n".join(
+            [
+                f"left running (--keep): emulator {self.endpoint}, ipamd on {self.socket} "
+                f"(introspection {self.introspection}); files and logs in {self.directory}",
+                *more,
+                f"stop it with: kill {pids_text}; rm -rf {self.directory}",
+            ]
+        )
 
     def rpc(self, request: dict[str, Any]) -> dict[str, Any]:
         return call(self.socket, {"version": 1, **request})
@@ -178,42 +228,108 @@ class Demo:
             }
         )
 
-    def show(self, title: str) -> None:
-        _wait("the pool to settle", lambda: not fetch(self.introspection, "/v1/explain")["actions"])
+    def add_pod(self, name: str) -> str:
+        """ADD ``name`` through the plugin API, retrying while the pool grows; its address."""
+        reply: dict[str, Any] = {}
+
+        def added() -> bool:
+            reply.clear()
+            reply.update(self.pod("add", name))
+            return bool(reply["ok"])
+
+        self.wait(f"an address for {name}", added)
+        return str(reply["result"]["ips"][0]["address"]).split("/")[0]
+
+    def show(self, title: str, why_kept: bool = False) -> None:
+        """Wait until the pool settles, then print it; with ``why_kept``, also why spare ENIs
+        stay (the pool rules' reason from ``/v1/explain``, e.g. an ENI younger than 60 s)."""
+        self.wait(
+            "the pool to settle", lambda: not fetch(self.introspection, "/v1/explain")["actions"]
+        )
         print(f"\n== {title}", flush=True)
         explain = fetch(self.introspection, "/v1/explain")
         print(render(explain, fetch(self.introspection, "/v1/pods")), flush=True)
+        if why_kept:
+            kept = [r for r in explain["reasons"] if r.startswith(KEPT_PREFIX)]
+            if kept:
+                print(
+                    f"why the pool does not shrink yet: {kept[0][len(KEPT_PREFIX) :]}", flush=True
+                )
 
     def advance(self, seconds: float) -> None:
+        """Move the emulator's clock (which ipamd follows) forward: no real waiting."""
         _admin(self.endpoint, "clock/advance", {"seconds": seconds})
+
+    def shrink(self) -> None:
+        """After the pods are gone: the cooldown ends, then the spare ENIs reach a minute."""
+        self.advance(COOLDOWN_STEP_SECONDS)
+        self.show(
+            f"{COOLDOWN_STEP_SECONDS} s later (emulator clock): the addresses have cooled down, "
+            "the spare ENIs stay until they are a minute old",
+            why_kept=True,
+        )
+        self.advance(LIFETIME_STEP_SECONDS)
+        time.sleep(2)
+        self.show("a minute later (emulator clock): spare ENIs beyond WARM_ENI_TARGET are freed")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse an unknown instance type or a pod count the node cannot hold, before starting."""
+    limits = load_instance_table().get(args.instance_type)
+    capacity = limits.enis * limits.secondary_ipv4_per_eni
+    least = 2 if args.datapath else 1
+    if not least <= args.pods <= capacity:
+        raise InvalidInput(
+            f"--pods {args.pods}: give {least} to {capacity} (a {limits.instance_type} holds "
+            f"{capacity} pod addresses: {limits.enis} ENIs x {limits.secondary_ipv4_per_eni}"
+            + ("; the traffic proofs need 2 pods)" if args.datapath else ")")
+        )
+    args.instance_type = limits.instance_type
 
 
 def run(args: argparse.Namespace) -> str:
+    check_arguments(args)
     directory = Path(tempfile.mkdtemp(prefix="vpccni-demo-"))
     demo = Demo(directory, args.instance_type)
-    if args.datapath:
-        from vpccni.cli.demo_datapath import run_datapath
+    try:
+        if args.datapath:
+            from vpccni.cli.demo_datapath import run_datapath
 
-        return run_datapath(demo, args.pods, args.keep)
+            done = run_datapath(demo, args.pods, args.keep)
+        else:
+            done = run_ipam(demo, args.pods, args.keep)
+    except KeyboardInterrupt:
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
+    except VpccniError as error:
+        failed = VpccniError(f"{error}; the demo's logs are kept in {directory}")
+        failed.exit_code = error.exit_code
+        raise failed from None
+    except BaseException:
+        print(f"demo: its logs are kept in {directory} (remove it when done)", file=sys.stderr)
+        raise
+    if args.keep:
+        return done
+    shutil.rmtree(directory, ignore_errors=True)
+    return f"{done}; removed {directory} (--keep leaves everything running)"
+
+
+def run_ipam(demo: Demo, pods: int, keep: bool) -> str:
+    """The IPAM-only demo (pods through the plugin API); returns the closing line."""
     try:
         demo.start()
         demo.show("fresh node: the primary ENI is filled to keep one ENI of addresses warm")
-        for index in range(args.pods):
-            name = f"pod-{index}"
-            _wait(f"an address for {name}", lambda n=name: demo.pod("add", n)["ok"])
-            print(f"ADD {name}", flush=True)
-        demo.show(f"{args.pods} pods: the pool grew ENI by ENI")
-        for index in range(args.pods):
+        for index in range(pods):
+            print(f"ADD pod-{index}: {demo.add_pod(f'pod-{index}')} (plugin API)", flush=True)
+        demo.show(f"{pods} pods: the pool grew ENI by ENI")
+        for index in range(pods):
             demo.pod("del", f"pod-{index}")
-        print(f"DEL {args.pods} pods", flush=True)
-        demo.advance(31)
-        demo.show("pods gone, cooldown over: spare ENIs stay until they are a minute old")
-        demo.advance(61)
-        time.sleep(2)
-        demo.show("a minute later: spare ENIs beyond WARM_ENI_TARGET are freed")
+        print(f"DEL {pods} pods: their addresses cool down for 30 s before reuse", flush=True)
+        demo.shrink()
     finally:
-        if not args.keep:
+        if not keep:
             demo.stop()
-    if args.keep:
-        return f"left running: emulator {demo.endpoint}, ipamd socket {demo.socket}"
-    return f"demo done; logs in {directory}"
+    if keep:
+        return demo.left_running()
+    return "demo done"

@@ -5,8 +5,10 @@ the emulator attaches), ipamd wiring pods and host networking in the node namesp
 installed with ``vpccni install-cni`` and exec'd for every pod exactly as a container runtime
 does (``CNI_*`` variables, network config on stdin), then proofs that traffic flows: pod to pod
 on the node, a pod on a secondary ENI to a VPC host through that ENI's route table, and a pod to
-a host outside the VPC CIDR leaving with the node's address (SNAT). Everything is removed at the
-end unless ``--keep``.
+a host outside the VPC CIDR leaving with the node's address (SNAT). The pods are then deleted
+through the plugin and the pool shrinks on the emulator's clock, as in the IPAM demo (the spare
+ENIs stay, with the reason, until they are a minute old). Everything is removed at the end unless
+``--keep``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import os
 import subprocess
 import sys
 from ipaddress import IPv4Network
-from pathlib import Path
 from typing import Any
 
 from vpccni.adapters.ec2_boto3 import emulator_ec2
@@ -143,7 +144,11 @@ class DatapathDemo:
     def delete_pods(self) -> None:
         for index, _ in enumerate(self.pods):
             self.cni("DEL", index)
-        print(f"DEL {len(self.pods)} pods through the plugin", flush=True)
+        print(
+            f"DEL {len(self.pods)} pods through the plugin: their addresses cool down for 30 s "
+            "before reuse",
+            flush=True,
+        )
 
     def stop(self) -> None:
         for server in self.servers:
@@ -194,10 +199,16 @@ def run_datapath(demo: Demo, pods: int, keep: bool) -> str:
         demo.show(f"{pods} pods wired through the CNI exec path")
         datapath.prove_connectivity()
         datapath.delete_pods()
-        demo.show("pods deleted")
+        demo.shrink()
     finally:
         if not keep:
             datapath.stop()
     if keep:
-        return f"left running: lab {datapath.lab.node}/{datapath.lab.vpc}, logs {demo.directory}"
-    return f"datapath demo done; logs in {Path(demo.directory)}"
+        lab = datapath.lab
+        spaces = [lab.node, lab.vpc, *(f"{lab.prefix}-pod{i}" for i in range(len(datapath.pods)))]
+        return demo.left_running(
+            f"network namespaces {', '.join(spaces)} (plugin in {datapath.bin_dir}); remove "
+            "them with: " + "; ".join(f"ip netns del {name}" for name in spaces),
+            pids=[server.pid for server in datapath.servers if server.poll() is None],
+        )
+    return "datapath demo done"
