@@ -14,8 +14,8 @@ cd "$root"
 # shellcheck source=scripts/quiet-steps.sh
 source "$root/scripts/quiet-steps.sh"
 
-extras=""
-if [ "${1:-}" = "--dev" ]; then extras="[dev]"; shift; fi
+extras="" pip_time="~20 s"
+if [ "${1:-}" = "--dev" ]; then extras="[dev]" pip_time="~1 min"; shift; fi
 apt_packages=(python3 python3-venv iproute2 "$@")
 
 missing=()
@@ -52,7 +52,7 @@ want="$(sha256sum pyproject.toml | cut -d' ' -f1)$extras"
 have="$(cat "$stamp" 2>/dev/null || true)"
 # An install with the dev tools also satisfies a plain one.
 if [ "$have" != "$want" ] && [ "$have" != "$want[dev]" ]; then
-  quiet_step "installing vpccni$extras into .venv (pip, ~20 s)" \
+  quiet_step "installing vpccni$extras into .venv (pip, $pip_time)" \
     .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -e ".$extras"
   echo "$want" > "$stamp"
 fi
