@@ -29,6 +29,8 @@ from typing import Any
 
 from vpccni.adapters.instance_data import load_instance_table
 from vpccni.cli.status_cmd import fetch, render
+from vpccni.core.config import parse_bool
+from vpccni.core.maxpods import MaxPodsOptions, compute_max_pods
 from vpccni.daemon.rpc import call
 from vpccni.errors import InvalidInput, VpccniError
 
@@ -150,7 +152,14 @@ class Demo:
         args += ["--checkpoint-dir", str(directory / "checkpoint")]
         args += ["--spool-dir", str(directory / "spool")]
         args += ["--introspection-bind", self.introspection, "--metrics-bind", "none"]
-        args += ["--tick-seconds", "1", "--reconcile-seconds", "10", *extra]
+        args += [
+            "--tick-seconds",
+            "1",
+            "--reconcile-seconds",
+            "10",
+            *pods_capacity(self.instance_type)[2],
+            *extra,
+        ]
         self._spawn("ipamd", args, self.cloud_env(instance_id))
         self.wait("ipamd", lambda: self.rpc({"op": "status"})["ok"])
         print(
@@ -273,18 +282,45 @@ class Demo:
         self.show("a minute later (emulator clock): spare ENIs beyond WARM_ENI_TARGET are freed")
 
 
+def prefix_mode() -> bool:
+    """Whether the daemon will run in prefix mode (its own parser reads the same variable)."""
+    raw = os.environ.get("ENABLE_PREFIX_DELEGATION", "")
+    try:
+        return parse_bool(raw) if raw else False
+    except ValueError:
+        return False  # the daemon refuses the value itself, with the variable named
+
+
+def pods_capacity(instance_type: str) -> tuple[int, str, list[str]]:
+    """How many pods the demo node can hold, why, and the ipamd flags that make it so.
+
+    Secondary-IP mode: the pod addresses of every ENI (the daemon's ``eni-max-pods.txt`` figure
+    is two more, for host-network pods). Prefix mode: the demo has no API server to read the
+    Node's ``capacity.pods`` from, so the daemon would fall back to that secondary-IP figure
+    (29 on an m5.large) and stop there; EKS nodes in prefix mode give kubelet the calculator's
+    recommended figure (110 on an m5.large), which the demo passes as ``--max-pods``.
+    """
+    limits = load_instance_table().get(instance_type)
+    if not prefix_mode():
+        capacity = limits.enis * limits.secondary_ipv4_per_eni
+        why = f"{capacity} pod addresses: {limits.enis} ENIs x {limits.secondary_ipv4_per_eni}"
+        return capacity, why, []
+    figure = compute_max_pods(limits, MaxPodsOptions(prefix_delegation=True))
+    pods = figure.recommended if figure.recommended is not None else figure.uncapped
+    why = f"max pods {pods} in prefix mode, as an EKS node's kubelet is given"
+    return pods, why, ["--max-pods", str(pods)]
+
+
 def check_arguments(args: argparse.Namespace) -> None:
     """Refuse an unknown instance type or a pod count the node cannot hold, before starting."""
-    limits = load_instance_table().get(args.instance_type)
-    capacity = limits.enis * limits.secondary_ipv4_per_eni
+    capacity, why, _ = pods_capacity(args.instance_type)
     least = 2 if args.datapath else 1
     if not least <= args.pods <= capacity:
         raise InvalidInput(
-            f"--pods {args.pods}: give {least} to {capacity} (a {limits.instance_type} holds "
-            f"{capacity} pod addresses: {limits.enis} ENIs x {limits.secondary_ipv4_per_eni}"
+            f"--pods {args.pods}: give {least} to {capacity} (a {args.instance_type} holds {why}"
             + ("; the traffic proofs need 2 pods)" if args.datapath else ")")
         )
-    args.instance_type = limits.instance_type
+    args.instance_type = load_instance_table().get(args.instance_type).instance_type
 
 
 def run(args: argparse.Namespace) -> str:
