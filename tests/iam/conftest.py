@@ -145,7 +145,13 @@ def shrink(node: Node, mode: dict[str, dict[str, str]]) -> None:
     node.env.update(mode["shrink"])
     node.start(*MAX_PODS)
     node.advance(61)  # the spare ENI is older than a minute, the release interval is over
-    node.wait_for(lambda: len(explain(node)["enis"]) == 1, timeout=30, what="the spare ENI freed")
+    # The pool forgets the ENI before it asks EC2 to detach and delete it (as upstream): wait
+    # for EC2's view too, or a loaded machine reads the call counts before the detach is sent.
+    node.wait_for(
+        lambda: len(explain(node)["enis"]) == 1 and len(node.enis()) == 1,
+        timeout=30,
+        what="the spare ENI freed (the pool's and EC2's views)",
+    )
 
 
 def lifecycle(node: Node, mode: dict[str, dict[str, str]]) -> None:
