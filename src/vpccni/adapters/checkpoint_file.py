@@ -393,7 +393,7 @@ def write_checkpoint(directory: Path, snapshot: Snapshot, header: JournalHeader)
     waiting = _temp_path(journal_path)
     _write_file(waiting, encode_journal_header(header))
     _fsync_directory(directory)
-    _replace_durably(directory / SNAPSHOT_NAME, encode_snapshot(snapshot))
+    replace_durably(directory / SNAPSHOT_NAME, encode_snapshot(snapshot))
     os.replace(waiting, journal_path)
     _fsync_directory(directory)
 
@@ -474,7 +474,7 @@ def _write_file(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _replace_durably(path: Path, data: bytes) -> None:
+def replace_durably(path: Path, data: bytes) -> None:
     """Atomically replace ``path`` with ``data``: temp file, fsync, rename, directory fsync."""
     temp = _temp_path(path)
     _write_file(temp, data)

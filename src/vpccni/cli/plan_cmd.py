@@ -10,7 +10,6 @@ held against pods for the chosen warm settings and the alternatives.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,6 @@ from vpccni.capacity.render import render_compat, render_plan
 from vpccni.capacity.scenario import Scenario, decode_scenario, parse_scenario
 from vpccni.cli.output import FORMATS, to_json
 from vpccni.errors import InvalidInput
-
-DAEMON_LOGGER = "vpccni.ipamd"
 
 
 def register(subparsers: Any) -> None:
@@ -66,17 +63,7 @@ def load_scenario(name: str) -> Scenario:
     return parse_scenario(decode_scenario(text, name), load_instance_table().get)
 
 
-def quiet_daemon_log() -> None:
-    """The daemon's code runs here for planning: its log lines (a node's "no new ENI" warning,
-    once per simulated node) are not for the user of ``plan``/``simulate``, whose report says
-    what matters. A handler that drops them keeps Python's last-resort stderr handler away."""
-    daemon = logging.getLogger(DAEMON_LOGGER)
-    if not daemon.handlers:
-        daemon.addHandler(logging.NullHandler())
-
-
 def run(args: argparse.Namespace) -> str:
-    quiet_daemon_log()
     scenario = load_scenario(args.scenario)
     result = plan(scenario)
     document = compare(result) if args.compat else result.to_json()

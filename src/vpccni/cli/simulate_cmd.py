@@ -16,7 +16,7 @@ from typing import Any
 
 from vpccni.capacity.render import render_simulation
 from vpccni.cli.output import FORMATS, to_json
-from vpccni.cli.plan_cmd import load_scenario, quiet_daemon_log
+from vpccni.cli.plan_cmd import load_scenario
 from vpccni.errors import InvalidInput
 from vpccni.sim.cluster import Simulation
 
@@ -67,7 +67,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
-    quiet_daemon_log()
     scenario = load_scenario(args.scenario)
     for name in ("duration", "launch_over"):
         value = getattr(args, name)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import socket
 import stat
 from dataclasses import asdict, dataclass
@@ -43,6 +42,7 @@ from vpccni.adapters.checkpoint_file import (
     JOURNAL_NAME,
     SNAPSHOT_NAME,
     import_upstream_file,
+    replace_durably,
 )
 from vpccni.core.checkpoint import CheckpointCorrupt
 from vpccni.core.model import Assignment
@@ -231,10 +231,8 @@ def _refuse_untrusted_file(path: Path) -> None:
 
 
 def _write_report(directory: Path, report: TakeoverReport) -> None:
-    path = directory / REPORT_NAME
-    temporary = path.with_name(f".{REPORT_NAME}.tmp")
-    temporary.write_text(json.dumps(report.as_json(), indent=2) + "\n")
-    os.replace(temporary, path)
+    data = (json.dumps(report.as_json(), indent=2) + "\n").encode()
+    replace_durably(directory / REPORT_NAME, data)
 
 
 def load_report(directory: Path) -> TakeoverReport | None:

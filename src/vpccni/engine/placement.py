@@ -74,6 +74,8 @@ class Placement:
         self.choice: EniConfigChoice | None = None
         """The ENIConfig the last custom-networking placement used."""
         self.last_targets: tuple[Target, ...] = ()
+        self.log: logging.Logger = log
+        """The engine's logger (``PoolEngine.log`` sets it: the planners quiet both at once)."""
 
     # -- the cluster view ------------------------------------------------------------------------
 
@@ -139,7 +141,7 @@ class Placement:
             try:
                 self.describe([subnet_id])
             except CloudError as error:
-                log.warning("cannot tell whether %s is excluded: %s", subnet_id, error)
+                self.log.warning("cannot tell whether %s is excluded: %s", subnet_id, error)
                 return False  # upstream: an unknown subnet is not excluded
         return subnet_excluded(self.subnets.get(subnet_id), self.node.cluster_name)
 
@@ -158,7 +160,7 @@ class Placement:
     def block(self, problem: PlacementProblem) -> None:
         """No ENI creation until the cluster view changes or the retry time passed."""
         if problem != self.problem:
-            log.warning("no new ENI: %s; %s", problem.message, problem.action)
+            self.log.warning("no new ENI: %s; %s", problem.message, problem.action)
         self.problem = self.state.placement_problem = problem
         self._blocked = (self.generation(), self.clock.now())
 
@@ -222,7 +224,7 @@ class Placement:
             subnets = self.read_zone()
         except CloudError as error:
             # upstream: DescribeSubnets failed -> the node's subnet, unless it is excluded
-            log.warning(
+            self.log.warning(
                 "subnet discovery: DescribeSubnets failed (%s); using %s", error, node_subnet
             )
             known = self.subnets.get(node_subnet)

@@ -91,6 +91,16 @@ class PlacementBlocked(CloudError):
 class PoolEngine:
     """Keeps one node's warm pool at its targets through EC2."""
 
+    @property
+    def log(self) -> logging.Logger:
+        """Where the engine (and its placement) logs; the planners set a quiet one."""
+        return self._log
+
+    @log.setter
+    def log(self, logger: logging.Logger) -> None:
+        self._log = logger
+        self.placement.log = logger
+
     def __init__(
         self,
         ledger: PoolLedger,
@@ -117,7 +127,7 @@ class PoolEngine:
         self.placement = Placement(self.ec2, config, lifecycle.node, self.clock, self.state)
         self.eni_subnets: dict[str, str] = {}
         """The subnet of every ENI the engine saw join the pool or described."""
-        self.log = log
+        self._log = log
         self._runners: dict[str, Callable[[Action], None]] = {
             "assign-ips": self._assign,
             "assign-prefixes": self._assign,
