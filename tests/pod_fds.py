@@ -13,8 +13,10 @@ import ctypes
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 CLONE_NEWNET = 0x40000000
@@ -88,3 +90,33 @@ def plugin_request(
         return rpc(request, ())
     with pod_fds(request["cni"]["netns"]) as fds:
         return rpc({**request, "fds": FDS}, fds)
+
+
+def process_fds(pid: int) -> list[str]:
+    """What each descriptor of process ``pid`` is (``socket:[81]``, ``/run/netns/x``, ...)."""
+    found = []
+    for entry in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            found.append(os.readlink(entry))
+        except FileNotFoundError:
+            continue  # closed while we looked
+    return found
+
+
+def leaked_fds(pid: int, before: list[str]) -> list[str]:
+    """Descriptors ``pid`` holds now and did not before, other than TCP connections (its HTTP
+    client pool to EC2 may grow); waits up to 5 s for workers that are still closing theirs."""
+    deadline = time.monotonic() + 5
+    while True:
+        tcp = set()
+        for table in ("tcp", "tcp6"):
+            rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+            tcp.update(f"socket:[{row.split()[9]}]" for row in rows)
+        extra = process_fds(pid)
+        for target in before:
+            if target in extra:
+                extra.remove(target)
+        extra = [target for target in extra if target not in tcp]
+        if not extra or time.monotonic() > deadline:
+            return extra
+        time.sleep(0.05)

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import os
 import socket
-import time
-from pathlib import Path
 from typing import Any
 
 from tests.daemon.conftest import Node
+from tests.pod_fds import leaked_fds, process_fds
 
 FDS = ["netns", "netlink"]
 
@@ -27,36 +26,6 @@ def add_request(node: Node, container: str, fds: Any) -> dict[str, Any]:
     if fds is not None:
         request["fds"] = fds
     return request
-
-
-def descriptors(node: Node) -> list[str]:
-    assert node.process is not None
-    found = []
-    for entry in Path(f"/proc/{node.process.pid}/fd").iterdir():
-        try:
-            found.append(os.readlink(entry))
-        except FileNotFoundError:
-            continue
-    return found
-
-
-def new_descriptors(node: Node, before: list[str]) -> list[str]:
-    """Held now and not before, TCP sockets aside; waits up to 5 s for closing workers."""
-    assert node.process is not None
-    deadline = time.monotonic() + 5
-    while True:
-        tcp = set()
-        for table in ("tcp", "tcp6"):
-            rows = Path(f"/proc/{node.process.pid}/net/{table}").read_text().splitlines()[1:]
-            tcp.update(f"socket:[{row.split()[9]}]" for row in rows)
-        extra = descriptors(node)
-        for target in before:
-            if target in extra:
-                extra.remove(target)
-        extra = [target for target in extra if target not in tcp]
-        if not extra or time.monotonic() > deadline:
-            return extra
-        time.sleep(0.05)
 
 
 def raw(node: Node, data: bytes, fds: list[int], close_early: bool = False) -> bytes:
@@ -83,7 +52,7 @@ def test_descriptors_are_ignored_and_closed_without_a_datapath(make_node: Any) -
     try:
         assert node.rpc(add_request(node, "plain", None))["ok"]  # as before: no descriptors
         assert node.delete("plain")["ok"]
-        before = descriptors(node)
+        before = process_fds(pid(node))
         sent = 0
         for round_ in range(20):
             odd = [[null], [null, left.fileno()], [null, left.fileno(), right.fileno()], [null] * 9]
@@ -97,8 +66,13 @@ def test_descriptors_are_ignored_and_closed_without_a_datapath(make_node: Any) -
             sent += 2 * len(odd) + 3
             node.advance(31)  # the released addresses cool down on the emulator's clock
         assert sent >= 200
-        assert new_descriptors(node, before) == [], f"descriptors leaked over {sent} requests"
+        assert leaked_fds(pid(node), before) == [], f"descriptors leaked over {sent} requests"
     finally:
         os.close(null)
         left.close()
         right.close()
+
+
+def pid(node: Node) -> int:
+    assert node.process is not None
+    return node.process.pid

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.netns.conftest import Lab, Node, ip
-from tests.pod_fds import FDS, pod_fds, socket_in
+from tests.pod_fds import FDS, leaked_fds, pod_fds, process_fds, socket_in
 from vpccni.daemon.pod_fds import MISSING
 
 NETLINK_GENERIC = 16
@@ -87,43 +86,6 @@ def refusal_cases(
         ]
 
 
-def daemon_fds(node: Node) -> list[str]:
-    """What each of the daemon's descriptors is (``socket:[81]``, ``/run/netns/x``, ...)."""
-    assert node.process is not None
-    found = []
-    for entry in Path(f"/proc/{node.process.pid}/fd").iterdir():
-        try:
-            found.append(os.readlink(entry))
-        except FileNotFoundError:
-            continue  # closed while we looked
-    return found
-
-
-def tcp_sockets(node: Node) -> set[str]:
-    """``socket:[inode]`` of the daemon's TCP sockets (its HTTP client pool to EC2 may grow)."""
-    assert node.process is not None
-    inodes = set()
-    for table in ("tcp", "tcp6"):
-        lines = Path(f"/proc/{node.process.pid}/net/{table}").read_text().splitlines()[1:]
-        inodes.update(f"socket:[{line.split()[9]}]" for line in lines)
-    return inodes
-
-
-def leaked(node: Node, before: list[str]) -> list[str]:
-    """Descriptors the daemon holds now and did not before, other than TCP connections; waits
-    up to 5 s for workers that are still closing theirs."""
-    deadline = time.monotonic() + 5
-    while True:
-        extra = list(daemon_fds(node))
-        for target in before:
-            if target in extra:
-                extra.remove(target)
-        extra = [target for target in extra if target not in tcp_sockets(node)]
-        if not extra or time.monotonic() > deadline:
-            return extra
-        time.sleep(0.05)
-
-
 def raw_exchange(path: Path, data: bytes, fds: list[int], close_early: bool = False) -> bytes:
     """Send ``data`` with ``fds``; the reply ('' when the daemon answered nothing)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
@@ -189,7 +151,7 @@ def test_no_descriptor_leaks_over_200_requests(lab_node: tuple[Node, Lab]) -> No
         node.wait_for_reply(lambda: node_add(node, "warm", netns))  # first use opens sockets
         assert node.delete("warm")["ok"]
         node.advance(31)
-        before = daemon_fds(node)
+        before = process_fds(pid(node))
         sent = 0
         with refusal_cases(netns, f"/var/run/netns/{other}", f"/var/run/netns/{lab.node}") as cases:
             while sent < 200:
@@ -206,8 +168,8 @@ def test_no_descriptor_leaks_over_200_requests(lab_node: tuple[Node, Lab]) -> No
                 assert node.delete(f"cycle{sent}")["ok"]
                 node.advance(31)  # the released address cools down on the emulator's clock
                 sent += len(cases) + 5
-        assert leaked(node, before) == [], f"descriptors leaked over {sent} requests"
-        assert not [t for t in daemon_fds(node) if "netns" in t or t.startswith("net:")]
+        assert leaked_fds(pid(node), before) == [], f"descriptors leaked over {sent} requests"
+        assert not [t for t in process_fds(pid(node)) if "netns" in t or t.startswith("net:")]
     finally:
         ip("netns", "del", pod)
         ip("netns", "del", other)
@@ -225,7 +187,7 @@ def test_verbs_that_pass_nothing_ignore_descriptors(lab_node: tuple[Node, Lab], 
     pod = f"{lab.prefix}-fv"
     ip("netns", "add", pod)
     try:
-        before = daemon_fds(node)
+        before = process_fds(pid(node))
         request: dict[str, Any] = {
             "op": op,
             "cni": {"command": op.upper(), "container_id": "nobody", "ifname": "eth0"},
@@ -234,6 +196,11 @@ def test_verbs_that_pass_nothing_ignore_descriptors(lab_node: tuple[Node, Lab], 
         with pod_fds(f"/var/run/netns/{pod}") as fds:
             for _ in range(20):
                 assert node.rpc(request, fds)["ok"]
-        assert leaked(node, before) == []
+        assert leaked_fds(pid(node), before) == []
     finally:
         ip("netns", "del", pod)
+
+
+def pid(node: Node) -> int:
+    assert node.process is not None
+    return node.process.pid
