@@ -27,7 +27,6 @@ from vpccni.settings import BIND_ACCEPTED, DaemonSettings, parse_introspection_b
 
 def register(subparsers: Any) -> None:
     """Add the ``doctor`` subcommand."""
-    defaults = DaemonSettings()
     parser = subparsers.add_parser(
         "doctor",
         help="check the node against the operating guidance (pass / warn / fail, evidence, fix)",
@@ -52,6 +51,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--manifest", metavar="FILE", help="a DaemonSet YAML to check (e.g. kubectl get -o yaml)"
     )
+    add_node_options(parser)
+    parser.set_defaults(run=run)
+
+
+def add_node_options(parser: argparse.ArgumentParser) -> None:
+    """Where the node's daemon and CNI files are (doctor and support-bundle read the same)."""
+    defaults = DaemonSettings()
     parser.add_argument(
         "--introspection",
         metavar="ADDR",
@@ -92,7 +98,6 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="kubelet's config file to read maxPods from (default: the running kubelet's)",
     )
-    parser.set_defaults(run=run)
 
 
 def options(args: argparse.Namespace) -> DoctorOptions:

@@ -21,11 +21,10 @@ from vpccni.bundle.archive import BundleWriter, render_index
 from vpccni.bundle.collect import BundleOptions, Collector
 from vpccni.bundle.redact import Redactor
 from vpccni.cli import status_cmd
+from vpccni.cli.doctor_cmd import add_node_options
 from vpccni.cli.doctor_cmd import options as doctor_options
 from vpccni.cli.ipamd_cmd import RedactingFormatter
-from vpccni.doctor.run import DEFAULT_BIN_DIR, DEFAULT_CONF_DIR
 from vpccni.errors import InvalidInput
-from vpccni.settings import DaemonSettings
 
 _SECRETS = RedactingFormatter("%(message)s")
 
@@ -37,7 +36,6 @@ def redact_secrets(text: str) -> str:
 
 def register(subparsers: Any) -> None:
     """Add the ``support-bundle`` subcommand."""
-    defaults = DaemonSettings()
     parser = subparsers.add_parser(
         "support-bundle",
         help="collect one tar.gz for a support case (logs, state, network, config; redacted)",
@@ -69,41 +67,7 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="a log file to add (repeatable), e.g. the output of kubectl logs",
     )
-    parser.add_argument(
-        "--socket",
-        default=str(defaults.socket_path),
-        metavar="PATH",
-        help=f"the daemon's plugin socket (default {defaults.socket_path})",
-    )
-    parser.add_argument(
-        "--checkpoint-dir",
-        default=str(defaults.checkpoint_dir),
-        metavar="DIR",
-        help=f"the daemon's checkpoint directory (default {defaults.checkpoint_dir})",
-    )
-    parser.add_argument(
-        "--introspection",
-        metavar="ADDR",
-        help="host:port or unix:PATH (default: the running daemon's own setting)",
-    )
-    parser.add_argument(
-        "--metrics", metavar="ADDR", help="host:port of /metrics (default: the daemon's setting)"
-    )
-    parser.add_argument(
-        "--conf-dir",
-        default=str(DEFAULT_CONF_DIR),
-        metavar="DIR",
-        help=f"the CNI conf dir (default {DEFAULT_CONF_DIR})",
-    )
-    parser.add_argument(
-        "--bin-dir",
-        default=str(DEFAULT_BIN_DIR),
-        metavar="DIR",
-        help=f"the CNI bin dir (default {DEFAULT_BIN_DIR})",
-    )
-    parser.add_argument(
-        "--kubelet-config", metavar="FILE", help="kubelet's config file (default: kubelet's own)"
-    )
+    add_node_options(parser)
     parser.set_defaults(run=run, pod_netns=None, manifest=None)
 
 
