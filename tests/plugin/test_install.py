@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -190,24 +188,10 @@ def test_bad_options_are_one_line_errors(
 # --- the static plugin: picked when available, installed as it is, said so --------------------
 
 
-@pytest.fixture(scope="module")
-def static_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The static Go plugin built by scripts/build-plugin.sh (needs Debian's golang-go)."""
-    if shutil.which("go") is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must test the static plugin's install, but go is missing")
-        pytest.skip("go is missing (apt-get install -y golang-go)")
-    out = tmp_path_factory.mktemp("static") / "vpccni-cni"
-    root = Path(__file__).parents[2]
-    done = subprocess.run(
-        ["bash", str(root / "scripts" / "build-plugin.sh"), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return out
+@pytest.fixture
+def static_binary(static_plugin: Path) -> Path:
+    """The static Go plugin, as tests/plugin/conftest.py builds it once per session."""
+    return static_plugin
 
 
 def test_a_given_static_plugin_is_installed_as_it_is(
