@@ -20,7 +20,10 @@ taken over at a first start) and ``cluster`` (where the Node and the ENIConfigs
 come from: ``--kube-api`` / ``--kube-token-file`` / ``--kube-ca-file``, ``--eniconfig-dir``,
 ``--node-label``, ``--node-annotation``, ``MY_NODE_NAME``, and the pod's own API access:
 ``KUBERNETES_SERVICE_HOST`` / ``_PORT`` or ``CLUSTER_ENDPOINT`` with a service-account token;
-docs/kubernetes.md). Not read here:
+docs/kubernetes.md) and ``provisioning`` (what the daemon may do to EC2:
+``DISABLE_NETWORK_RESOURCE_PROVISIONING``, ``ENABLE_IMDS_ONLY_MODE``, ``MANAGE_UNTAGGED_ENI``,
+``DISABLE_LEAKED_ENI_CLEANUP``, ``ADDITIONAL_ENI_TAGS``, ``VPC_CNI_VERSION``;
+:mod:`vpccni.settings_eni`). Not read here:
 credentials and botocore's own configuration (profiles, CA bundle), which botocore takes from
 its standard chain; the CNI plugin's variables, read by the plugin in its own process;
 ``VPCCNI_DEBUG``, which ``vpccni``'s entry point reads for every command to show a traceback.
@@ -49,6 +52,7 @@ from vpccni.core.config import (
     parse_seconds,
     read_ipam_config,
 )
+from vpccni.settings_eni import ProvisioningSettings, read_provisioning
 
 RETRY_MODES = ("standard", "adaptive")
 MIN_HTTP_TIMEOUT = 10
@@ -260,6 +264,7 @@ class Settings:
     datapath: DatapathSettings
     daemon: DaemonSettings
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
 
 
 def read_settings(flags: DaemonFlags) -> Settings:
@@ -284,6 +289,7 @@ def parse_settings(
     cloud = _cloud(variables)
     datapath = _datapath(variables)
     daemon = _daemon(variables, given, flags)
+    provisioning = read_provisioning(variables)
     cluster_problems: list[str] = []
     cluster = _cluster(variables, given, flags, service_account, cluster_problems)
     problems = variables.problems + given.problems + cluster_problems
@@ -309,7 +315,7 @@ def parse_settings(
         )
     if problems:
         raise ConfigError(problems)
-    return Settings(ipam, cloud, datapath, daemon, cluster)
+    return Settings(ipam, cloud, datapath, daemon, cluster, provisioning)
 
 
 def _cloud(env: SettingsReader) -> CloudSettings:

@@ -28,6 +28,7 @@ from vpccni.settings import (
     parse_settings,
     read_settings,
 )
+from vpccni.settings_eni import TAGS_ACCEPTED
 
 SRC = Path(__file__).parents[2] / "src" / "vpccni"
 
@@ -127,6 +128,15 @@ VALID_VARIABLES: list[tuple[str, str, str, Any]] = [
     ("AWS_VPC_K8S_CNI_RANDOMIZESNAT", "hashrandom", "datapath.randomize_snat", "hashrandom"),
     ("AWS_VPC_K8S_CNI_RANDOMIZESNAT", "none", "datapath.random_snat_code", 0),
     ("CLUSTER_NAME", "prod east", "daemon.cluster_name", "prod east"),
+    ("DISABLE_NETWORK_RESOURCE_PROVISIONING", "true", "provisioning.provisioning", False),
+    ("DISABLE_NETWORK_RESOURCE_PROVISIONING", "true", "provisioning.leaked_eni_cleanup", False),
+    ("ENABLE_IMDS_ONLY_MODE", "1", "provisioning.imds_only", True),
+    ("ENABLE_IMDS_ONLY_MODE", "1", "provisioning.provisioning", False),
+    ("MANAGE_UNTAGGED_ENI", "false", "provisioning.manage_untagged", False),
+    ("DISABLE_LEAKED_ENI_CLEANUP", "true", "provisioning.leaked_eni_cleanup", False),
+    ("ADDITIONAL_ENI_TAGS", '{"team": "net"}', "provisioning.additional_tags", {"team": "net"}),
+    ("ADDITIONAL_ENI_TAGS", "{}", "provisioning.additional_tags", {}),
+    ("VPC_CNI_VERSION", "v1.19.2", "provisioning.cni_version", "v1.19.2"),
     ("DISABLE_METRICS", "true", "daemon.metrics_bind", None),
     ("DISABLE_METRICS", "0", "daemon.metrics_bind", ("0.0.0.0", 61678)),
     ("DISABLE_INTROSPECTION", "1", "daemon.introspection_bind", None),
@@ -230,6 +240,7 @@ BIND_HOSTS = (
 BIND = BIND_HOSTS + ", or unix:PATH"
 LOGLEVEL = "accepted: DEBUG, INFO, WARN, ERROR or FATAL (any case)"
 BOOL = "accepted: " + BOOL_ACCEPTED
+TAGS = "accepted: " + TAGS_ACCEPTED
 
 # (variable, refused value, the whole problem reported for it)
 REFUSED_VARIABLES: list[tuple[str, str, str]] = [
@@ -398,6 +409,41 @@ REFUSED_VARIABLES: list[tuple[str, str, str]] = [
         "characters",
     ),
     ("DISABLE_METRICS", "yes", f"DISABLE_METRICS='yes' is not a boolean; {BOOL}"),
+    (
+        "DISABLE_NETWORK_RESOURCE_PROVISIONING",
+        "on",
+        f"DISABLE_NETWORK_RESOURCE_PROVISIONING='on' is not a boolean; {BOOL}",
+    ),
+    ("ENABLE_IMDS_ONLY_MODE", "2", f"ENABLE_IMDS_ONLY_MODE='2' is not a boolean; {BOOL}"),
+    ("MANAGE_UNTAGGED_ENI", "no", f"MANAGE_UNTAGGED_ENI='no' is not a boolean; {BOOL}"),
+    (
+        "DISABLE_LEAKED_ENI_CLEANUP",
+        "yes",
+        f"DISABLE_LEAKED_ENI_CLEANUP='yes' is not a boolean; {BOOL}",
+    ),
+    (
+        "ADDITIONAL_ENI_TAGS",
+        "{team: net}",
+        "ADDITIONAL_ENI_TAGS='{team: net}' is not JSON; " + TAGS,
+    ),
+    (
+        "ADDITIONAL_ENI_TAGS",
+        '{"k8s.amazonaws.com/x": "1"}',
+        'ADDITIONAL_ENI_TAGS=\'{"k8s.amazonaws.com/x": "1"}\' has the tag key '
+        "'k8s.amazonaws.com/x': keys containing k8s.amazonaws.com name the CNI's own tags "
+        f"(upstream drops them); {TAGS}",
+    ),
+    (
+        "ADDITIONAL_ENI_TAGS",
+        '{"n": 1}',
+        f"ADDITIONAL_ENI_TAGS='{{\"n\": 1}}' gives tag 'n' a int, not a string; {TAGS}",
+    ),
+    (
+        "VPC_CNI_VERSION",
+        "v1 beta",
+        "VPC_CNI_VERSION='v1 beta' is not a version name; accepted: 1 to 64 letters, digits, "
+        "'.', '_', '+' or '-', such as v1.19.2",
+    ),
     ("DISABLE_INTROSPECTION", "Y", f"DISABLE_INTROSPECTION='Y' is not a boolean; {BOOL}"),
     (
         "INTROSPECTION_BIND_ADDRESS",
