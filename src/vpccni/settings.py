@@ -95,14 +95,16 @@ class CloudSettings:
     http_timeout: float = float(MIN_HTTP_TIMEOUT)
     imds_endpoint: str = DEFAULT_ENDPOINT
 
-    def ec2(self, region: str) -> Ec2Endpoint:
-        """The EC2 endpoint for ``region`` (this one's region wins when set)."""
+    def ec2(self, region: str, cni_version: str = "") -> Ec2Endpoint:
+        """The EC2 endpoint for ``region`` (this one's region wins when set); ``cni_version``
+        (``VPC_CNI_VERSION``) goes into the user agent."""
         return Ec2Endpoint(
             region=self.region or region,
             endpoint_url=self.ec2_endpoint_url,
             retry_mode=self.retry_mode,
             max_attempts=self.max_attempts,
             timeout_seconds=self.http_timeout,
+            cni_version=cni_version,
         )
 
 

@@ -37,6 +37,13 @@ class Ec2Endpoint:
     retry_mode: str = "standard"
     max_attempts: int = 3
     timeout_seconds: float = 10.0
+    cni_version: str = ""
+    """``VPC_CNI_VERSION``: added to the user agent after vpccni's own name, as upstream does."""
+
+    @property
+    def user_agent_extra(self) -> str:
+        """What follows botocore's own user agent: ``vpccni`` and the CNI version, if any."""
+        return f"vpccni amazon-vpc-cni-k8s/{self.cni_version}" if self.cni_version else "vpccni"
 
 
 def make_ec2_client(endpoint: Ec2Endpoint) -> Any:
@@ -46,7 +53,7 @@ def make_ec2_client(endpoint: Ec2Endpoint) -> Any:
         retries={"mode": endpoint.retry_mode, "max_attempts": endpoint.max_attempts},
         connect_timeout=endpoint.timeout_seconds,
         read_timeout=endpoint.timeout_seconds,
-        user_agent_extra="vpccni",
+        user_agent_extra=endpoint.user_agent_extra,
     )
     return boto3.session.Session().client("ec2", endpoint_url=endpoint.endpoint_url, config=config)
 

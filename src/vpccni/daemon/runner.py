@@ -77,7 +77,7 @@ def run_daemon(settings: Settings) -> int:
     log.info("cluster: %s", describe(settings.cluster))
     imds = ImdsV2(cloud.imds_endpoint, timeout_seconds=cloud.http_timeout)
     identity = imds.identity()
-    endpoint = cloud.ec2(identity.region)
+    endpoint = cloud.ec2(identity.region, settings.provisioning.cni_version)
     clock: Clock = SystemClock()
     if options.emulator_clock and endpoint.endpoint_url is not None:
         clock = RemoteEmulatorClock(endpoint.endpoint_url)
