@@ -23,7 +23,9 @@ come from: ``--kube-api`` / ``--kube-token-file`` / ``--kube-ca-file``, ``--enic
 docs/kubernetes.md) and ``provisioning`` (what the daemon may do to EC2:
 ``DISABLE_NETWORK_RESOURCE_PROVISIONING``, ``ENABLE_IMDS_ONLY_MODE``, ``MANAGE_UNTAGGED_ENI``,
 ``DISABLE_LEAKED_ENI_CLEANUP``, ``ADDITIONAL_ENI_TAGS``, ``VPC_CNI_VERSION``;
-:mod:`vpccni.settings_eni`). Not read here:
+:mod:`vpccni.settings_eni`); upstream's variables vpccni does not act on are refused unless
+they keep their default, or validated and noted (``upstream_only``, :mod:`vpccni.settings_upstream`,
+whose catalogue lists every upstream variable and what vpccni does with it). Not read here:
 credentials and botocore's own configuration (profiles, CA bundle), which botocore takes from
 its standard chain; the CNI plugin's variables, read by the plugin in its own process;
 ``VPCCNI_DEBUG``, which ``vpccni``'s entry point reads for every command to show a traceback.
@@ -53,6 +55,7 @@ from vpccni.core.config import (
     read_ipam_config,
 )
 from vpccni.settings_eni import ProvisioningSettings, read_provisioning
+from vpccni.settings_upstream import UpstreamOnly, read_upstream_only
 
 RETRY_MODES = ("standard", "adaptive")
 MIN_HTTP_TIMEOUT = 10
@@ -267,6 +270,7 @@ class Settings:
     daemon: DaemonSettings
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
+    upstream_only: UpstreamOnly = field(default_factory=UpstreamOnly)
 
 
 def read_settings(flags: DaemonFlags) -> Settings:
@@ -292,6 +296,7 @@ def parse_settings(
     datapath = _datapath(variables)
     daemon = _daemon(variables, given, flags)
     provisioning = read_provisioning(variables)
+    upstream_only = read_upstream_only(variables)
     cluster_problems: list[str] = []
     cluster = _cluster(variables, given, flags, service_account, cluster_problems)
     problems = variables.problems + given.problems + cluster_problems
@@ -317,7 +322,7 @@ def parse_settings(
         )
     if problems:
         raise ConfigError(problems)
-    return Settings(ipam, cloud, datapath, daemon, cluster, provisioning)
+    return Settings(ipam, cloud, datapath, daemon, cluster, provisioning, upstream_only)
 
 
 def _cloud(env: SettingsReader) -> CloudSettings:

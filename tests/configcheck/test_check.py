@@ -18,7 +18,7 @@ from tests.configcheck.conftest import (
     upstream_daemon_set,
 )
 from vpccni.adapters.instance_data import load_instance_table
-from vpccni.configcheck.check import NOT_READ, CheckOptions, check
+from vpccni.configcheck.check import CheckOptions, check
 from vpccni.configcheck.findings import Finding, Severity
 from vpccni.configcheck.source import load
 from vpccni.deploy.variables import READ_BY_VPCCNI, UPSTREAM_VARIABLES
@@ -39,12 +39,11 @@ def test_upstreams_own_shipped_manifest_passes_with_no_warning(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     findings = findings_of(UPSTREAM_MANIFEST)
-    assert [f for f in findings if f.severity > Severity.INFO] == []
-    assert {f.kind for f in findings} <= {"not-read"}  # ADDITIONAL_ENI_TAGS={} and the like
+    assert findings == []  # every variable is honoured with upstream's shipped value
     code, out, err = run(capsys, "config", "check", str(UPSTREAM_MANIFEST))
     assert (code, err) == (0, "")
     assert "DaemonSet kube-system/aws-node (upstream's aws-node" in out
-    assert "result: passes (2 notes); exit status 0" in out
+    assert "result: passes (no findings); exit status 0" in out
 
 
 def test_the_issues_four_problems_are_each_reported(
@@ -79,8 +78,8 @@ def test_the_issues_four_problems_are_each_reported(
     code, out, err = run(capsys, "config", "check", str(path))
     assert code == 2
     assert out.index("ERROR  WARM_IP_TARGET") < out.index("WARN ")  # worst first
-    assert "result: fails (1 error, 3 warnings, 3 notes); exit status 2" in out
-    assert err == "error: config check: 1 error, 3 warnings, 3 notes; exit status 2\n"
+    assert "result: fails (1 error, 3 warnings, 1 note); exit status 2" in out
+    assert err == "error: config check: 1 error, 3 warnings, 1 note; exit status 2\n"
 
 
 def test_json_report_carries_every_finding(
@@ -100,11 +99,25 @@ def test_warnings_alone_exit_1(
     write: Callable[[Any], Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     document = upstream_daemon_set()
-    set_env(document, "ANNOTATE_POD_IP", "true")
+    set_env(document, "WARM_PREFIX_TARGET", "4")  # prefix delegation stays false: no effect
     code, out, _ = run(capsys, "config", "check", str(write(document)))
     assert code == 1
-    assert "ANNOTATE_POD_IP='true' is upstream's, not read by vpccni" in out
-    assert "this setting is lost in vpccni" in out
+    assert "has no effect: prefix delegation is off" in out
+
+
+def test_an_upstream_variable_vpccni_cannot_honour_is_an_error_and_deprecated_ones_a_note(
+    write: Callable[[Any], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = upstream_daemon_set()
+    set_env(document, "ANNOTATE_POD_IP", "true")
+    set_env(document, "ENABLE_NFTABLES", "true")
+    findings = findings_of(write(document))
+    refused = only(findings, "refused", "ANNOTATE_POD_IP")
+    assert refused.severity == Severity.ERROR
+    assert "ANNOTATE_POD_IP='true' cannot be honoured: vpccni does not write" in refused.message
+    noted = only(findings, "noted", "ENABLE_NFTABLES")
+    assert noted.severity == Severity.INFO
+    assert "deprecated and upstream no longer reads it either" in noted.message
 
 
 def test_changes_from_the_shipped_defaults_are_listed_once_parsed(
@@ -253,6 +266,5 @@ def test_vpccnis_own_daemonset_passes_and_is_not_held_to_the_addons_fields(
     assert "nothing to report" in out
 
 
-def test_every_upstream_variable_vpccni_does_not_read_says_what_vpccni_does_instead() -> None:
-    missing = sorted(UPSTREAM_VARIABLES - READ_BY_VPCCNI - set(NOT_READ) - {"MY_NODE_NAME"})
-    assert missing == []
+def test_vpccni_reads_every_upstream_variable() -> None:
+    assert sorted(UPSTREAM_VARIABLES - READ_BY_VPCCNI) == []

@@ -58,13 +58,13 @@ def test_upstreams_manifest_round_trips_through_an_env_file(
         str(env_file),
     )
     assert code == 0, err
-    assert out == f"wrote 19 variables to {env_file}\n"
-    assert "note (info): ADDITIONAL_ENI_TAGS: not carried" in err
+    assert out == f"wrote 21 variables to {env_file}\n"
+    assert "ADDITIONAL_ENI_TAGS" not in err
     assert "note (info): container aws-eks-nodeagent: not carried: the network-policy agent" in err
     ours = rendered_env(capsys, "--env-file", str(env_file))
     theirs = upstream_env()
     honoured = sorted(set(theirs) & READ_BY_VPCCNI)
-    assert len(honoured) == 19
+    assert len(honoured) == 21
     assert {name: ours.get(name) for name in honoured} == {name: theirs[name] for name in honoured}
 
 
@@ -122,7 +122,9 @@ def test_what_is_lost_is_said_and_exits_1(
         "not carried: vpccni refuses it: IP_COOLDOWN_PERIOD='7200' is too large; accepted: 0 to "
         "3600; choose a valid value and --set it"
     )
-    assert notes["ANNOTATE_POD_IP"]["message"].startswith("not carried: ANNOTATE_POD_IP='true'")
+    assert notes["ANNOTATE_POD_IP"]["message"].startswith(
+        "not carried: vpccni refuses it: ANNOTATE_POD_IP='true' cannot be honoured"
+    )
     assert notes["WARM_IP_TARGT"]["severity"] == "info"  # it did nothing upstream either
     assert notes["volume extra"]["severity"] == "warn"
     assert err == "error: config convert: 3 setting(s) not carried (see the notes); exit status 1\n"

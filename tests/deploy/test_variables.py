@@ -73,10 +73,9 @@ def test_defaults_are_upstreams_manifest_values_for_what_vpccni_reads() -> None:
         assert value == upstream.get(name, value), name
     # Every upstream manifest variable vpccni reads is set, with upstream's value.
     assert {n for n in upstream if n in READ_BY_VPCCNI} <= set(defaults)
-    # Not read by vpccni, so not shipped (upstream sets them).
-    for name in ("ADDITIONAL_ENI_TAGS", "DISABLE_NETWORK_RESOURCE_PROVISIONING"):
-        assert name in UPSTREAM_VARIABLES
-        assert name not in defaults
+    # Every upstream variable is read by vpccni (honoured, refused unless default, or noted).
+    assert UPSTREAM_VARIABLES <= READ_BY_VPCCNI
+    assert defaults["DISABLE_NETWORK_RESOURCE_PROVISIONING"] == "false"
     # vpccni's code defaults already equal upstream's manifest for the IPAM variables.
     assert parse_settings(defaults).ipam == IpamConfig()
     assert parse_settings(defaults).datapath == DatapathSettings()
@@ -136,11 +135,18 @@ def test_names_unknown_fixed_or_repeated_are_refused() -> None:
     assert "did you mean" not in unknown_name("COMPLETELY_DIFFERENT_THING")
 
 
-def test_an_empty_value_removes_a_default_and_unread_upstream_names_warn() -> None:
-    environment = node_environment(set_("AWS_VPC_K8S_CNI_LOG_FILE=", "ANNOTATE_POD_IP=true"))
+def test_an_empty_value_removes_a_default_and_deprecated_names_warn() -> None:
+    environment = node_environment(set_("AWS_VPC_K8S_CNI_LOG_FILE=", "ENABLE_NFTABLES=true"))
     assert "AWS_VPC_K8S_CNI_LOG_FILE" not in environment.values
     assert environment.settings.daemon.log_file == "stderr"
-    assert environment.values["ANNOTATE_POD_IP"] == "true"
-    assert len(environment.warnings) == 1
-    assert "ANNOTATE_POD_IP" in environment.warnings[0]
-    assert "does not read it" in environment.warnings[0]
+    assert environment.values["ENABLE_NFTABLES"] == "true"
+    assert environment.warnings == (
+        "ENABLE_NFTABLES='true' has no effect: it is deprecated and upstream no longer reads it "
+        "either; remove it",
+    )
+
+
+def test_an_upstream_variable_vpccni_cannot_honour_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"ANNOTATE_POD_IP='true' cannot be honoured"):
+        node_environment(set_("ANNOTATE_POD_IP=true"))
+    assert node_environment(set_("ANNOTATE_POD_IP=false")).warnings == ()

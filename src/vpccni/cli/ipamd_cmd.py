@@ -200,5 +200,10 @@ def run(args: argparse.Namespace) -> str:
     """Run the daemon until it is signalled."""
     settings = read_settings(daemon_flags(args))
     configure_logging(settings.daemon)
+    log = logging.getLogger("vpccni.ipamd")
+    if settings.upstream_only.pod_name:
+        log.info("running as pod %s", settings.upstream_only.pod_name)
+    for note in settings.upstream_only.notes:
+        log.warning("%s", note)
     run_daemon(settings)
     return "ipamd stopped"

@@ -3,16 +3,17 @@
 The environment is the one vpccni would give both its containers (the init container's values,
 then the main container's). In order:
 
-* **names**: a name neither upstream nor vpccni reads is unknown (with a did-you-mean); a
-  variable upstream reads but vpccni does not is noted (no effect in vpccni), as a warning when
-  its value is not upstream's default; init and main containers that disagree are flagged
+* **names**: a name neither upstream nor vpccni reads is unknown (with a did-you-mean); init
+  and main containers that disagree are flagged
   (vpccni gives both one environment); ``valueFrom`` / ``envFrom`` that the file cannot resolve
   are flagged unchecked;
 * **values**: everything goes through what ``vpccni manifests`` runs - the daemon's own strict
   parser, its start-up refusals, the node commands' parser and the pod's own rules - so a value
   vpccni would refuse is an error here in the same words, with what upstream would do with it
   instead (:mod:`vpccni.configcheck.upstream`: e.g. ``WARM_IP_TARGET=abc`` upstream treats as
-  unset);
+  unset); every upstream variable is read there (:mod:`vpccni.settings_upstream`): one vpccni
+  cannot honour is refused unless it keeps its default, and what the daemon would warn about at
+  start (a deprecated variable, a policy mode that enforces nothing) is noted;
 * **changed**: each value that differs, once parsed, from the shipped default (upstream's manifest,
   which is also vpccni's), and each unset variable whose upstream code default differs from
   the manifest;
@@ -28,7 +29,7 @@ then the main container's). In order:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vpccni.configcheck.combinations import (
     combinations,
@@ -38,12 +39,11 @@ from vpccni.configcheck.combinations import (
 from vpccni.configcheck.findings import Finding, Severity
 from vpccni.configcheck.managed import managed_field_findings
 from vpccni.configcheck.source import DOWNWARD, DaemonSetFile
-from vpccni.configcheck.upstream import CODE_DEFAULTS, UPSTREAM_BOOL_DEFAULTS, upstream_reading
+from vpccni.configcheck.upstream import CODE_DEFAULTS, upstream_reading
 from vpccni.core.config import (
-    FALSE_WORDS,
-    TRUE_WORDS,
     ConfigError,
     IpamConfig,
+    SettingsReader,
     parse_ipam_config,
 )
 from vpccni.core.limits import InstanceLimits
@@ -53,7 +53,6 @@ from vpccni.deploy.variables import (
     KNOWN_VARIABLES,
     NODE_VARIABLES,
     READ_BY_VPCCNI,
-    UPSTREAM_VARIABLES,
     Assignment,
     default_environment,
     node_environment,
@@ -61,37 +60,7 @@ from vpccni.deploy.variables import (
 )
 from vpccni.node.env import parse_node_settings
 from vpccni.settings import parse_settings
-
-NOT_READ: dict[str, tuple[str | None, str]] = {
-    "ADDITIONAL_ENI_TAGS": ("{}", "vpccni adds no extra tags to the ENIs it creates"),
-    "ANNOTATE_POD_IP": ("false", "vpccni does not annotate pods with their IP"),
-    "AWS_VPC_K8S_CNI_CONFIGURE_RPFILTER": (None, "deprecated: upstream no longer reads it either"),
-    "ENABLE_NFTABLES": (None, "deprecated: upstream no longer reads it either"),
-    "AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE": (None, "vpccni chains no egress plugin"),
-    "AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE": (None, "vpccni chains no egress plugin"),
-    "DISABLE_LEAKED_ENI_CLEANUP": ("false", "vpccni always deletes leaked ENIs"),
-    "DISABLE_NETWORK_RESOURCE_PROVISIONING": (
-        "false",
-        "vpccni always provisions ENIs and addresses",
-    ),
-    "DISABLE_POD_V6": ("false", "vpccni chains no tuning plugin"),
-    "ENABLE_IMDS_ONLY_MODE": ("false", "vpccni always reads EC2"),
-    "ENABLE_MULTI_NIC": ("false", "vpccni manages network card 0 only"),
-    "ENABLE_V4_EGRESS": ("true", "IPv4 egress for IPv6 pods; vpccni runs IPv4 pods only"),
-    "ENABLE_V6_EGRESS": ("false", "vpccni gives pods no IPv6 egress"),
-    "MANAGE_UNTAGGED_ENI": ("true", "vpccni manages every ENI not tagged no_manage=true"),
-    "MY_POD_NAME": (None, "vpccni reports events under its own pod"),
-    "NETWORK_POLICY_ENFORCING_MODE": (
-        "standard",
-        "vpccni's plugin does not call the network-policy agent",
-    ),
-    "POD_SECURITY_GROUP_ENFORCING_MODE": (None, "security groups for pods are not supported"),
-    "VPC_CNI_VERSION": (None, "vpccni reports its own version"),
-}
-"""Upstream variables vpccni does not read: the value that loses nothing (None: any value) and
-what vpccni does instead."""
-
-_INERT_POLICY = ("", "none", "standard")
+from vpccni.settings_upstream import read_upstream_only
 
 
 @dataclass(frozen=True)
@@ -165,7 +134,7 @@ def _names(daemon_set: DaemonSetFile, env: Mapping[str, str]) -> list[Finding]:
                 )
             )
     found += _init_main_differences(daemon_set)
-    for name, value in env.items():
+    for name in env:
         if name not in KNOWN_VARIABLES:
             found.append(
                 Finding(
@@ -177,8 +146,6 @@ def _names(daemon_set: DaemonSetFile, env: Mapping[str, str]) -> list[Finding]:
                     fix="correct the name or remove it",
                 )
             )
-        elif name in UPSTREAM_VARIABLES and name not in READ_BY_VPCCNI:
-            found += _not_read(name, value)
     return found
 
 
@@ -205,46 +172,6 @@ def _init_main_differences(daemon_set: DaemonSetFile) -> list[Finding]:
     return found
 
 
-def _not_read(name: str, value: str) -> list[Finding]:
-    if name in ("MY_NODE_NAME",):
-        return []
-    _, instead = NOT_READ.get(name, (None, "vpccni does not read it"))
-    same = not_read_is_lossless(name, value)
-    tail = (
-        "its value is upstream's default, so nothing is lost"
-        if same
-        else "this setting is lost in vpccni"
-    )
-    return [
-        Finding(
-            Severity.INFO if same else Severity.WARN,
-            "not-read",
-            name,
-            f"{name}={value!r} is upstream's, not read by vpccni ({instead}); {tail}",
-            fix="" if same else "check that you can do without it before moving to vpccni",
-        )
-    ]
-
-
-def not_read_is_lossless(name: str, value: str) -> bool:
-    """True when an upstream variable vpccni does not read has a value whose loss changes
-    nothing (upstream's default, or any value for the purely informational ones)."""
-    lossless, _ = NOT_READ.get(name, (None, ""))
-    if name == "NETWORK_POLICY_ENFORCING_MODE":
-        return value.lower() in _INERT_POLICY
-    if name not in NOT_READ:
-        return value == ""
-    if lossless is None or value == "":
-        return True
-    if name in UPSTREAM_BOOL_DEFAULTS:
-        reading = upstream_reading(name, value, {})
-        effective = (reading.effective if reading is not None else value) or ""
-        return effective in (TRUE_WORDS if lossless == "true" else FALSE_WORDS)
-    if name == "ADDITIONAL_ENI_TAGS":
-        return value.strip() == "{}"
-    return value == lossless
-
-
 def _values(env: Mapping[str, str]) -> list[Finding]:
     """What ``vpccni manifests`` would refuse, attributed to the variables named."""
     assignments = [
@@ -252,13 +179,14 @@ def _values(env: Mapping[str, str]) -> list[Finding]:
         for name, value in env.items()
         if name in KNOWN_VARIABLES and name not in FIXED_VARIABLES
     ]
+    notes = [_noted(note) for note in read_upstream_only(SettingsReader(env)).notes]
     try:
         node_environment(assignments)
     except ConfigError as error:
         problems = error.problems
     else:
-        return []
-    found = []
+        return notes
+    found = notes
     for problem in dict.fromkeys(problems):
         name = _named(problem)
         reading = upstream_reading(name, env[name], env) if name in env else None
@@ -273,6 +201,11 @@ def _values(env: Mapping[str, str]) -> list[Finding]:
             )
         )
     return found
+
+
+def _noted(note: str) -> Finding:
+    """A value vpccni accepts with a warning at start (deprecated, or enforcing nothing)."""
+    return Finding(Severity.INFO, "noted", _named(note) or "environment", note)
 
 
 def _named(problem: str) -> str:
@@ -309,6 +242,7 @@ def _changed(env: Mapping[str, str]) -> list[Finding]:
             node = parse_node_settings(trial, daemon.datapath.mtu)
         except ConfigError:
             continue  # refused: reported by the values check
+        daemon = replace(daemon, upstream_only=baseline_daemon.upstream_only)  # "noted" instead
         if daemon != baseline_daemon or node != baseline_node:
             default = base.get(name)
             shipped = (

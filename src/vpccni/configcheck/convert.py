@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from vpccni.configcheck.check import NOT_READ, not_read_is_lossless
 from vpccni.configcheck.findings import Severity
 from vpccni.configcheck.managed import NODE_AGENT, VOLUMES
 from vpccni.configcheck.source import DOWNWARD, DaemonSetFile
@@ -148,14 +147,7 @@ def _not_carried(name: str, value: str) -> Note:
             name,
             "not carried: unknown to upstream and vpccni alike, so it had no effect",
         )
-    if name in FIXED_VARIABLES:
-        return Note(Severity.WARN, name, f"not carried: {FIXED_VARIABLES[name]}")
-    _, instead = NOT_READ.get(name, (None, "vpccni does not read it"))
-    if not_read_is_lossless(name, value):
-        return Note(
-            Severity.INFO, name, f"not carried ({instead}); upstream's default: nothing lost"
-        )
-    return Note(Severity.WARN, name, f"not carried: {name}={value!r} is lost ({instead})")
+    return Note(Severity.WARN, name, f"not carried: {FIXED_VARIABLES[name]}")
 
 
 def _valid(name: str, value: str) -> bool:

@@ -14,9 +14,10 @@ checked here before anything is rendered:
   and must not overlap, the daemon's log file must be on a writable mount (the root filesystem
   is read-only), and the probes must reach ``/healthz`` and ``/readyz`` on 127.0.0.1.
 
-Both containers get the same environment (one list, so they cannot disagree).
-An upstream variable vpccni does not read is accepted, with a warning, so an existing
-``aws-node`` configuration can be carried over and reviewed.
+Both containers get the same environment (one list, so they cannot disagree). Every upstream
+variable is read by the daemon's parser (:mod:`vpccni.settings_upstream` says how): one vpccni
+cannot honour is refused unless it keeps its default; a deprecated one, or a policy mode that
+enforces nothing, is kept with a warning.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from vpccni.core.config import ConfigError, parse_ipam_config, refusals
 from vpccni.node.env import parse_node_settings
 from vpccni.settings import DatapathSettings, Settings, parse_settings
+from vpccni.settings_upstream import CATALOGUE, UPSTREAM_ONLY
 
 # Where the host's directories appear inside the containers (the hostPath volumes' mount paths).
 HOST_CNI_BIN_PATH = "/host/opt/cni/bin"
@@ -86,6 +88,15 @@ DAEMON_VARIABLES: tuple[str, ...] = (
     "AWS_VPC_K8S_CNI_LOG_FILE",
     "VPCCNI_POD_SWEEP_GRACE_SECONDS",
     "AWS_VPC_K8S_CNI_BACKING_STORE",
+    # vpccni.settings_eni: provisioning
+    "DISABLE_NETWORK_RESOURCE_PROVISIONING",
+    "ENABLE_IMDS_ONLY_MODE",
+    "MANAGE_UNTAGGED_ENI",
+    "DISABLE_LEAKED_ENI_CLEANUP",
+    "ADDITIONAL_ENI_TAGS",
+    "VPC_CNI_VERSION",
+    # vpccni.settings_upstream: refused unless default, accepted with no effect, deprecated
+    *UPSTREAM_ONLY,
     # vpccni.settings: cluster (docs/kubernetes.md)
     "MY_NODE_NAME",
     "CLUSTER_ENDPOINT",
@@ -123,69 +134,7 @@ FIXED_VARIABLES: dict[str, str] = {
 }
 """vpccni's names a user may not set in the DaemonSet, and why."""
 
-UPSTREAM_VARIABLES = frozenset(
-    {
-        "ADDITIONAL_ENI_TAGS",
-        "ANNOTATE_POD_IP",
-        "AWS_EC2_ENDPOINT",
-        "AWS_EXTERNAL_SERVICE_CIDRS",
-        "AWS_MANAGE_ENIS_NON_SCHEDULABLE",
-        "AWS_VPC_CNI_NODE_PORT_SUPPORT",
-        "AWS_VPC_ENI_MTU",
-        "AWS_VPC_K8S_CNI_BACKING_STORE",
-        "AWS_VPC_K8S_CNI_CONFIGURE_RPFILTER",
-        "AWS_VPC_K8S_CNI_CONNMARK",
-        "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG",
-        "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS",
-        "AWS_VPC_K8S_CNI_EXTERNALSNAT",
-        "AWS_VPC_K8S_CNI_LOGLEVEL",
-        "AWS_VPC_K8S_CNI_LOG_FILE",
-        "AWS_VPC_K8S_CNI_RANDOMIZESNAT",
-        "AWS_VPC_K8S_CNI_VETHPREFIX",
-        "AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE",
-        "AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE",
-        "AWS_VPC_K8S_PLUGIN_LOG_FILE",
-        "AWS_VPC_K8S_PLUGIN_LOG_LEVEL",
-        "CLUSTER_ENDPOINT",
-        "CLUSTER_NAME",
-        "DISABLE_INTROSPECTION",
-        "DISABLE_LEAKED_ENI_CLEANUP",
-        "DISABLE_METRICS",
-        "DISABLE_NETWORK_RESOURCE_PROVISIONING",
-        "DISABLE_POD_V6",
-        "DISABLE_TCP_EARLY_DEMUX",
-        "ENABLE_BANDWIDTH_PLUGIN",
-        "ENABLE_IMDS_ONLY_MODE",
-        "ENABLE_IPv4",
-        "ENABLE_IPv6",
-        "ENABLE_MULTI_NIC",
-        "ENABLE_NFTABLES",
-        "ENABLE_POD_ENI",
-        "ENABLE_PREFIX_DELEGATION",
-        "ENABLE_SUBNET_DISCOVERY",
-        "ENABLE_V4_EGRESS",
-        "ENABLE_V6_EGRESS",
-        "ENI_CONFIG_ANNOTATION_DEF",
-        "ENI_CONFIG_LABEL_DEF",
-        "HOST_CNI_BIN_PATH",
-        "HOST_CNI_CONFDIR_PATH",
-        "HTTP_TIMEOUT",
-        "INTROSPECTION_BIND_ADDRESS",
-        "IP_COOLDOWN_PERIOD",
-        "MANAGE_UNTAGGED_ENI",
-        "MAX_ENI",
-        "MINIMUM_IP_TARGET",
-        "MY_NODE_NAME",
-        "MY_POD_NAME",
-        "NETWORK_POLICY_ENFORCING_MODE",
-        "POD_MTU",
-        "POD_SECURITY_GROUP_ENFORCING_MODE",
-        "VPC_CNI_VERSION",
-        "WARM_ENI_TARGET",
-        "WARM_IP_TARGET",
-        "WARM_PREFIX_TARGET",
-    }
-)
+UPSTREAM_VARIABLES = frozenset(variable.name for variable in CATALOGUE)
 """Every variable upstream's entry point, ipamd, plugin or init container reads."""
 
 UPSTREAM_MANIFEST_ENV: dict[str, str] = {
@@ -338,13 +287,7 @@ def node_environment(assignments: list[Assignment]) -> NodeEnvironment:
     problems.extend(_pod_problems(values))
     if problems or settings is None:
         raise ConfigError(problems)
-    ignored = sorted(name for name in values if name not in READ_BY_VPCCNI)
-    warnings = tuple(
-        f"{name} is upstream's but vpccni does not read it; it is kept in the DaemonSet's "
-        "environment for reference and has no effect"
-        for name in ignored
-    )
-    return NodeEnvironment(values, settings, port, warnings)
+    return NodeEnvironment(values, settings, port, settings.upstream_only.notes)
 
 
 def _node_settings_problems(values: Mapping[str, str], eni_mtu: int) -> list[str]:
