@@ -108,6 +108,11 @@ class Metrics(Protocol):
 
     def ec2_call(self, api: str, seconds: float, error_code: str) -> None: ...
 
+    def ec2_failure(self, fn: str, error_code: str) -> None:
+        """An EC2 call made by the EC2 port function ``fn`` (``assign_ips``...) failed with EC2's
+        ``error_code`` (upstream's ``awscni_aws_utils_error_count``)."""
+        ...
+
     def add_request(self, seconds: float, ok: bool) -> None: ...
 
     def del_request(self) -> None: ...
@@ -122,6 +127,11 @@ class Metrics(Protocol):
         self, enis: int, total: int, assigned: int, prefixes: int, per_eni: dict[str, int]
     ) -> None: ...
 
+    def assigned_per_cidr(self, per_cidr: Mapping[str, int]) -> None:
+        """Assigned addresses of every CIDR in the datastore (``"10.0.1.5/32"`` or a ``/28``);
+        a CIDR missing from ``per_cidr`` has left it."""
+        ...
+
     def limits(self, max_enis: int, max_ips: int) -> None: ...
 
     def error(self, fn: str) -> None: ...
@@ -135,6 +145,9 @@ class NullMetrics:
     """Metrics that go nowhere (tests, DISABLE_METRICS)."""
 
     def ec2_call(self, api: str, seconds: float, error_code: str) -> None:
+        pass
+
+    def ec2_failure(self, fn: str, error_code: str) -> None:
         pass
 
     def add_request(self, seconds: float, ok: bool) -> None:
@@ -152,6 +165,9 @@ class NullMetrics:
     def pool(
         self, enis: int, total: int, assigned: int, prefixes: int, per_eni: dict[str, int]
     ) -> None:
+        pass
+
+    def assigned_per_cidr(self, per_cidr: Mapping[str, int]) -> None:
         pass
 
     def limits(self, max_enis: int, max_ips: int) -> None:

@@ -96,9 +96,13 @@ def test_metrics_have_upstream_names_and_ours(make_node: Any) -> None:
         'awscni_ec2api_req_count{fn="CreateNetworkInterface"} 1.0',
         "vpccni_time_to_ip_seconds_count 1.0",
         "vpccni_pods_waiting_for_ip 0.0",
-        'awscni_build_info{version="0.1.0"} 1.0',
     ):
         assert name in text, name
+    assert re.search(r'awscni_build_info\{goversion="cpython[\d.]+",version="0\.1\.0"\} 1\.0', text)
+    # One series per CIDR in the datastore (18 /32s on two ENIs), the pod's holds 1.
+    per_cidr = re.findall(r'^awscni_assigned_ip_per_cidr\{cidr="([\d./]+)"\} (\d+)\.0$', text, re.M)
+    assert len(per_cidr) == 18
+    assert sorted(int(count) for _, count in per_cidr) == [0] * 17 + [1]
     assert re.search(r'vpccni_subnet_free_addresses\{subnet="subnet-[0-9a-f]+"\} \d+', text)
     introspection = node.introspect("/v1/enis")
     assert introspection["0"]["TotalIPs"] == 18

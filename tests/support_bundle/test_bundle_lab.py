@@ -162,7 +162,8 @@ def test_bundle_with_the_daemon_up(doctor_lab: DoctorLab, tmp_path: Path) -> Non
     assert "net.ipv4.ip_forward = 1" in files["network/sysctl.txt"].decode()  # the lab node's
     routes = files["network/ip-route.txt"].decode()
     assert "table local" in routes
-    assert 'awscni_build_info{version="0.1.0"}' in files["metrics/metrics.txt"].decode()
+    assert 'awscni_build_info{goversion="cpython' in files["metrics/metrics.txt"].decode()
+    assert 'version="0.1.0"} 1.0' in files["metrics/metrics.txt"].decode()
     assert "mode secondary-ip" in files["status/status.txt"].decode()
     process = json.loads(files["daemon/process.json"])
     assert "AWS_SECRET_ACCESS_KEY" not in process["environment"]

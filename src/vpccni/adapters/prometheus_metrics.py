@@ -1,6 +1,11 @@
 """The metrics port over prometheus_client: upstream's ``awscni_*`` series plus ours.
 
-Upstream names and labels are kept where the behaviour applies (see docs/metrics.md). Ours:
+Upstream names, types and label names are kept where the behaviour applies (see docs/metrics.md;
+``tests/unit/test_metrics_names.py`` compares them). Label values that differ:
+``awscni_aws_utils_error_count{fn,error}`` counts every failed EC2 call by the EC2 port function
+that made it (``assign_prefixes``...) and EC2's error code, where upstream names an awsutils step
+and the whole error message; ``awscni_build_info{version,goversion}`` carries vpccni's version and
+the Python runtime (``cpython3.11.2``) in place of Go's. Ours:
 ``vpccni_time_to_ip_seconds`` (histogram of ADD latency), ``vpccni_pods_waiting_for_ip``,
 ``vpccni_ec2_throttles_total{api}``, ``vpccni_ec2_unauthorized_total{action}`` (calls EC2
 denied for a missing IAM permission), ``vpccni_subnet_free_addresses{subnet}`` and
@@ -10,11 +15,16 @@ unlabelled, so its dashboards keep working; the cause is in the second series).
 
 from __future__ import annotations
 
+import platform
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 from prometheus_client.utils import floatToGoString
 
 from vpccni import __version__
 
+RUNTIME = platform.python_implementation().lower() + platform.python_version()
+"""``awscni_build_info``'s ``goversion``: the runtime that runs vpccni (upstream: ``go1.22.5``)."""
 THROTTLE_CODES = {"RequestLimitExceeded", "Throttling", "Throttled"}
 UNAUTHORIZED_CODE = "UnauthorizedOperation"
 
@@ -46,6 +56,12 @@ class PrometheusMetrics:
         self.per_eni = Gauge(
             "awscni_assigned_ip_per_eni", "Assigned addresses per ENI", ["eni"], registry=r
         )
+        self.per_cidr = Gauge(
+            "awscni_assigned_ip_per_cidr",
+            "Assigned addresses per CIDR (a /32 secondary address or a /28 prefix)",
+            ["cidr"],
+            registry=r,
+        )
         self.eni_max = Gauge("awscni_eni_max", "ENIs the node may use", registry=r)
         self.ip_max = Gauge("awscni_ip_max", "Addresses the node may hold", registry=r)
         self.errors = Counter("awscni_ipamd_error_count", "ipamd failures", ["fn"], registry=r)
@@ -65,7 +81,18 @@ class PrometheusMetrics:
         self.api_errors = Counter(
             "awscni_aws_api_error_count", "EC2 failures by code", ["api", "error"], registry=r
         )
-        Gauge("awscni_build_info", "Build", ["version"], registry=r).labels(__version__).set(1)
+        self.utils_errors = Counter(
+            "awscni_aws_utils_error_count",
+            "Failed EC2 calls by the EC2 port function that made them and EC2's error code",
+            ["fn", "error"],
+            registry=r,
+        )
+        Gauge(
+            "awscni_build_info",
+            "A constant 1 labelled by vpccni's version and the runtime that runs it",
+            ["version", "goversion"],
+            registry=r,
+        ).labels(__version__, RUNTIME).set(1)
         self.time_to_ip = Histogram(
             "vpccni_time_to_ip_seconds",
             "Time from ADD request to an address (successful ADDs)",
@@ -88,6 +115,7 @@ class PrometheusMetrics:
             "vpccni_subnet_free_addresses", "Free addresses per subnet", ["subnet"], registry=r
         )
         self._enis: set[str] = set()
+        self._cidrs: set[str] = set()
 
     def exposition(self) -> bytes:
         """The Prometheus text format (0.0.4) with upstream's exact names.
@@ -130,6 +158,9 @@ class PrometheusMetrics:
             elif error_code == UNAUTHORIZED_CODE:
                 self.unauthorized.labels(api).inc()
 
+    def ec2_failure(self, fn: str, error_code: str) -> None:
+        self.utils_errors.labels(fn, error_code).inc()
+
     def add_request(self, seconds: float, ok: bool) -> None:
         self.add_reqs.inc()
         if ok:
@@ -157,6 +188,13 @@ class PrometheusMetrics:
         for eni, count in per_eni.items():
             self.per_eni.labels(eni).set(count)
         self._enis = set(per_eni)
+
+    def assigned_per_cidr(self, per_cidr: Mapping[str, int]) -> None:
+        for gone in self._cidrs - set(per_cidr):
+            self.per_cidr.remove(gone)
+        for cidr, count in per_cidr.items():
+            self.per_cidr.labels(cidr).set(count)
+        self._cidrs = set(per_cidr)
 
     def limits(self, max_enis: int, max_ips: int) -> None:
         self.eni_max.set(max_enis)

@@ -3,9 +3,11 @@
 Every call first takes a token from a process-wide bucket for its API (AWS's published sizes and
 refill rates, ``vpccni.core.ec2_rate_limits``), waiting on the clock when the bucket is empty, so
 the node never provokes throttling by itself; then it is timed and reported (API, seconds, EC2
-error code) to the metrics port. An ``UnauthorizedOperation`` is remembered by the
-:class:`~vpccni.cloud.permissions.PermissionGate`: until its backoff is over the same call is
-refused here (:class:`~vpccni.cloud.permissions.Denied`, ``withheld``) without reaching EC2.
+error code) to the metrics port, and a failed call also by the port function that made it
+(``ec2_failure``: upstream's ``awscni_aws_utils_error_count{fn,error}``). An
+``UnauthorizedOperation`` is remembered by the :class:`~vpccni.cloud.permissions.PermissionGate`:
+until its backoff is over the same call is refused here (:class:`~vpccni.cloud.permissions.Denied`,
+``withheld``) without reaching EC2.
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ class GuardedEc2:
                 wait = bucket.wait_time(now)
             self.clock.sleep(wait)
 
-    def _call(self, api: str, action: Callable[[], T], resource: str = "") -> T:
+    def _call(self, api: str, fn: str, action: Callable[[], T], resource: str = "") -> T:
+        """``action`` (the EC2 API ``api``, called by the port function ``fn``) through the
+        permission gate and the rate limit, timed and counted."""
         gate = self.permissions
         gate.check(api, resource, self.clock.now())
         self._take(api)
@@ -66,12 +70,17 @@ class GuardedEc2:
             raise
         finally:
             self.metrics.ec2_call(api, time.monotonic() - started, code)
+            if code:
+                self.metrics.ec2_failure(fn, code)
         gate.allowed(api, resource)
         return result
 
     def describe_instance(self, instance_id: str) -> InstanceDescription:
         return self._call(
-            "DescribeInstances", lambda: self.inner.describe_instance(instance_id), instance_id
+            "DescribeInstances",
+            "describe_instance",
+            lambda: self.inner.describe_instance(instance_id),
+            instance_id,
         )
 
     def describe_enis(
@@ -81,6 +90,7 @@ class GuardedEc2:
     ) -> list[EniDescription]:
         return self._call(
             "DescribeNetworkInterfaces",
+            "describe_enis",
             lambda: self.inner.describe_enis(eni_ids, filters),
             ",".join(eni_ids),
         )
@@ -97,6 +107,7 @@ class GuardedEc2:
     ) -> EniDescription:
         return self._call(
             "CreateNetworkInterface",
+            "create_eni",
             lambda: self.inner.create_eni(
                 subnet_id,
                 security_groups,
@@ -112,6 +123,7 @@ class GuardedEc2:
     ) -> str:
         return self._call(
             "AttachNetworkInterface",
+            "attach_eni",
             lambda: self.inner.attach_eni(eni_id, instance_id, device_index, network_card),
             eni_id,
         )
@@ -119,6 +131,7 @@ class GuardedEc2:
     def set_delete_on_termination(self, eni_id: str, attachment_id: str) -> None:
         self._call(
             "ModifyNetworkInterfaceAttribute",
+            "set_delete_on_termination",
             lambda: self.inner.set_delete_on_termination(eni_id, attachment_id),
             eni_id,
         )
@@ -126,27 +139,37 @@ class GuardedEc2:
     def detach_eni(self, attachment_id: str, force: bool = False) -> None:
         self._call(
             "DetachNetworkInterface",
+            "detach_eni",
             lambda: self.inner.detach_eni(attachment_id, force),
             attachment_id,
         )
 
     def delete_eni(self, eni_id: str) -> None:
-        self._call("DeleteNetworkInterface", lambda: self.inner.delete_eni(eni_id), eni_id)
+        self._call(
+            "DeleteNetworkInterface", "delete_eni", lambda: self.inner.delete_eni(eni_id), eni_id
+        )
 
     def assign_ips(self, eni_id: str, count: int) -> list[IPv4Address]:
         return self._call(
-            "AssignPrivateIpAddresses", lambda: self.inner.assign_ips(eni_id, count), eni_id
+            "AssignPrivateIpAddresses",
+            "assign_ips",
+            lambda: self.inner.assign_ips(eni_id, count),
+            eni_id,
         )
 
     def assign_prefixes(self, eni_id: str, count: int) -> list[IPv4Network]:
         return self._call(
-            "AssignPrivateIpAddresses", lambda: self.inner.assign_prefixes(eni_id, count), eni_id
+            "AssignPrivateIpAddresses",
+            "assign_prefixes",
+            lambda: self.inner.assign_prefixes(eni_id, count),
+            eni_id,
         )
 
     def unassign_ips(self, eni_id: str, addresses: Sequence[IPv4Address]) -> None:
         if addresses:
             self._call(
                 "UnassignPrivateIpAddresses",
+                "unassign_ips",
                 lambda: self.inner.unassign_ips(eni_id, addresses),
                 eni_id,
             )
@@ -155,17 +178,26 @@ class GuardedEc2:
         if prefixes:
             self._call(
                 "UnassignPrivateIpAddresses",
+                "unassign_prefixes",
                 lambda: self.inner.unassign_prefixes(eni_id, prefixes),
                 eni_id,
             )
 
     def create_tags(self, resource_id: str, tags: Mapping[str, str]) -> None:
         if tags:
-            self._call("CreateTags", lambda: self.inner.create_tags(resource_id, tags), resource_id)
+            self._call(
+                "CreateTags",
+                "create_tags",
+                lambda: self.inner.create_tags(resource_id, tags),
+                resource_id,
+            )
 
     def subnet_free_addresses(self, subnet_id: str) -> int:
         return self._call(
-            "DescribeSubnets", lambda: self.inner.subnet_free_addresses(subnet_id), subnet_id
+            "DescribeSubnets",
+            "subnet_free_addresses",
+            lambda: self.inner.subnet_free_addresses(subnet_id),
+            subnet_id,
         )
 
     def describe_subnets(
@@ -174,5 +206,7 @@ class GuardedEc2:
         filters: Mapping[str, Sequence[str]] | None = None,
     ) -> list[Subnet]:
         return self._call(
-            "DescribeSubnets", lambda: self.inner.describe_subnets(subnet_ids, filters)
+            "DescribeSubnets",
+            "describe_subnets",
+            lambda: self.inner.describe_subnets(subnet_ids, filters),
         )

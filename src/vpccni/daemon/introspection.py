@@ -6,6 +6,11 @@ socket, mode 0600, removed at shutdown) by a bounded listener (``daemon.listener
 connections, a 5 s whole-request deadline, 2 workers). Like upstream (v1.23+), ``/v1/enis``
 blanks container ids and interface names so the output cannot be used to forge a DEL;
 ``/v1/pods`` does the same on TCP and shows them only on the root-only Unix socket.
+``/v1/enis`` has upstream's keys and value types (``tests/daemon/test_introspection_shapes.py``
+compares them): times as Go's RFC 3339 (``0001-01-01T00:00:00Z`` when unset), every address ever
+handed out and not yet reused listed with its ``UnassignedTime`` (cooling ones included), the
+primary ENI's ``RouteTableID`` 254 (``main``), as the datapath uses. ``/v1/ipamd-env-settings``
+holds upstream's five keys, then ours (the other pool targets and the provisioning variables).
 ``/v1/explain`` is the pool manager's current decision in the same JSON as ``vpccni explain``,
 plus ``cluster``: the cluster source's view (reachable, problem, the Node's max pods),
 ``no_address``: why the next pod would get no address (``core.no_address``), the same
@@ -28,18 +33,23 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from datetime import UTC, datetime
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from vpccni.cloud.guarded_ec2 import GuardedEc2
 from vpccni.cloud.permissions import EC2_ACTIONS
 from vpccni.core.explain import decision_json
+from vpccni.core.model import PREFIX_LENGTH, Assignment
+from vpccni.core.naming import route_table
 from vpccni.core.no_address import NoAddress, why_no_address
 from vpccni.core.subnets import eniconfig_name
 from vpccni.daemon.bootstrap import Node
+from vpccni.daemon.cluster import NoClusterSource
 from vpccni.daemon.listeners import JSON, Listener, http_listener
+from vpccni.settings_eni import ProvisioningSettings
 
 UPSTREAM_PATHS = (
     "/v1/enis",
@@ -56,31 +66,52 @@ TICK_BUDGET_SECONDS = 300.0
 """A tick in progress may legitimately last minutes (EC2 calls with their timeouts and retries,
 waiting for IMDS to list a new ENI: up to ~4 min); only past 3 periods plus this is it stuck."""
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+"""Go's ``time.Time{}`` as ``encoding/json`` writes it: upstream's value for a time never set."""
+ADDRESS_FAMILY_V4 = "4"
+ENICONFIG_DEFAULT = "default"
+"""Upstream's ENIConfig name for a Node that names none (``eniconfig.EniConfigDefault``)."""
+
+
+def go_time(at: float | None) -> str:
+    """``at`` (Unix seconds) as Go's ``time.Time`` marshals to JSON: RFC 3339 in UTC with the
+    fraction's trailing zeros dropped (RFC3339Nano); None is Go's zero time."""
+    if at is None:
+        return GO_ZERO_TIME
+    moment = datetime.fromtimestamp(at, tz=UTC)
+    fraction = f"{moment.microsecond:06d}".rstrip("0")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
 
 
 def enis_document(node: Node) -> dict[str, Any]:
-    """Upstream's ``/v1/enis``: network card "0" -> totals and ENIs with their CIDRs."""
+    """Upstream's ``/v1/enis``: network card "0" -> totals and ENIs with their CIDRs.
+
+    Each CIDR lists the addresses handed out in it, as upstream's sparse map does: the assigned
+    ones and the released ones not yet reused (with their ``UnassignedTime``; cooling ones among
+    them). ``TotalIPs`` counts every CIDR of both kinds, as upstream's raw counter does.
+    """
     service = node.service
     subnets = node.pool.engine.eni_subnets
     with service.lock:
         store = service.datastore
         assigned = {a.address: a for a in store.assignments()}
+        released = store.checkpoint_state().cooldowns
         enis: dict[str, Any] = {}
         total = 0
         for view in store.views(service.clock.now()):
+            networks = {IPv4Network(cidr.cidr): cidr.prefix for cidr in view.cidrs}
+            listed = _addresses_by_cidr(networks, assigned, released)
             cidrs: dict[str, Any] = {}
-            for cidr in view.cidrs:
-                network = IPv4Network(cidr.cidr)
-                total += cidr.size
-                addresses = {str(a): _address(assigned[a]) for a in network if a in assigned}
-                cidrs[cidr.cidr] = {
+            for network, prefix in networks.items():
+                total += network.num_addresses
+                cidrs[str(network)] = {
                     "Cidr": {
                         "IP": str(network.network_address),
                         "Mask": base64.b64encode(network.netmask.packed).decode(),
                     },
-                    "IPAddresses": addresses,
-                    "IsPrefix": cidr.prefix,
-                    "AddressFamily": "",
+                    "IPAddresses": listed.get(network, {}),
+                    "IsPrefix": prefix,
+                    "AddressFamily": ADDRESS_FAMILY_V4,
                 }
             info = view.info
             enis[view.eni_id] = {
@@ -92,37 +123,79 @@ def enis_document(node: Node) -> dict[str, Any]:
                 "AvailableIPv4Cidrs": cidrs,
                 "IPv6Cidrs": {},
                 "IsExcludedForPodIPs": info.excluded,
-                "RouteTableID": info.device_index + 1,
+                "RouteTableID": route_table(info.device_index),
                 "SubnetID": subnets.get(view.eni_id, ""),
             }
         return {"0": {"TotalIPs": total, "AssignedIPs": len(assigned), "ENIs": enis}}
 
 
-def _address(assignment: Any) -> dict[str, Any]:
+def _addresses_by_cidr(
+    networks: Mapping[IPv4Network, bool],
+    assigned: Mapping[IPv4Address, Assignment],
+    released: Mapping[IPv4Address, float],
+) -> dict[IPv4Network, dict[str, Any]]:
+    """The addresses of ``networks`` as upstream's ``IPAddresses`` maps, by CIDR."""
+    found: dict[IPv4Network, dict[str, Any]] = {}
+    for address in sorted({*assigned, *released}):
+        for length in (32, PREFIX_LENGTH):
+            network = IPv4Network((int(address) & (0xFFFFFFFF << (32 - length)), length))
+            if network in networks:
+                held = assigned.get(address)
+                entry = (
+                    _assigned_address(held)
+                    if held is not None
+                    else _released_address(address, released[address])
+                )
+                found.setdefault(network, {})[str(address)] = entry
+                break
+    return found
+
+
+def _assigned_address(assignment: Assignment) -> dict[str, Any]:
+    """An assigned address; the container id and interface name are blanked as upstream
+    (v1.23+) does, so the output cannot forge a DEL. Metadata fields are left out when empty
+    (upstream's ``omitempty``)."""
+    meta: dict[str, Any] = {}
+    if assignment.meta.namespace:
+        meta["k8sPodNamespace"] = assignment.meta.namespace
+    if assignment.meta.name:
+        meta["k8sPodName"] = assignment.meta.name
+    meta["interfacesCount"] = 1
     return {
         "Address": str(assignment.address),
         "IPAMKey": {"networkName": assignment.key.network, "containerID": "", "ifName": ""},
-        "IPAMMetadata": {
-            "k8sPodNamespace": assignment.meta.namespace,
-            "k8sPodName": assignment.meta.name,
-            "interfacesCount": 1,
-        },
-        "AssignedTime": assignment.assigned_at,
-        "UnassignedTime": None,
+        "IPAMMetadata": meta,
+        "AssignedTime": go_time(assignment.assigned_at),
+        "UnassignedTime": GO_ZERO_TIME,
     }
 
 
-def ipamd_env_document(node: Node) -> dict[str, Any]:
+def _released_address(address: IPv4Address, released_at: float) -> dict[str, Any]:
+    """A released address not yet reused: empty key and metadata, as upstream after a DEL.
+    Its ``AssignedTime`` is Go's zero time: vpccni keeps no assignment time once released."""
+    return {
+        "Address": str(address),
+        "IPAMKey": {"networkName": "", "containerID": "", "ifName": ""},
+        "IPAMMetadata": {},
+        "AssignedTime": GO_ZERO_TIME,
+        "UnassignedTime": go_time(released_at),
+    }
+
+
+def ipamd_env_document(node: Node, provisioning: ProvisioningSettings) -> dict[str, Any]:
+    """Upstream's ``/v1/ipamd-env-settings`` (its five keys, in its order), then ours: the other
+    pool targets and the provisioning variables (``Settings.provisioning``)."""
     config = node.config
     return {
         "WARM_IP_TARGET": config.warm_ip_target,
         "WARM_ENI_TARGET": config.warm_eni_target,
-        "MINIMUM_IP_TARGET": config.minimum_ip_target,
-        "WARM_PREFIX_TARGET": config.warm_prefix_target,
-        "ENABLE_PREFIX_DELEGATION": config.prefix_delegation,
         "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG": config.custom_networking,
         "AWS_MANAGE_ENIS_NON_SCHEDULABLE": config.manage_enis_non_schedulable,
         "ENABLE_SUBNET_DISCOVERY": config.subnet_discovery,
+        "MINIMUM_IP_TARGET": config.minimum_ip_target,
+        "WARM_PREFIX_TARGET": config.warm_prefix_target,
+        "ENABLE_PREFIX_DELEGATION": config.prefix_delegation,
+        **provisioning.document(),
     }
 
 
@@ -251,22 +324,29 @@ class Answer:
 
 
 def eni_configs_document(node: Node) -> Any:
-    """Upstream's ``/v1/eni-configs``: the node's ENIConfig name as a JSON string (``default``
-    when the Node names none); 404 while the Node cannot be read."""
+    """Upstream's ``/v1/eni-configs``: the node's ENIConfig name as a JSON string (``"default"``
+    when the Node names none); 404 while a cluster source cannot read the Node, as upstream
+    answers when its API call fails. A daemon with no cluster source and custom networking off
+    answers ``"default"``: the name selects nothing then, and upstream, which always reads the
+    Node, answers the same for an unlabelled one."""
     view = node.cluster.view()
+    config = node.config
     if view.node is None:
+        if not config.custom_networking and isinstance(node.cluster, NoClusterSource):
+            return ENICONFIG_DEFAULT
         reason = view.problem or "the Node has not been read yet"
         return Answer(404, {"error": f"cannot read this node's Node object: {reason}"})
-    config = node.config
     return eniconfig_name(view.node, config.eniconfig_label, config.eniconfig_annotation)
 
 
-def routes(node: Node, networkutils: Callable[[], dict[str, Any]]) -> dict[str, Callable[[], Any]]:
+def routes(
+    node: Node, networkutils: Callable[[], dict[str, Any]], provisioning: ProvisioningSettings
+) -> dict[str, Callable[[], Any]]:
     return {
         "/v1/enis": lambda: enis_document(node),
         "/v1/eni-configs": lambda: eni_configs_document(node),
         "/v1/networkutils-env-settings": networkutils,
-        "/v1/ipamd-env-settings": lambda: ipamd_env_document(node),
+        "/v1/ipamd-env-settings": lambda: ipamd_env_document(node, provisioning),
         "/v1/pods": lambda: pods_document(node),
         "/v1/explain": lambda: explain_document(node),
     }

@@ -142,5 +142,6 @@ class PoolManager:
             prefixes=sum(1 for v in views for c in v.cidrs if c.prefix),
             per_eni={v.eni_id: v.assigned for v in views},
         )
+        self.metrics.assigned_per_cidr({c.cidr: c.assigned for v in views for c in v.cidrs})
         cap = self.limits.eni_cap(self.config)
         self.metrics.limits(cap, cap * self.limits.addresses_per_eni(mode))

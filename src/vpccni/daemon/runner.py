@@ -65,6 +65,7 @@ from vpccni.daemon.sweep import PodSweep, run_sweep
 from vpccni.daemon.takeover import TakeoverOptions
 from vpccni.ports import Clock, Metrics, NullMetrics
 from vpccni.settings import DaemonSettings, DatapathSettings, Settings
+from vpccni.settings_eni import ProvisioningSettings
 
 log = logging.getLogger("vpccni.ipamd")
 
@@ -130,7 +131,18 @@ def run_daemon(settings: Settings) -> int:
     max_pods_warning = startup_max_pods_warning(choice, ipam, limits)
     if max_pods_warning is not None:
         log.warning("%s", max_pods_warning)
-    return _serve(_Running(node, options, clock, metrics, prometheus, settings.datapath, store))
+    return _serve(
+        _Running(
+            node,
+            options,
+            clock,
+            metrics,
+            prometheus,
+            settings.datapath,
+            store,
+            settings.provisioning,
+        )
+    )
 
 
 def _datapath_factory(
@@ -198,6 +210,7 @@ class _Running:
     prometheus: PrometheusMetrics | None
     datapath: DatapathSettings
     store: FileCheckpointStore
+    provisioning: ProvisioningSettings
 
 
 def _serve(running: _Running) -> int:
@@ -223,7 +236,11 @@ def _serve(running: _Running) -> int:
     )
     servers: list[Any] = [rpc]
     # /healthz and /readyz are served even with DISABLE_INTROSPECTION (then nothing else is).
-    table = {} if options.introspection_bind is None else routes(node, lambda: networkutils)
+    table = (
+        {}
+        if options.introspection_bind is None
+        else routes(node, lambda: networkutils, running.provisioning)
+    )
     servers.append(serve_introspection(options.health_bind, table, health))
     if prometheus is not None and options.metrics_bind is not None:
         servers.append(serve_metrics(options.metrics_bind, prometheus.exposition))
