@@ -9,6 +9,13 @@ cleanup deletes ENIs that carry our instance tag and description, are unattached
 and older than five minutes - what a daemon killed between create and attach leaves behind. A
 denied call in the sweep (UnauthorizedOperation) skips that ENI, or the whole pass when the
 sweep may not list ENIs; the permission gate names it and holds the call back.
+
+With ``provisioning`` off (``DISABLE_NETWORK_RESOURCE_PROVISIONING`` / ``ENABLE_IMDS_ONLY_MODE``)
+every call that changes EC2 is refused here (:class:`ProvisioningDisabled`) before it is sent -
+a backstop: the pool engine asks for none. With ``leaked_cleanup`` off
+(``DISABLE_LEAKED_ENI_CLEANUP``, or provisioning off) the sweep does nothing. Every ENI this node
+creates or adopts carries ``NodeContext.tags()``: its instance, its cluster and
+``ADDITIONAL_ENI_TAGS`` (``extra_tags``).
 """
 
 from __future__ import annotations
@@ -74,16 +81,38 @@ class NodeContext:
         return tags
 
 
+class ProvisioningDisabled(CloudError):
+    """A call that changes EC2 while provisioning is off (never sent)."""
+
+
 class EniLifecycle:
     """Create, attach, free and clean up ENIs for one node."""
 
     def __init__(
-        self, ec2: Ec2, clock: Clock, node: NodeContext, rng: random.Random | None = None
+        self,
+        ec2: Ec2,
+        clock: Clock,
+        node: NodeContext,
+        rng: random.Random | None = None,
+        *,
+        provisioning: bool = True,
+        leaked_cleanup: bool = True,
     ) -> None:
         self.ec2 = ec2
         self.clock = clock
         self.node = node
         self.rng = rng or random.Random()
+        self.provisioning = provisioning
+        self.leaked_cleanup = leaked_cleanup and provisioning
+
+    def _may_change(self, operation: str) -> None:
+        if not self.provisioning:
+            raise ProvisioningDisabled(
+                f"{operation} not sent: provisioning is off (DISABLE_NETWORK_RESOURCE_PROVISIONING "
+                "or ENABLE_IMDS_ONLY_MODE)",
+                code="ProvisioningDisabled",
+                operation=operation,
+            )
 
     def allocate_eni(
         self,
@@ -97,6 +126,7 @@ class EniLifecycle:
         """A new ENI attached to this node with the requested addresses or prefixes, in
         ``subnet_id`` with ``security_groups`` (default: the node's subnet and the primary
         ENI's groups; a pod subnet of custom networking or subnet discovery otherwise)."""
+        self._may_change("CreateNetworkInterface")
         tags = {**self.node.tags(), TAG_CREATED_AT: rfc3339(self.clock.now())}
         groups = self.node.security_groups if security_groups is None else security_groups
         eni = self.ec2.create_eni(
@@ -130,6 +160,7 @@ class EniLifecycle:
 
     def free_eni(self, eni_id: str) -> None:
         """Detach (if attached) and delete ``eni_id``; an ENI that is already gone is fine."""
+        self._may_change("DetachNetworkInterface")
         try:
             eni = self.describe(eni_id)
         except NotFound:
@@ -159,12 +190,15 @@ class EniLifecycle:
 
     def assign_cidrs(self, eni_id: str, count: int, prefixes: bool) -> list[IPv4Network]:
         """Assign ``count`` /28 prefixes or secondary addresses (as /32s) to an ENI."""
+        self._may_change("AssignPrivateIpAddresses")
         if prefixes:
             return self.ec2.assign_prefixes(eni_id, count)
         return [IPv4Network((int(ip), 32)) for ip in self.ec2.assign_ips(eni_id, count)]
 
     def release_cidrs(self, eni_id: str, cidrs: Sequence[IPv4Network]) -> None:
         """Give /32 addresses and /28 prefixes back to EC2 (no call for an empty kind)."""
+        if cidrs:
+            self._may_change("UnassignPrivateIpAddresses")
         self.ec2.unassign_ips(eni_id, [c.network_address for c in cidrs if c.prefixlen == 32])
         self.ec2.unassign_prefixes(eni_id, [c for c in cidrs if c.prefixlen != 32])
 
@@ -196,6 +230,7 @@ class EniLifecycle:
         wanted = self.node.tags()
         missing = {k: v for k, v in wanted.items() if eni.tags.get(k) != v}
         if missing:
+            self._may_change("CreateTags")
             self._retry(lambda: self.ec2.create_tags(eni.eni_id, missing), TAG)
 
     def cleanup_leaked_enis(self) -> list[str]:
@@ -204,8 +239,10 @@ class EniLifecycle:
         An ENI without a creation tag gets one now and is kept for the next pass. Upstream also
         re-tags an unparsable creation time but deletes the ENI in the same pass; we keep it.
         A denied call (UnauthorizedOperation) never fails the pass: the ENI is skipped (or, for
-        the listing, nothing is deleted) until the next one.
+        the listing, nothing is deleted) until the next one. Off (``leaked_cleanup``): nothing.
         """
+        if not self.leaked_cleanup:
+            return []
         filters: dict[str, list[str]] = {
             "tag-key": [TAG_INSTANCE_ID],
             "status": ["available"],

@@ -14,6 +14,12 @@ every address a pod veth routes is made held by that pod (``vpccni.daemon.recove
 checkpoint that lost an entry can never hand a running pod's address to another. With
 ``recover_from`` (``--recover``) the checkpoint's files are first moved aside and the checkpoint
 is rebuilt from EC2 (reconcile) plus that cross-check, and a report says what was recovered.
+
+The provisioning variables (``NodeOptions.provisioning``) shape this: with provisioning off
+nothing is tagged or released at start-up (inactive-kind CIDRs stay, unused); in IMDS-only mode
+EC2 is not called at all - the VPC, subnet and security groups come from the primary interface in
+IMDS, the instance type from IMDS, limits from the shipped table; the leaked-ENI sweep runs only
+when ``leaked_eni_cleanup`` (each switch that is off is logged once, with the variable behind it).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from vpccni.cloud.lifecycle import EniLifecycle, NodeContext
-from vpccni.core.aws_types import CloudError, InstanceIdentity
+from vpccni.core.aws_types import CloudError, ImdsInterface, InstanceIdentity
 from vpccni.core.checkpoint import ReleaseRecord
 from vpccni.core.config import ConfigError, IpamConfig
 from vpccni.core.config import refusals as startup_refusals
@@ -42,6 +48,7 @@ from vpccni.daemon.recover import adopt_routed_pods, prepare_recovery, recovery_
 from vpccni.daemon.service import IpamService
 from vpccni.daemon.spool import SpoolReplay, replay_spool
 from vpccni.daemon.takeover import TakeoverOptions, TakeoverReport, take_over
+from vpccni.engine import ProvisioningPolicy
 from vpccni.ports import (
     CheckpointStore,
     Clock,
@@ -52,13 +59,14 @@ from vpccni.ports import (
     Metrics,
     NullMetrics,
 )
+from vpccni.settings_eni import ProvisioningSettings
 
 log = logging.getLogger("vpccni.ipamd")
 
 
 @dataclass(frozen=True)
 class NodeOptions:
-    """Start-up choices that are not upstream environment variables."""
+    """Start-up choices (upstream's variables are in ``provisioning`` only)."""
 
     spool_dir: Path
     cluster_name: str = ""
@@ -67,6 +75,8 @@ class NodeOptions:
     """``--recover``: the checkpoint directory to move aside and rebuild (needs a datapath)."""
     takeover: TakeoverOptions | None = None
     """Upstream's checkpoint, imported at a first start (``vpccni.daemon.takeover``)."""
+    provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
+    """What the daemon may do to EC2 (the upstream variables of ``vpccni.settings_eni``)."""
 
 
 @dataclass
@@ -117,7 +127,7 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
     primary = next((i for i in imds.interfaces() if i.mac == identity.primary_mac), None)
     if primary is None:
         raise CloudError(f"IMDS lists no interface for the primary MAC {identity.primary_mac}")
-    instance = ec2.describe_instance(identity.instance_id)
+    _log_provisioning(options.provisioning)
     # eni-max-pods.txt's figure; with custom networking `vpccni max-pods --custom-networking`'s
     # (the primary ENI carries no pod address)
     max_pods_default = compute_max_pods(
@@ -129,18 +139,10 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
         max_pods=options.max_pods or max_pods_default,
         trunking=limits_entry.trunking,
     )
-    context = NodeContext(
-        instance_id=identity.instance_id,
-        vpc_id=instance.vpc_id or primary.vpc_id,
-        subnet_id=instance.subnet_id or primary.subnet_id,
-        security_groups=tuple(sorted(primary.security_group_ids or instance.security_groups)),
-        cluster_name=options.cluster_name,
-        availability_zone=identity.availability_zone,
-    )
+    context = _node_context(ec2, identity, primary, options)
     datastore = Datastore(config.mode, config.ip_cooldown_seconds)
     service = IpamService(datastore, store, clock)
-    lifecycle = EniLifecycle(ec2, clock, context, random.Random())
-    pool = PoolManager(service, lifecycle, config, limits, ports.metrics, imds=imds)
+    pool = _pool_manager(config, limits, service, context, ports, provisioning=options.provisioning)
     pool.engine.cluster = ports.cluster  # custom networking reads the node's ENIConfig from it
     if ports.make_datapath is not None:
         if primary.subnet_cidr is None:
@@ -157,7 +159,8 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
     pool.reconcile_or_raise(force_ec2=True)
     takeover = take_over(options.takeover, pool.datapath, service, clock.now())  # before restore
     stale = _restore(service, store)
-    _release_inactive_kind(pool)
+    if options.provisioning.provisioning:  # else nothing may be released: they stay, unused
+        _release_inactive_kind(pool)
     spool = replay_spool(options.spool_dir, service)
     if pool.datapath is not None:
         datapath = pool.datapath
@@ -174,7 +177,7 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
                 log.warning("%s", line)
         datapath.converge(service)  # after the replay: released pods lose their links
     try:
-        leaked = lifecycle.cleanup_leaked_enis()
+        leaked = pool.lifecycle.cleanup_leaked_enis()
     except CloudError as error:
         log.warning("leaked-ENI cleanup failed: %s", error)
         leaked = []
@@ -200,6 +203,83 @@ def bootstrap(config: IpamConfig, options: NodeOptions, ports: NodePorts) -> Nod
         ports.cluster,
         takeover,
     )
+
+
+def _node_context(
+    ec2: Ec2, identity: InstanceIdentity, primary: ImdsInterface, options: NodeOptions
+) -> NodeContext:
+    """Where this node's ENIs go and how they are tagged: EC2's view of the instance, with the
+    primary interface in IMDS filling gaps (and standing in for EC2 in IMDS-only mode)."""
+    provisioning = options.provisioning
+    instance = None if provisioning.imds_only else ec2.describe_instance(identity.instance_id)
+    groups = primary.security_group_ids or (instance.security_groups if instance else ())
+    return NodeContext(
+        instance_id=identity.instance_id,
+        vpc_id=(instance.vpc_id if instance else "") or primary.vpc_id,
+        subnet_id=(instance.subnet_id if instance else "") or primary.subnet_id,
+        security_groups=tuple(sorted(groups)),
+        cluster_name=options.cluster_name,
+        extra_tags=provisioning.additional_tags,
+        availability_zone=identity.availability_zone,
+    )
+
+
+def _pool_manager(
+    config: IpamConfig,
+    limits: NodeLimits,
+    service: IpamService,
+    context: NodeContext,
+    ports: NodePorts,
+    *,
+    provisioning: ProvisioningSettings,
+) -> PoolManager:
+    """The pool manager over an ENI lifecycle that may do what ``provisioning`` allows."""
+    lifecycle = EniLifecycle(
+        ports.ec2,
+        ports.clock,
+        context,
+        random.Random(),
+        provisioning=provisioning.provisioning,
+        leaked_cleanup=provisioning.leaked_eni_cleanup,
+    )
+    policy = ProvisioningPolicy(
+        provisioning.provisioning, provisioning.imds_only, provisioning.manage_untagged
+    )
+    return PoolManager(
+        service, lifecycle, config, limits, ports.metrics, imds=ports.imds, policy=policy
+    )
+
+
+def _log_provisioning(provisioning: ProvisioningSettings) -> None:
+    """Say once, at start, which of EC2's changes the daemon will not make, and why."""
+    if provisioning.imds_only:
+        log.warning(
+            "ENABLE_IMDS_ONLY_MODE=true: the node's ENIs are read from IMDS only (no EC2 call, no "
+            "tags) and nothing is provisioned: pods get the addresses already on attached ENIs"
+        )
+        if not provisioning.manage_untagged:
+            log.warning(
+                "MANAGE_UNTAGGED_ENI=false with ENABLE_IMDS_ONLY_MODE=true: IMDS shows no tags, "
+                "so every secondary ENI is unmanaged (as upstream); only the primary ENI is used"
+            )
+    elif not provisioning.provisioning:
+        log.warning(
+            "DISABLE_NETWORK_RESOURCE_PROVISIONING=true: no ENI or address is created, assigned, "
+            "released, freed or tagged; pods get the addresses already on attached ENIs "
+            "(reconcile adds what another tool assigns)"
+        )
+    if not provisioning.leaked_eni_cleanup:
+        why = (
+            "DISABLE_LEAKED_ENI_CLEANUP=true"
+            if provisioning.provisioning
+            else "provisioning is off, so nothing is deleted"
+        )
+        log.info("leaked-ENI cleanup is off: %s", why)
+    if not provisioning.manage_untagged:
+        log.info(
+            "MANAGE_UNTAGGED_ENI=false: attached ENIs without this node's instance_id tag are "
+            "left alone unless tagged node.k8s.amazonaws.com/no_manage=false"
+        )
 
 
 def _restore(service: IpamService, store: CheckpointStore) -> int:

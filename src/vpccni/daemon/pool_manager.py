@@ -19,7 +19,7 @@ from vpccni.core.pool_rules import EniView, NodeLimits
 from vpccni.core.scaling import Decision
 from vpccni.daemon.datapath import Datapath
 from vpccni.daemon.service import IpamService
-from vpccni.engine import EngineState, PoolEngine
+from vpccni.engine import EngineState, PoolEngine, ProvisioningPolicy
 from vpccni.engine.reconcile import ReconcileOutcome
 from vpccni.ports import Clock, Imds, Metrics, NullMetrics
 
@@ -69,6 +69,7 @@ class PoolManager:
         metrics: Metrics | None = None,
         *,
         imds: Imds,
+        policy: ProvisioningPolicy | None = None,
     ) -> None:
         self.metrics: Metrics = metrics or NullMetrics()
         self.service = service
@@ -76,7 +77,13 @@ class PoolManager:
         self.config = config
         self.limits = limits
         self.engine = PoolEngine(
-            ServiceLedger(service), lifecycle, config, limits, imds, metrics=self.metrics
+            ServiceLedger(service),
+            lifecycle,
+            config,
+            limits,
+            imds,
+            metrics=self.metrics,
+            policy=policy,
         )
         self._datapath: Datapath | None = None
         self._act_lock = threading.Lock()
@@ -143,5 +150,5 @@ class PoolManager:
             per_eni={v.eni_id: v.assigned for v in views},
         )
         self.metrics.assigned_per_cidr({c.cidr: c.assigned for v in views for c in v.cidrs})
-        cap = self.limits.eni_cap(self.config)
+        cap = self.engine.pool_limits.eni_cap(self.config)  # unmanaged ENIs' slots left out
         self.metrics.limits(cap, cap * self.limits.addresses_per_eni(mode))

@@ -100,6 +100,7 @@ def run_daemon(settings: Settings) -> int:
             None
             if options.recover
             else TakeoverOptions(options.upstream_checkpoint, options.checkpoint_dir),
+            provisioning=settings.provisioning,
         )
 
     node = _bootstrap_until_ready(

@@ -10,6 +10,6 @@ optional link check for the datapath and the clock.
 
 from vpccni.engine.ledger import LinkCheck, PoolLedger
 from vpccni.engine.pool_engine import PoolEngine
-from vpccni.engine.state import EngineState
+from vpccni.engine.state import EngineState, ProvisioningPolicy
 
-__all__ = ["EngineState", "LinkCheck", "PoolEngine", "PoolLedger"]
+__all__ = ["EngineState", "LinkCheck", "PoolEngine", "PoolLedger", "ProvisioningPolicy"]

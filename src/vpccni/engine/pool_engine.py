@@ -20,7 +20,10 @@ that action (for that ENI) until the permission gate's backoff is over - 60 s do
 the pool once IMDS lists it (polled with backoff, as upstream's ``WaitForENIAndIPsAttached``)
 and, with a datapath, its link is configured. ``reconcile`` (module ``vpccni.engine.reconcile``)
 makes the ledger match the node's ENIs. Errors never escape a tick: they are counted, remembered
-for ``explain`` and retried on a later tick.
+for ``explain`` and retried on a later tick. Unmanaged ENIs attached to the node (``no_manage``,
+or untagged with ``MANAGE_UNTAGGED_ENI=false``) take ENI slots the pool cannot have. With
+provisioning off (:class:`~vpccni.engine.state.ProvisioningPolicy`) a tick decides with no
+action and nothing is sent to EC2 but reads; in IMDS-only mode not even those.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from vpccni.core.subnets import PlacementProblem, Target, excluded_releases, gro
 from vpccni.engine.ledger import LinkCheck, PoolLedger
 from vpccni.engine.placement import Placement
 from vpccni.engine.reconcile import ReconcileOutcome, reconcile
-from vpccni.engine.state import EngineState
+from vpccni.engine.state import EngineState, ProvisioningPolicy
 from vpccni.ports import Clock, ClusterSource, Imds, Metrics, NullMetrics
 
 log = logging.getLogger("vpccni.ipamd")
@@ -111,8 +114,10 @@ class PoolEngine:
         *,
         metrics: Metrics | None = None,
         links: LinkCheck | None = None,
+        policy: ProvisioningPolicy | None = None,
     ) -> None:
         self.ledger = ledger
+        self.policy = policy or ProvisioningPolicy()
         self.lifecycle = lifecycle
         self.ec2 = lifecycle.ec2
         self.clock: Clock = lifecycle.clock
@@ -148,17 +153,35 @@ class PoolEngine:
 
     # -- deciding and acting --------------------------------------------------------------------
 
+    @property
+    def pool_limits(self) -> NodeLimits:
+        """The node's limits less the ENI slots unmanaged ENIs take (upstream counts them
+        against the ENI limit); the primary ENI's slot always remains."""
+        taken = self.state.unmanaged_slots
+        if not taken:
+            return self.limits
+        cap = max(self.limits.eni_cap(self.config) - taken, 1)
+        return replace(self.limits, max_enis=cap)
+
     def decide(self) -> Decision:
-        """The core's decision on the current pool, without acting on it."""
+        """The core's decision on the current pool, without acting on it (with provisioning
+        off: the same figures, no action)."""
         now = self.clock.now()
-        return plan_scaling(
-            self.ledger.views(now), self.config, self.limits, now, self.state.timing()
+        decision = plan_scaling(
+            self.ledger.views(now), self.config, self.pool_limits, now, self.state.timing()
         )
+        if self.policy.provisioning or not decision.actions:
+            return decision
+        why = "provisioning is off (DISABLE_NETWORK_RESOURCE_PROVISIONING or ENABLE_IMDS_ONLY_MODE)"
+        skipped = "; ".join(action.reason for action in decision.actions)
+        return replace(decision, actions=(), reasons=(*decision.reasons, f"{why}: not {skipped}"))
 
     def tick(self) -> Decision:
         """Decide and act once; returns the decision taken."""
         decision = self.decide()
         self.state.last_decision = decision
+        if not self.policy.provisioning:
+            return decision  # nothing is created, assigned, released or freed
         grew = False
         for action in decision.actions:
             if self._denied(action):
@@ -197,6 +220,9 @@ class PoolEngine:
 
     def _run(self, action: Action) -> None:
         state = self.state
+        if not self.policy.provisioning:
+            self.log.debug("%s skipped: provisioning is off", action.reason)
+            return
         try:
             self._runners[action.action](action)
         except PlacementBlocked as error:
@@ -293,7 +319,7 @@ class PoolEngine:
         """The other ENIs with a free slot, in turn, until one takes addresses."""
         views = self.ledger.views(self.clock.now())
         slots = self.limits.slots_per_eni
-        for view in allocatable_enis(views, self.config, self.limits):
+        for view in allocatable_enis(views, self.config, self.pool_limits):
             if view.eni_id == exhausted_eni:
                 continue
             count = min(slots - len(view.cidrs), want)
@@ -308,7 +334,7 @@ class PoolEngine:
     def _grow_into_new_eni(self, action: Action, exhausted: SubnetExhausted) -> None:
         """Every ENI's subnet is out of addresses: a new ENI, if there is room for one."""
         views = self.ledger.views(self.clock.now())
-        if not has_room_for_eni(views, self.config, self.limits):
+        if not has_room_for_eni(views, self.config, self.pool_limits):
             raise exhausted
         stats = pool_stats(views, self.config.mode)
         slots = self.limits.slots_per_eni
@@ -389,7 +415,11 @@ class PoolEngine:
         """An ENI joining the pool, marked excluded from pod addresses when it must be."""
         if subnet_id:
             self.eni_subnets[info.eni_id] = subnet_id
-        if self.placement.excluded(subnet_id, info.primary):
+        if self.policy.imds_only:  # no DescribeSubnets: no subnet is known to be excluded
+            excluded = info.primary and self.config.custom_networking
+        else:
+            excluded = self.placement.excluded(subnet_id, info.primary)
+        if excluded:
             why = (
                 "the primary ENI under custom networking"
                 if info.primary and (self.config.custom_networking)
@@ -535,8 +565,10 @@ class PoolEngine:
 
         Read at start-up, on exhaustion and after the pool grew, at most once per 10 minutes:
         a read every reconcile on every node would spend the account's DescribeSubnets budget
-        at scale.
+        at scale. Never in IMDS-only mode (no EC2 call at all).
         """
+        if self.policy.imds_only:
+            return
         now = self.clock.now()
         last = self.state.subnet_read_at
         if not force and last is not None and now - last < SUBNET_READ_SECONDS:

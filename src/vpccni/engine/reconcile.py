@@ -12,22 +12,29 @@ nothing. An adopted ENI is marked excluded from pod addresses when its subnet is
 (subnet discovery) or it is the primary ENI under custom networking. An ENI is tagged before it
 is adopted: when EC2 denies the tags (UnauthorizedOperation: under the tag-scoped IAM policy, an
 ENI that is not this cluster's), the ENI is left alone - not adopted, never filled or freed -
-and is not looked at again before the denial's backoff is over.
+and is not looked at again before the denial's backoff is over. With provisioning off nothing is
+tagged; in IMDS-only mode IMDS is the truth too (``imds_truth``: no tags, so with
+``MANAGE_UNTAGGED_ENI=false`` only the primary ENI is managed, as upstream), and IMDS's lag is
+then trusted for removals as well. Attached ENIs left unmanaged take ENI slots from the pool.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from typing import TYPE_CHECKING
 
 from vpccni.cloud.permissions import FIRST_WAIT_SECONDS, Denied
-from vpccni.core.aws_types import CloudError, EniDescription, Unauthorized
+from vpccni.core.aws_types import CloudError, EniDescription, ImdsInterface, Unauthorized
 from vpccni.core.reconcile import (
     RECONCILE_COOLDOWN_SECONDS,
     ReconcilePlan,
     imds_difference,
+    imds_truth,
     plan_reconcile,
     unmanaged_enis,
+    unmanaged_slots,
 )
 
 if TYPE_CHECKING:
@@ -57,23 +64,21 @@ def reconcile(engine: PoolEngine, *, force_ec2: bool = False) -> ReconcileOutcom
     for eni_id in [e for e, until in denied.items() if now >= until]:
         del denied[eni_id]
     current = engine.ledger.cidrs_by_eni()
-    difference = "start-up: EC2 is read once" if force_ec2 else None
-    if difference is None:
-        interfaces = engine.imds.interfaces()
-        ignored = state.unmanaged | set(denied)
-        difference = imds_difference(current, interfaces, now, released, ignored)
+    difference, interfaces = _difference(engine, current, now, force_ec2)
     if difference is None:
         state.imds_reconciles += 1
         state.may_differ = bool(released)
         return ReconcileOutcome(None, read_ec2=False)
-    engine.log.info("reconcile: %s; reading EC2", difference)
     instance_id = engine.lifecycle.node.instance_id
-    truth = engine.ec2.describe_enis(filters={"attachment.instance-id": [instance_id]})
-    state.ec2_reconciles += 1
+    policy = engine.policy
+    truth = _truth(engine, difference, interfaces)
     now = engine.clock.now()
-    state.unmanaged = unmanaged_enis(truth, instance_id)
+    state.unmanaged = unmanaged_enis(truth, instance_id, policy.manage_untagged)
+    state.unmanaged_slots = unmanaged_slots(truth, instance_id, state.unmanaged)
     current = engine.ledger.cidrs_by_eni()
-    plan = plan_reconcile(current, truth, instance_id, now, released)
+    plan = plan_reconcile(
+        current, truth, instance_id, now, released, manage_untagged=policy.manage_untagged
+    )
     described = {eni.eni_id: eni for eni in truth}
     for eni in truth:
         if eni.subnet_id:
@@ -99,12 +104,50 @@ def reconcile(engine: PoolEngine, *, force_ec2: bool = False) -> ReconcileOutcom
     state.may_differ = pending or bool(released)
     return ReconcileOutcome(
         difference,
-        read_ec2=True,
+        read_ec2=not policy.imds_only,
         adopted=adopted,
         added=len(plan.add_cidrs),
         removed=len(plan.remove_cidrs) + len(plan.remove_enis),
         pods_lost=lost,
     )
+
+
+def _difference(
+    engine: PoolEngine,
+    current: Mapping[str, frozenset[IPv4Network]],
+    now: float,
+    force_ec2: bool,
+) -> tuple[str | None, list[ImdsInterface] | None]:
+    """Why the pool may differ from the node (None: it does not), and IMDS's interfaces when
+    they were read. Start-up reads the truth once (EC2, or IMDS in IMDS-only mode)."""
+    state = engine.state
+    imds_only = engine.policy.imds_only
+    if force_ec2 and not imds_only:
+        return "start-up: EC2 is read once", None
+    interfaces = engine.imds.interfaces()
+    if force_ec2:
+        return "start-up: IMDS is read (ENABLE_IMDS_ONLY_MODE)", interfaces
+    listed = {i.eni_id for i in interfaces if i.network_card == 0}
+    state.unmanaged_slots = len(listed & state.unmanaged)  # one detached frees its slot
+    ignored = state.unmanaged | set(state.denied_enis)
+    found = imds_difference(current, interfaces, now, state.recently_released, ignored)
+    return found, interfaces
+
+
+def _truth(
+    engine: PoolEngine, difference: str, interfaces: list[ImdsInterface] | None
+) -> list[EniDescription]:
+    """The node's ENIs as the truth: EC2's description, or IMDS's in IMDS-only mode."""
+    state = engine.state
+    instance_id = engine.lifecycle.node.instance_id
+    if engine.policy.imds_only and interfaces is not None:
+        engine.log.info("reconcile: %s; IMDS is the truth (ENABLE_IMDS_ONLY_MODE)", difference)
+        state.imds_reconciles += 1
+        return imds_truth(interfaces, instance_id)
+    engine.log.info("reconcile: %s; reading EC2", difference)
+    truth = engine.ec2.describe_enis(filters={"attachment.instance-id": [instance_id]})
+    state.ec2_reconciles += 1
+    return truth
 
 
 def _adopt(
@@ -137,8 +180,9 @@ def _count_forced(engine: PoolEngine, enis: int, pods: int) -> None:
 
 
 def _tag(engine: PoolEngine, eni: EniDescription) -> bool:
-    """Tag an ENI about to be adopted; False when EC2 denied it (the ENI is then left alone)."""
-    if eni.interface_type == "trunk":
+    """Tag an ENI about to be adopted; False when EC2 denied it (the ENI is then left alone).
+    With provisioning off nothing is tagged (upstream)."""
+    if eni.interface_type == "trunk" or not engine.policy.provisioning:
         return True
     try:
         engine.lifecycle.tag_eni(eni)

@@ -1,4 +1,4 @@
-"""What the pool engine remembers between ticks and reconciles."""
+"""What the pool engine remembers between ticks and reconciles, and what it may do to EC2."""
 
 from __future__ import annotations
 
@@ -11,6 +11,20 @@ from vpccni.core.scaling import Decision, PoolTiming
 from vpccni.core.subnets import PlacementProblem
 
 
+@dataclass(frozen=True)
+class ProvisioningPolicy:
+    """What the engine may do to EC2 (upstream's awsutils variables; the default is upstream's)."""
+
+    provisioning: bool = True
+    """False (``DISABLE_NETWORK_RESOURCE_PROVISIONING``): no ENI or address is created, assigned,
+    released, freed or tagged; ticks decide but act on nothing, reconcile only follows."""
+    imds_only: bool = False
+    """``ENABLE_IMDS_ONLY_MODE``: the node's ENIs are read from IMDS only, never from EC2 (no
+    tags, no DescribeSubnets); implies ``provisioning`` off."""
+    manage_untagged: bool = True
+    """``MANAGE_UNTAGGED_ENI``: an attached ENI without this node's instance tag is managed."""
+
+
 @dataclass
 class EngineState:
     """Timers of the decision rules, the reconcile cooldown cache and the errors seen."""
@@ -21,7 +35,10 @@ class EngineState:
     recently_released: dict[IPv4Network, float] = field(default_factory=dict)
     """CIDRs this node released, and when: not re-added from stale data within the cooldown."""
     unmanaged: set[str] = field(default_factory=set)
-    """Attached ENIs EC2 says are not ours to manage (no_manage tag, other network cards)."""
+    """Attached ENIs EC2 says are not ours to manage (no_manage tag, other network cards,
+    untagged with ``MANAGE_UNTAGGED_ENI=false``)."""
+    unmanaged_slots: int = 0
+    """The ENI slots of network card 0 that unmanaged ENIs take: the pool has that many fewer."""
     may_differ: bool = True
     """The pool may lack something EC2 holds (a failed call, an attachment still pending)."""
     throttled_until: float | None = None
