@@ -189,3 +189,17 @@ def test_prefix_mode_node_full() -> None:
     cause = why([full], config, limits)
     assert cause.message.startswith("node full: 1 of 1 ENIs, 16 of 16 addresses assigned")
     assert "prefix delegation" not in cause.action
+
+
+def test_provisioning_off_says_who_must_add_addresses() -> None:
+    cause = why([eni(0, 7, cooling=2)], facts=PoolFacts(provisioning=False))
+    assert (cause.reason, cause.retryable) == ("provisioning_off", True)
+    assert cause.message == (
+        "provisioning is off (DISABLE_NETWORK_RESOURCE_PROVISIONING or ENABLE_IMDS_ONLY_MODE): "
+        "vpccni adds no address itself, and all 9 on the node's ENIs are taken "
+        "(7 assigned, 2 cooling)"
+    )
+    assert cause.action.startswith("assign more addresses to the node's ENIs")
+    assert (
+        why_no_address([eni(0, 8)], DEFAULTS, C5_LARGE, PoolFacts(provisioning=False), NOW) is None
+    )

@@ -6,7 +6,8 @@ failed growth call, the throttle and subnet-exhaustion pauses, the subnet's last
 count, when the cooling addresses were released) at ``now``, and names the one cause an operator
 has to act on - instead of upstream's single "no available IP" for every case. Checked in order:
 
-1. an address is ready: no cause (``None``);
+1. an address is ready: no cause (``None``); provisioning is off: addresses come only from
+   whoever assigns them to the node's ENIs;
 2. the pool cannot grow: cooling addresses (they come back), else max pods, MAX_ENI or the
    instance's ENI limit (node full) - no retry helps without a change;
 3. the daemon has not run its first pool pass yet (starting);
@@ -60,6 +61,7 @@ REASONS = (
     "growing",
     "starting",
     "targets",
+    "provisioning_off",
 )
 """Every cause's short name (the ``reason`` label of ``vpccni_no_address_adds_total``)."""
 _PERMISSION = re.compile(r"\bnot authorized to perform: ([A-Za-z0-9-]+:[A-Za-z0-9]+)")
@@ -103,6 +105,9 @@ class PoolFacts:
     """When each released address was released (only those still cooling matter)."""
     placement_problem: PlacementProblem | None = None
     """Why no new ENI can be placed (``vpccni.core.subnets``), if so."""
+    provisioning: bool = True
+    """False: ``DISABLE_NETWORK_RESOURCE_PROVISIONING`` or ``ENABLE_IMDS_ONLY_MODE``; the pool
+    holds only what someone else assigns to the node's ENIs."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,8 @@ def why_no_address(
     stats = pool_stats(enis, config.mode)
     if stats.total - stats.assigned - stats.cooldown > 0:
         return None
+    if not facts.provisioning:
+        return _provisioning_off(stats.total, stats.assigned, stats.cooldown)
     if not _can_grow(enis, config, limits, stats.total):
         if stats.cooldown > 0:
             return _cooling(stats.cooldown, config, facts, now)
@@ -143,6 +150,18 @@ def why_no_address(
         if found is not None:
             return found
     return _growing(enis, config, limits)
+
+
+def _provisioning_off(total: int, assigned: int, cooling: int) -> NoAddress:
+    return NoAddress(
+        "provisioning_off",
+        "provisioning is off (DISABLE_NETWORK_RESOURCE_PROVISIONING or ENABLE_IMDS_ONLY_MODE): "
+        f"vpccni adds no address itself, and all {total} on the node's ENIs are taken "
+        f"({assigned} assigned, {cooling} cooling)",
+        "assign more addresses to the node's ENIs (they join the pool at the next reconcile), "
+        "or unset the variable so that vpccni grows the pool",
+        True,
+    )
 
 
 def _starting(total: int, assigned: int, facts: PoolFacts) -> NoAddress | None:

@@ -225,7 +225,7 @@ def no_address_cause(node: Node) -> NoAddress | None:
         now = service.clock.now()
         views = service.datastore.views(now)
         released = tuple(service.datastore.checkpoint_state().cooldowns.values())
-    facts = pool.state.facts(pool.lifecycle.node.subnet_id, released)
+    facts = pool.state.facts(pool.lifecycle.node.subnet_id, released, pool.engine.policy)
     return why_no_address(views, node.config, node.limits, facts, now)
 
 

@@ -83,7 +83,12 @@ class EngineState:
             )
         return timing
 
-    def facts(self, subnet_id: str, cooling_released_at: Sequence[float] = ()) -> PoolFacts:
+    def facts(
+        self,
+        subnet_id: str,
+        cooling_released_at: Sequence[float] = (),
+        policy: ProvisioningPolicy | None = None,
+    ) -> PoolFacts:
         """What ``why_no_address`` needs of the engine (and the caller's cooling times)."""
         return PoolFacts(
             started=self.last_decision is not None,
@@ -95,4 +100,5 @@ class EngineState:
             subnet_free=self.subnet_free,
             cooling_released_at=tuple(cooling_released_at),
             placement_problem=self.placement_problem,
+            provisioning=policy is None or policy.provisioning,
         )
