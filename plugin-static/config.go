@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -19,7 +20,11 @@ const (
 	maxReply        = 16 << 20
 	maxSocketPath   = 107 // sun_path holds 108 bytes with the terminating NUL
 	maxNetworkName  = 253
-	versionReply    = `{"cniVersion": "1.1.0", "supportedVersions": ["0.4.0", "1.0.0", "1.1.0"]}` + "\n"
+	versionReply    = `{"cniVersion": "1.1.0", "supportedVersions": ` +
+		`["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]}` + "\n"
+	minMTU        = 576 // the pod MTU, as upstream's GetPodMTU bounds it
+	maxMTU        = 9001
+	maxVethPrefix = 4
 )
 
 // CNI error codes.
@@ -33,10 +38,27 @@ const (
 	notAvailable        = 50
 )
 
-var supportedVersions = []string{"0.4.0", "1.0.0", "1.1.0"}
+// supportedVersions: upstream's plugin answers VERSION with the CNI library's full list.
+var supportedVersions = []string{"0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}
 
-// minVersion: verbs that need a newer cniVersion than 0.4.0.
-var minVersion = map[string]string{"GC": "1.1.0", "STATUS": "1.1.0"}
+// legacyVersions have results with ip4/ip6 instead of ips; v04Versions a "version" per IP.
+var legacyVersions = []string{"0.1.0", "0.2.0"}
+var v04Versions = []string{"0.3.0", "0.3.1", "0.4.0"}
+
+func oneOf(value string, values []string) bool {
+	for _, v := range values {
+		if v == value {
+			return true
+		}
+	}
+	return false
+}
+
+// minVersion: verbs that need a newer cniVersion (as the CNI library's skel enforces).
+var minVersion = map[string]string{"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
+
+// reservedVethPrefixes: upstream's entrypoint refuses them.
+var reservedVethPrefixes = []string{"eth", "lo", "vlan"}
 
 // variable is one CNI_* variable forwarded to the daemon.
 type variable struct {
@@ -161,11 +183,7 @@ func checkVersion(command string, config *Value) (string, *CniError) {
 				joinNames(supportedVersions)))
 	}
 	text := runesKey(version.Str)
-	supported := false
-	for _, v := range supportedVersions {
-		supported = supported || v == text
-	}
-	if !supported {
+	if !oneOf(text, supportedVersions) {
 		return "", cniError(incompatibleVersion,
 			"incompatible CNI version "+shown(version, 80),
 			"vpccni-cni supports "+joinNames(supportedVersions))
@@ -211,7 +229,8 @@ func badPath(value *Value, limit int) string {
 	return ""
 }
 
-// checkConfig is check_config: the keys this plugin relies on; the daemon checks the rest.
+// checkConfig is check_config: the keys this plugin relies on, and upstream's mtu (a string
+// there) and vethPrefix; the daemon checks the rest.
 func checkConfig(command string, config *Value) *CniError {
 	name := config.Dict.Get("name")
 	if !name.IsStr() || len(name.Str) == 0 || len(name.Str) > maxNetworkName || !isCniName(name.Str) {
@@ -229,6 +248,21 @@ func checkConfig(command string, config *Value) *CniError {
 				return cniError(invalidConfig, fmt.Sprintf("config key %s %s", key.name, why),
 					shown(value, 80))
 			}
+		}
+	}
+	if config.Dict.Has("mtu") && !validPodMTU(config.Dict.Get("mtu")) {
+		return cniError(invalidConfig,
+			fmt.Sprintf("config key mtu %s is not a pod MTU", shown(config.Dict.Get("mtu"), 40)),
+			fmt.Sprintf("give an integer from %d to %d, or a string of its digits (upstream's "+
+				`conflist writes "9001")`, minMTU, maxMTU))
+	}
+	if config.Dict.Has("vethPrefix") {
+		prefix := config.Dict.Get("vethPrefix")
+		if why := whyInvalidVethPrefix(prefix); why != "" {
+			return cniError(invalidConfig,
+				fmt.Sprintf("config key vethPrefix %s %s", shown(prefix, 40), why),
+				"the host-side veth name prefix: 1 to 4 letters, digits, '_', '.', '-', not eth, "+
+					"lo or vlan (as upstream's AWS_VPC_K8S_CNI_VETHPREFIX)")
 		}
 	}
 	previous := config.Dict.Get("prevResult")
@@ -249,6 +283,46 @@ func checkConfig(command string, config *Value) *CniError {
 		return checkAttachments(config.Dict.Get("cni.dev/valid-attachments"))
 	}
 	return nil
+}
+
+// validPodMTU is `pod_mtu(value) is not None`: an integer, or a string of at most 10 ASCII
+// digits (as upstream's conflist writes it), within 576-9001.
+func validPodMTU(value *Value) bool {
+	digits := ""
+	switch {
+	case value.IsStr() && len(value.Str) > 0 && len(value.Str) <= 10:
+		for _, r := range value.Str {
+			if r < '0' || r > '9' {
+				return false
+			}
+		}
+		digits = string(value.Str)
+	case value != nil && value.Kind == KindInt:
+		digits = value.Int
+	default:
+		return false
+	}
+	number, err := strconv.ParseInt(digits, 10, 64)
+	return err == nil && number >= minMTU && number <= maxMTU
+}
+
+// whyInvalidVethPrefix is why_invalid_veth_prefix ("" when value is a host veth prefix).
+func whyInvalidVethPrefix(value *Value) string {
+	if !value.IsStr() {
+		return "is not a string"
+	}
+	if len(value.Str) == 0 || len(value.Str) > maxVethPrefix {
+		return fmt.Sprintf("must be 1 to %d characters long", maxVethPrefix)
+	}
+	for _, r := range value.Str {
+		if r >= 0x80 || !strings.ContainsRune(fileNameCharacters, r) {
+			return "may hold only letters, digits, '_', '.' and '-'"
+		}
+	}
+	if oneOf(string(value.Str), reservedVethPrefixes) {
+		return "is reserved (eth, lo and vlan name the node's own links)"
+	}
+	return ""
 }
 
 // checkAttachments: GC must list the attachments to keep, else the daemon would release all.

@@ -315,7 +315,8 @@ func askDaemon(call *Call, code int) (*Value, error) {
 }
 
 // convertResult is convert_result: the daemon's 1.0.0-shaped ADD result in version, with
-// cniVersion first.
+// cniVersion first, as the CNI library converts: 0.3.x / 0.4.0 keep the 0.4.0 fields (a version
+// per IP), 0.1.0 / 0.2.0 become ip4 / ip6.
 func convertResult(result *Value, version string) (*Value, *CniError) {
 	ips := result.Dict.Get("ips")
 	if ips == nil {
@@ -345,7 +346,10 @@ func convertResult(result *Value, version string) (*Value, *CniError) {
 		}
 	}
 	converted := DictOf("cniVersion", Str(version))
-	if version != "0.4.0" {
+	if oneOf(version, legacyVersions) {
+		return legacyResult(result, ips, converted, version)
+	}
+	if !oneOf(version, v04Versions) {
 		for i := 0; i < result.Dict.Len(); i++ {
 			key, value := result.Dict.Item(i)
 			converted.Dict.Set(key, value)
@@ -386,6 +390,61 @@ func convertResult(result *Value, version string) (*Value, *CniError) {
 	converted.Dict.Set([]rune("ips"), converted4)
 	if result.Dict.Has("routes") {
 		converted.Dict.Set([]rune("routes"), kept(result.Dict.Get("routes"), "dst", "gw"))
+	}
+	if result.Dict.Has("dns") {
+		converted.Dict.Set([]rune("dns"), result.Dict.Get("dns"))
+	}
+	return converted, nil
+}
+
+// legacyResult is _legacy_result: 0.1.0 / 0.2.0, as the CNI library converts: the first address
+// of each family as ip4 / ip6 (ip, gateway), the routes of that family under it, no interfaces.
+func legacyResult(result, ips, converted *Value, version string) (*Value, *CniError) {
+	families := map[string]*Value{}
+	for _, ip := range ips.List {
+		family := "ip4"
+		if strings.ContainsRune(string(ip.Dict.Get("address").Str), ':') {
+			family = "ip6"
+		}
+		if families[family] == nil {
+			item := DictOf("ip", ip.Dict.Get("address"))
+			if ip.Dict.Has("gateway") {
+				item.Dict.Set([]rune("gateway"), ip.Dict.Get("gateway"))
+			}
+			families[family] = item
+		}
+	}
+	if len(families) == 0 {
+		return nil, invalidReply(fmt.Sprintf(
+			"the ADD result holds no address, which a %s result needs", version))
+	}
+	if routes := result.Dict.Get("routes"); routes != nil {
+		for _, route := range routes.List {
+			family := "ip4"
+			if dst := route.Dict.Get("dst"); dst.IsStr() && strings.ContainsRune(string(dst.Str), ':') {
+				family = "ip6"
+			}
+			item := families[family]
+			if item == nil {
+				continue
+			}
+			kept := DictOf()
+			for _, key := range []string{"dst", "gw"} {
+				if route.Dict.Has(key) {
+					kept.Dict.Set([]rune(key), route.Dict.Get(key))
+				}
+			}
+			if !item.Dict.Has("routes") {
+				item.Dict.Set([]rune("routes"), ListOf())
+			}
+			list := item.Dict.Get("routes")
+			list.List = append(list.List, kept)
+		}
+	}
+	for _, family := range []string{"ip4", "ip6"} {
+		if item := families[family]; item != nil {
+			converted.Dict.Set([]rune(family), item)
+		}
 	}
 	if result.Dict.Has("dns") {
 		converted.Dict.Set([]rune("dns"), result.Dict.Get("dns"))

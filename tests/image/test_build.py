@@ -10,6 +10,7 @@ import pytest
 
 from tests.image.conftest import BuiltImage
 from vpccni import __version__
+from vpccni.plugin import cni
 
 FACTS = """
 import glob, importlib.util, json, os, shutil, struct, subprocess, sys
@@ -81,7 +82,7 @@ def test_vpccni_runs_in_the_image(facts: dict[str, Any]) -> None:
 
 def test_the_plugin_is_a_static_elf_that_answers_version(facts: dict[str, Any]) -> None:
     assert facts["plugin"] == "static"
-    assert facts["plugin_version"]["supportedVersions"] == ["0.4.0", "1.0.0", "1.1.0"]
+    assert facts["plugin_version"]["supportedVersions"] == list(cni.SUPPORTED_VERSIONS)
 
 
 def test_no_compilers_pip_or_planning_libraries(facts: dict[str, Any]) -> None:

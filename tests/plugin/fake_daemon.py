@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import array
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -161,7 +162,8 @@ class FakeDaemon:
             {
                 "interfaces": [
                     {"name": "eni" + key[1][:11], "mac": "02:00:00:00:00:01"},
-                    {"name": key[2], "mac": "02:00:00:00:00:02", "sandbox": cni["netns"]},
+                    {"name": key[2], "sandbox": cni["netns"]},
+                    upstream_dummy(cni.get("args", "")),
                 ],
                 "ips": [{"address": f"{address}/32", "gateway": GATEWAY, "interface": 1}],
                 "routes": [{"dst": "0.0.0.0/0", "gw": GATEWAY}],
@@ -190,6 +192,15 @@ class FakeDaemon:
                 self.free.append(address)
                 released.append({"container_id": pod[1], "ifname": pod[2], "address": address})
         return ok({"released": released})
+
+
+def upstream_dummy(args: str) -> dict[str, str]:
+    """The daemon's bookkeeping entry for upstream's DEL (vpccni.daemon.rpc.upstream_dummy): the
+    pod on the primary ENI (device 0), named from K8S_POD_NAMESPACE and K8S_POD_NAME."""
+    values = dict(pair.partition("=")[::2] for pair in args.split(";"))
+    seed = f"{values.get('K8S_POD_NAMESPACE', '')}.{values.get('K8S_POD_NAME', '')}"
+    name = "dummy" + hashlib.sha1(seed.encode()).hexdigest()[:11]
+    return {"name": name, "mac": "0", "sandbox": "0"}
 
 
 def receive_line(connection: socket.socket, fds: list[int]) -> bytes:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 NETWORK = "aws-cni"
-VERSIONS = ("0.4.0", "1.0.0", "1.1.0")
+VERSIONS = ("0.4.0", "1.0.0", "1.1.0")  # the versions that allow every verb but GC and STATUS
+ALL_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")  # as upstream
 POD_ARGS = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0"
 
 

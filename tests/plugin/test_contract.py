@@ -18,9 +18,16 @@ from typing import Any
 import pytest
 
 from tests.plugin.fake_daemon import FakeDaemon
-from tests.plugin.runtime import NETWORK, VERSIONS, Runtime, exec_plugin, network_config
+from tests.plugin.runtime import (
+    ALL_VERSIONS,
+    NETWORK,
+    VERSIONS,
+    Runtime,
+    exec_plugin,
+    network_config,
+)
 
-CNI_VERSION_REPLY = {"cniVersion": "1.1.0", "supportedVersions": ["0.4.0", "1.0.0", "1.1.0"]}
+CNI_VERSION_REPLY = {"cniVersion": "1.1.0", "supportedVersions": list(ALL_VERSIONS)}
 
 
 def assert_error(outcome: Any, code: int, version: str = "1.1.0") -> dict[str, Any]:

@@ -31,7 +31,8 @@ from tests.plugin.runtime import Outcome, exec_plugin
 FUZZ_CASES = int(os.environ.get("VPCCNI_FUZZ_CASES", "2000"))
 EXEC_CASES = int(os.environ.get("VPCCNI_FUZZ_EXEC_CASES", "100"))
 VERBS = ("ADD", "DEL", "CHECK", "STATUS", "GC")
-SUPPORTED = ("0.4.0", "1.0.0", "1.1.0")
+SUPPORTED = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+ALLOWED = {"GC": ("1.1.0",), "STATUS": ("1.1.0",), "CHECK": ("0.4.0", "1.0.0", "1.1.0")}
 MAX_STDIN = 1 << 20
 REQUIRED = {
     "ADD": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
@@ -95,7 +96,7 @@ def valid_env(verb: str) -> dict[str, str]:
 
 
 def versions_for(verb: str) -> st.SearchStrategy[str]:
-    return st.just("1.1.0") if verb in ("GC", "STATUS") else st.sampled_from(SUPPORTED)
+    return st.sampled_from(ALLOWED.get(verb, SUPPORTED))
 
 
 def parses_as_json(data: bytes) -> bool:
@@ -231,7 +232,7 @@ def version_not_a_string(draw: st.DrawFn, verb: str, config: dict[str, Any]) -> 
 
 
 def unsupported_version(draw: st.DrawFn, verb: str, config: dict[str, Any]) -> Broken:
-    allowed = ("1.1.0",) if verb in ("GC", "STATUS") else SUPPORTED
+    allowed = ALLOWED.get(verb, SUPPORTED)
     bad = draw(st.text(max_size=12).filter(lambda v: v not in allowed))
     return "unsupported cniVersion", json.dumps({**config, "cniVersion": bad}).encode(), 1
 
@@ -261,6 +262,33 @@ def bad_path_key(draw: st.DrawFn, verb: str, config: dict[str, Any]) -> Broken:
     return f"bad {key}", json.dumps({**config, key: value}).encode(), 7
 
 
+def bad_mtu_or_veth_prefix(draw: st.DrawFn, verb: str, config: dict[str, Any]) -> Broken:
+    """upstream's keys: mtu not an integer (or string of digits) of 576-9001, vethPrefix not 1-4
+    letters, digits, '_', '.', '-' or reserved."""
+    key, value = draw(
+        st.one_of(
+            st.tuples(
+                st.just("mtu"),
+                st.one_of(
+                    st.integers().filter(lambda n: not 576 <= n <= 9001),
+                    st.integers().filter(lambda n: not 576 <= n <= 9001).map(str),
+                    st.sampled_from(["", " 9001", "9001 ", "+9001", "9_001", "9001.0"]),
+                    st.just("\u0669001"),  # an Arabic-Indic digit: str.isdigit, not ASCII
+                    st.sampled_from([9001.0, True, None, [9001], {"mtu": 9001}]),
+                ),
+            ),
+            st.tuples(
+                st.just("vethPrefix"),
+                st.one_of(
+                    st.sampled_from(["", "eth", "lo", "vlan", "abcde", "a b", "e/n", "\u00e9ni"]),
+                    json_values.filter(lambda v: not isinstance(v, str)),
+                ),
+            ),
+        )
+    )
+    return f"bad {key}", json.dumps({**config, key: value}).encode(), 7
+
+
 def bad_prev_result(draw: st.DrawFn, verb: str, config: dict[str, Any]) -> Broken:
     value = draw(
         st.one_of(
@@ -272,7 +300,11 @@ def bad_prev_result(draw: st.DrawFn, verb: str, config: dict[str, Any]) -> Broke
 
 
 def missing_verb_keys(draw: st.DrawFn, verb: str, config: dict[str, Any]) -> Broken:
-    """CHECK without prevResult, GC without a valid-attachments list, STATUS under 1.0.0."""
+    """CHECK without prevResult or under 0.4.0, GC without a valid-attachments list, STATUS
+    under 1.0.0."""
+    if verb == "CHECK" and draw(st.booleans()):
+        old = draw(st.sampled_from(("0.1.0", "0.2.0", "0.3.0", "0.3.1")))
+        return "CHECK under 0.4.0", json.dumps({**config, "cniVersion": old}).encode(), 1
     if verb == "CHECK":
         config = {k: v for k, v in config.items() if k != "prevResult"}
         return "CHECK without prevResult", json.dumps(config).encode(), 7
@@ -304,6 +336,7 @@ BREAKERS = (
     unsupported_version,
     bad_name,
     bad_path_key,
+    bad_mtu_or_veth_prefix,
     bad_prev_result,
     missing_verb_keys,
 )

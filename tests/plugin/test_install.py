@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.plugin.fake_daemon import FakeDaemon
-from tests.plugin.runtime import exec_plugin
+from tests.plugin.runtime import ALL_VERSIONS, exec_plugin
 from vpccni.cli import install_cni_cmd
 from vpccni.errors import InvalidInput
 from vpccni.node import plugin_install
@@ -108,7 +108,7 @@ def test_the_venv_interpreter_works_too(dirs: tuple[Path, Path]) -> None:
     done = install(*args, "--interpreter", sys.executable)
     assert done.returncode == 0, done.stderr
     outcome = exec_plugin(bin_dir / "vpccni-cni", {"CNI_COMMAND": "VERSION"}, b"")
-    assert outcome.json()["supportedVersions"] == ["0.4.0", "1.0.0", "1.1.0"]
+    assert outcome.json()["supportedVersions"] == list(ALL_VERSIONS)
 
 
 def test_the_conflist_waits_until_the_daemon_is_ready(
@@ -210,7 +210,7 @@ def test_a_given_static_plugin_is_installed_as_it_is(
         f"installed {plugin}: static plugin (no interpreter needed)"
     )
     outcome = exec_plugin(plugin, {"CNI_COMMAND": "VERSION"}, b"")
-    assert outcome.json()["supportedVersions"] == ["0.4.0", "1.0.0", "1.1.0"]
+    assert outcome.json()["supportedVersions"] == list(ALL_VERSIONS)
     # forcing the Python plugin replaces it, and says why
     done = install(
         *("--bin-dir", bin_dir, "--conf-dir", conf_dir, "--no-wait"), "--plugin", "python"

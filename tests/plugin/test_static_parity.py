@@ -39,6 +39,7 @@ MILLISECONDS = re.compile(r"\(\d+ ms\)\n")
 TEMPORARY = re.compile(r"\.\d+\.tmp")
 SOCKET_INODE = re.compile(r"socket:\[\d+\]")
 EMPTY_RESULT = b'{"version": 1, "ok": true, "result": {}}\n'
+EVERY_VERSION = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
 
 def config(version: str = "1.0.0", **extra: Any) -> bytes:
@@ -378,10 +379,18 @@ ODD_VALUES: list[Any] = [
 
 
 @pytest.mark.parametrize("value", ODD_VALUES, ids=range(len(ODD_VALUES)))
-@pytest.mark.parametrize("key", ["cniVersion", "name", "socket", "spoolDir", "prevResult"])
+@pytest.mark.parametrize(
+    "key", ["cniVersion", "name", "socket", "spoolDir", "mtu", "vethPrefix", "prevResult"]
+)
 def test_config_values_are_refused_alike(bench: Bench, key: str, value: Any) -> None:
     body = json.dumps({"cniVersion": "1.0.0", "name": "aws-cni", key: value})
     bench.compare(bench.env("CHECK"), body.encode())
+
+
+MTUS: list[Any] = ["9001", "576", "575", "9002", "09001", "0000000576", "00000000576", "+1500"]
+MTUS += [" 1500", "1500\n", "\u0669001", "\uff11500", "-1", "", 576, 9001, 9002, -0, 10**30]
+VETH_PREFIXES: list[Any] = ["eni", "a", "abcd", "abcde", "", "eth", "lo", "vlan", "Eth", "a b"]
+VETH_PREFIXES += ["\u00e9", "\U0001f600", "\udcff", "e/n", 5, None, ["eni"]]
 
 
 @pytest.mark.parametrize(
@@ -400,6 +409,10 @@ def test_config_values_are_refused_alike(bench: Bench, key: str, value: Any) -> 
         config("1.0.0", prevResult={}),
         config("1.0.0", prevResult=None),
         config("0.4.0"),
+        *[config(version) for version in ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.5.0", "1.0")],
+        *[config("1.0.0", mtu=mtu) for mtu in MTUS],
+        *[config("1.0.0", vethPrefix=prefix) for prefix in VETH_PREFIXES],
+        config("1.0.0", mtu="x", vethPrefix="eth"),
         config("1.1.0", **{"cni.dev/valid-attachments": "x"}),
         config("1.1.0", **{"cni.dev/valid-attachments": [{"containerID": "a"}]}),
         config("1.1.0", **{"cni.dev/valid-attachments": [{"containerID": 1, "ifname": "e"}]}),
@@ -487,7 +500,7 @@ def test_the_daemon_receives_the_same_request_bytes(
 
 
 def test_the_fake_daemon_sees_the_same_calls(bench: Bench) -> None:
-    for version in ("0.4.0", "1.0.0", "1.1.0"):
+    for version in EVERY_VERSION:
         added = bench.compare(bench.env("ADD"), config(version))
         assert added.status == 0, added
         result = json.loads(added.stdout)
@@ -545,6 +558,15 @@ ADD_RESULTS: list[bytes | None] = [  # converted per cniVersion
     b'"routes": [{"dst": "0.0.0.0/0", "gw": "169.254.1.1", "mtu": 1}], "dns": {"a": 1}, '
     b'"cniVersion": "9.9.9", "extra": [1.10, 1e16, 12345678901234567890123]}}\n',
 ]
+LEGACY_RESULTS: list[bytes | None] = [  # 0.1.0 / 0.2.0: ip4 / ip6 from ips and routes
+    OK + b'{"ips": [{"address": "fd00::5/128", "gateway": "fe80::1"}, {"address": "10.0.1.6/32"}, '
+    b'{"address": "10.0.1.7/32", "gateway": "x"}, {"address": "fd00::8/128"}], "routes": '
+    b'[{"dst": "::/0", "gw": "fe80::1", "mtu": 1}, {"gw": 5}, {"dst": 7}, {"dst": "0.0.0.0/0"}, '
+    b'{"dst": "10.0.0.0/8", "gw": null, "table": 3}], "interfaces": [{"name": "x"}], "x": 1}}\n',
+    OK + b'{"ips": [{"address": "fd00::5/128"}], "routes": [{"dst": "0.0.0.0/0"}], "dns": 5}}\n',
+    OK + b'{"ips": [{"address": "10.0.1.5/32", "interface": 0}], "routes": []}}\n',
+    OK + b'{"ips": [], "dns": {}}}\n',
+]
 STATUS_RESULTS: list[bytes | None] = [  # STATUS: ready must be true
     OK + b'{"ready": false, "available": 0, "why": "' + b"x" * 300 + b'"}}\n',
     OK + b'{"ready": 1}}\n',
@@ -554,9 +576,8 @@ STATUS_RESULTS: list[bytes | None] = [  # STATUS: ready must be true
 CALLS = [("ADD", "0.4.0"), ("ADD", "1.0.0"), ("ADD", "1.1.0"), ("DEL", "1.0.0")]
 CALLS += [("CHECK", "1.0.0"), ("GC", "1.1.0"), ("STATUS", "1.1.0")]
 REPLIES = [(*call, reply) for call in CALLS for reply in ANY_VERB]
-REPLIES += [
-    ("ADD", version, reply) for version in ("0.4.0", "1.0.0", "1.1.0") for reply in ADD_RESULTS
-]
+REPLIES += [("ADD", version, reply) for version in EVERY_VERSION for reply in ADD_RESULTS]
+REPLIES += [("ADD", version, reply) for version in ("0.1.0", "0.2.0") for reply in LEGACY_RESULTS]
 REPLIES += [("STATUS", "1.1.0", reply) for reply in STATUS_RESULTS]
 
 

@@ -6,7 +6,9 @@ atomically and then run once for VERSION) - the static Go binary when one is ava
 behind a shebang for a fast interpreter of at least Python 3.8 (``--plugin`` forces one) - then,
 only once the daemon answers a ``status`` request over its socket, the conflist
 ``10-vpccni.conflist``, whose appearance is what tells the runtime that the node's network is
-ready. The work is ``vpccni.node.plugin_install``'s, shared with ``node-init`` and ``node-run``.
+ready. Then upstream's ``10-aws.conflist``, which would sort first and win, is moved aside to
+``10-aws.conflist.vpccni-replaced`` (and said so). The work is ``vpccni.node.plugin_install``'s,
+shared with ``node-init`` and ``node-run``.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def register(subparsers: Any) -> None:
         f"binary when one is available ({STATIC_PLUGIN} or --plugin-binary), else the Python "
         "plugin behind a shebang; wait until the daemon answers a status request on its "
         "socket, then write 10-vpccni.conflist (vpccni-cni chained with portmap, and bandwidth "
-        "with --bandwidth) into the conf dir.",
+        "with --bandwidth) into the conf dir, and move upstream's 10-aws.conflist (which would "
+        "sort first and win) aside to 10-aws.conflist.vpccni-replaced.",
     )
     add_plugin_arguments(parser)
     parser.add_argument("--bin-dir", required=True, type=Path, help="e.g. /opt/cni/bin")
@@ -120,11 +123,12 @@ def run(args: argparse.Namespace) -> str:
         args.network_name, args.socket, args.spool_dir, args.mtu, bandwidth=args.bandwidth
     )
     path = plugin_install.install_conflist(conf_dir, conflist)
-    return (
-        installed_line(plugin, choice)
-        + "\n"
-        + plugin_install.describe_conflist(path, conflist, args.socket)
-    )
+    lines = [
+        installed_line(plugin, choice),
+        plugin_install.describe_conflist(path, conflist, args.socket),
+        *plugin_install.retire_upstream_conflists(conf_dir),
+    ]
+    return "\n".join(lines)
 
 
 def check_options(args: argparse.Namespace) -> None:

@@ -14,6 +14,7 @@ descriptors are ignored (the listener closes them) and ``CNI_NETNS`` only has to
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from vpccni.daemon.listeners import Limits, Listener, Passed, unix_listener
 from vpccni.daemon.pod_fds import MAX_FDS, PodFdsRefused, pod_namespace
 from vpccni.daemon.service import IpamService
 from vpccni.errors import VpccniError
-from vpccni.plugin.cni import MAX_NETWORK_NAME, is_cni_name, why_invalid_variable
+from vpccni.plugin.cni import MAX_NETWORK_NAME, is_cni_name, pod_mtu, why_invalid_variable
 from vpccni.ports import PodNamespace
 
 log = logging.getLogger("vpccni.ipamd")
@@ -166,6 +167,7 @@ def _dispatch(
     netns, pod = _pod(cni.get("netns"), request.get("fds"), passed, hooks.datapath)
     if op == "check":
         return _check(key, netns, pod, config=config, service=service, datapath=hooks.datapath)
+    _veth_prefix(config, hooks.datapath)
     return _add(
         key,
         _meta(cni.get("args")),
@@ -231,7 +233,8 @@ def _add(
             raise RpcError(CODE_INTERNAL, f"pod wiring failed: {error}") from None
         interfaces = [
             {"name": wired.host_veth, "mac": wired.host_mac},
-            {"name": key.ifname, "mac": wired.pod_mac, "sandbox": netns},
+            {"name": key.ifname, "sandbox": netns},
+            upstream_dummy(meta, outcome.eni.device_index),
         ]
         ip["interface"] = 1
     hooks.on_add(time.monotonic() - started, True)
@@ -241,6 +244,16 @@ def _add(
         "routes": [{"dst": "0.0.0.0/0", "gw": GATEWAY}],
         "dns": {},
     }
+
+
+def upstream_dummy(meta: PodMeta, device_index: int) -> dict[str, str]:
+    """The bookkeeping entry upstream's plugin appends to its ADD result and reads back from
+    prevResult at DEL when its ipamd cannot answer (``docs/plugin-api.md``, "Rolling back"):
+    named ``dummy`` + sha1("<namespace>.<pod name>")[:11] - from CNI_ARGS exactly as upstream
+    hashes them, empty names included - with ``mac`` the VLAN id (0: not a branch-ENI pod) and
+    ``sandbox`` the ENI's device number (upstream's table is device + 1; 1 means main)."""
+    suffix = hashlib.sha1(f"{meta.namespace}.{meta.name}".encode()).hexdigest()[:11]
+    return {"name": f"dummy{suffix}", "mac": "0", "sandbox": str(device_index)}
 
 
 def no_address_error(cause: NoAddress | None) -> RpcError:
@@ -302,8 +315,34 @@ def _check(
 
 
 def _mtu(config: dict[str, Any]) -> int | None:
-    value = config.get("mtu")
-    return value if isinstance(value, int) and 576 <= value <= 9001 else None
+    """The config's pod MTU (an integer or upstream's string of digits), None when absent; the
+    plugin refuses any other value, and so does the daemon (7)."""
+    if "mtu" not in config:
+        return None
+    mtu = pod_mtu(config["mtu"])
+    if mtu is None:
+        raise RpcError(
+            CODE_INVALID_CONFIG,
+            f"config key mtu {config['mtu']!r:.40} is not a pod MTU",
+            "an integer from 576 to 9001, or a string of its digits",
+        )
+    return mtu
+
+
+def _veth_prefix(config: dict[str, Any], datapath: Datapath | None) -> None:
+    """A conflist's ``vethPrefix`` (upstream's key) must be the daemon's own prefix: the daemon
+    names the host veths (AWS_VPC_K8S_CNI_VETHPREFIX), and its rules match ``<prefix>+``."""
+    if "vethPrefix" not in config or datapath is None:
+        return
+    given = config["vethPrefix"]
+    if given != datapath.veth_prefix:
+        raise RpcError(
+            CODE_INVALID_CONFIG,
+            f"config key vethPrefix {given!r:.40} differs from the daemon's "
+            f"AWS_VPC_K8S_CNI_VETHPREFIX {datapath.veth_prefix!r}",
+            "the daemon names the host veths: set the same prefix in both, or drop vethPrefix "
+            "from the conflist",
+        )
 
 
 def _gc(network: str, config: dict[str, Any], service: IpamService) -> dict[str, Any]:

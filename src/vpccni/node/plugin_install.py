@@ -8,7 +8,10 @@ shebang for a fast interpreter (needs Python >= 3.8 on the host). :func:`choose_
 (``auto``: the static binary when there is one) and says why; :func:`install` writes it
 atomically (temp file, fsync, rename; mode 0755) and runs it once for VERSION. The conflist is
 written separately, only once the daemon answers a ``status`` request (:func:`wait_for_daemon`):
-its appearance is what tells the runtime that the node's network is ready.
+its appearance is what tells the runtime that the node's network is ready. The runtime uses only
+the first configuration in the conf dir by name, and upstream's ``10-aws.conflist`` sorts before
+``10-vpccni.conflist``: :func:`retire_upstream_conflists` moves upstream's aside once ours is in
+place, and says so.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ from vpccni.plugin import cni
 
 PLUGIN_NAME = "vpccni-cni"
 CONFLIST_NAME = "10-vpccni.conflist"
+UPSTREAM_CONFLIST = "10-aws.conflist"  # what upstream's aws-node entrypoint writes
+UPSTREAM_PLUGIN = "aws-cni"  # upstream's plugin type
+REPLACED_SUFFIX = ".vpccni-replaced"  # an extension no runtime loads
+CONF_EXTENSIONS = (".conf", ".conflist", ".json")  # what runtimes load (libcni's ConfFiles)
 STATIC_PLUGIN = Path("/usr/lib/vpccni/vpccni-cni")
 DEBIAN_PYTHON = "/usr/bin/python3"
 INTERPRETER_FLAGS = "-IS"  # isolated (no env, no user site, no script dir on sys.path), no site
@@ -279,6 +286,75 @@ def install_conflist(conf_dir: Path, conflist: str) -> Path:
     path = conf_dir / CONFLIST_NAME
     write_atomically(path, conflist.encode(), 0o644)
     return path
+
+
+def is_upstream_conf(path: Path) -> bool:
+    """``path`` is upstream's configuration: named ``10-aws.conflist``, or one whose plugin (or
+    one of whose plugins) has type ``aws-cni``."""
+    if path.name == UPSTREAM_CONFLIST:
+        return True
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(document, dict):
+        return False
+    plugins = document.get("plugins")
+    entries = plugins if isinstance(plugins, list) else [document]
+    return any(
+        isinstance(entry, dict) and entry.get("type") == UPSTREAM_PLUGIN for entry in entries
+    )
+
+
+def retire_upstream_conflists(conf_dir: Path) -> list[str]:
+    """Move upstream's configurations that sort before ours aside (``NAME.vpccni-replaced``: no
+    runtime loads that extension; rename and directory fsync, so it survives a crash); one line
+    per file moved, and a warning for any other configuration that still sorts first. A file that
+    cannot be moved is a VpccniError naming it."""
+    lines: list[str] = []
+    try:
+        names = sorted(entry.name for entry in os.scandir(conf_dir))
+    except OSError as error:
+        raise VpccniError(f"cannot list {conf_dir}: {error.strerror or error}") from None
+    moved = False
+    for name in names:
+        path = conf_dir / name
+        if name >= CONFLIST_NAME or not name.endswith(CONF_EXTENSIONS) or not path.is_file():
+            continue
+        if not is_upstream_conf(path):
+            lines.append(
+                f"warning: {path} sorts before {CONFLIST_NAME} and the runtime uses only the "
+                "first: new pods get its network, not vpccni's; remove it if it is left over"
+            )
+            continue
+        target = path.with_name(name + REPLACED_SUFFIX)
+        try:
+            os.replace(path, target)
+        except OSError as error:
+            raise VpccniError(
+                f"cannot move upstream's {path} aside to {target}: {error.strerror or error}; "
+                f"it sorts before {CONFLIST_NAME}, so the runtime uses it: remove it by hand"
+            ) from None
+        moved = True
+        lines.append(
+            f"moved upstream's {path} aside to {target}: it sorts before {CONFLIST_NAME}, and "
+            "the runtime uses only the first (to go back to aws-node, delete "
+            f"{CONFLIST_NAME}; aws-node writes {UPSTREAM_CONFLIST} again when it starts)"
+        )
+    if moved:
+        _fsync_directory(conf_dir)
+    return lines
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError as error:
+        raise VpccniError(f"cannot sync {directory}: {error.strerror or error}") from None
 
 
 def describe_conflist(path: Path, conflist: str, socket_path: str) -> str:

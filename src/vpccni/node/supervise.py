@@ -3,7 +3,8 @@
 The caller has already validated every setting (a bad one exits 1 before anything here runs).
 Then: install the plugin into ``HOST_CNI_BIN_PATH``; start ``vpccni ipamd`` as a child; wait
 until it answers ``status`` ready over its socket; only then write the conflist into
-``HOST_CNI_CONFDIR_PATH`` (its appearance tells the kubelet the node's network is ready); stay
+``HOST_CNI_CONFDIR_PATH`` (its appearance tells the kubelet the node's network is ready) and move
+upstream's ``10-aws.conflist``, which would sort first, aside (``plugin_install``); stay
 in the foreground until ipamd exits. SIGTERM and SIGINT are forwarded to ipamd, and node-run
 then exits with ipamd's status; an ipamd that exits by itself makes node-run exit non-zero (its
 status, or 1 if it was 0), so the kubelet restarts the container.
@@ -90,6 +91,11 @@ def node_run(plan: RunPlan, say: Callable[[str], None]) -> str:
             )
             written = plugin_install.install_conflist(conf_dir, conflist)
             say(plugin_install.describe_conflist(written, conflist, str(plan.socket)))
+            try:
+                for line in plugin_install.retire_upstream_conflists(conf_dir):
+                    say(line)
+            except VpccniError as error:  # ours is in place and ipamd serves: say it, go on
+                say(f"error: {error}")
         code = child.process.wait()
     finally:
         if child.process is not None and child.process.poll() is None:

@@ -47,8 +47,14 @@ if TYPE_CHECKING:
 
 
 SPEC_VERSION = "1.1.0"
-SUPPORTED_VERSIONS = ("0.4.0", "1.0.0", "1.1.0")
-VERSION_REPLY = '{"cniVersion": "1.1.0", "supportedVersions": ["0.4.0", "1.0.0", "1.1.0"]}\n'
+# Upstream's plugin answers VERSION with the CNI library's full list (version.All), so do we.
+SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+VERSION_REPLY = (
+    '{"cniVersion": "1.1.0", "supportedVersions": '
+    '["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]}\n'
+)
+LEGACY_VERSIONS = ("0.1.0", "0.2.0")  # results with ip4/ip6 instead of ips
+V04_VERSIONS = ("0.3.0", "0.3.1", "0.4.0")  # results with "version" in each IP
 PROTOCOL_VERSION = 1
 DEFAULT_SOCKET = "/run/vpccni/ipamd.sock"
 DEFAULT_SPOOL_DIR = "/var/lib/vpccni/del-spool"
@@ -57,8 +63,11 @@ MAX_REPLY = 16 << 20
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
 # Seconds to connect and get the reply; past it the daemon counts as down.
 TIMEOUTS = {"ADD": 10.0, "DEL": 10.0, "CHECK": 10.0, "GC": 30.0, "STATUS": 3.0}
-# Verbs that need a newer cniVersion than 0.4.0 (as the CNI library's skel enforces).
-MIN_VERSION = {"GC": "1.1.0", "STATUS": "1.1.0"}
+# Verbs that need a newer cniVersion (as the CNI library's skel enforces).
+MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
+MTU_RANGE = (576, 9001)  # the pod MTU, as upstream's GetPodMTU bounds it
+MAX_VETH_PREFIX = 4
+RESERVED_VETH_PREFIXES = ("eth", "lo", "vlan")  # upstream's entrypoint refuses them
 
 INCOMPATIBLE_VERSION = 1
 INVALID_ENVIRONMENT = 4
@@ -293,7 +302,8 @@ def bad_path(value: object, limit: int) -> str:
 
 
 def check_config(command: str, config: dict[str, Any]) -> None:
-    """The keys this plugin relies on; the daemon checks the rest."""
+    """The keys this plugin relies on, and upstream's ``mtu`` (a string there) and
+    ``vethPrefix``: read, or refused naming the key, never ignored. The daemon checks the rest."""
     name = config.get("name")
     if not isinstance(name, str) or not 0 < len(name) <= MAX_NETWORK_NAME or not is_cni_name(name):
         raise CniError(
@@ -305,6 +315,21 @@ def check_config(command: str, config: dict[str, Any]) -> None:
     for key, limit in (("socket", MAX_SOCKET_PATH), ("spoolDir", 4096)):
         if key in config and (why := bad_path(config[key], limit)):
             raise CniError(INVALID_CONFIG, f"config key {key} {why}", _shown(config[key]))
+    if "mtu" in config and pod_mtu(config["mtu"]) is None:
+        low, high = MTU_RANGE
+        raise CniError(
+            INVALID_CONFIG,
+            f"config key mtu {_shown(config['mtu'], 40)} is not a pod MTU",
+            f"give an integer from {low} to {high}, or a string of its digits (upstream's "
+            'conflist writes "9001")',
+        )
+    if "vethPrefix" in config and (why := why_invalid_veth_prefix(config["vethPrefix"])):
+        raise CniError(
+            INVALID_CONFIG,
+            f"config key vethPrefix {_shown(config['vethPrefix'], 40)} {why}",
+            "the host-side veth name prefix: 1 to 4 letters, digits, '_', '.', '-', not eth, lo "
+            "or vlan (as upstream's AWS_VPC_K8S_CNI_VETHPREFIX)",
+        )
     previous = config.get("prevResult")
     if previous is None and command == "CHECK":
         raise CniError(
@@ -316,6 +341,31 @@ def check_config(command: str, config: dict[str, Any]) -> None:
         raise CniError(INVALID_CONFIG, "prevResult is not a CNI result", _shown(previous))
     if command == "GC":
         _check_attachments(config.get("cni.dev/valid-attachments"))
+
+
+def pod_mtu(value: object) -> int | None:
+    """The pod MTU a config's ``mtu`` gives: an integer, or - as upstream's conflist writes it -
+    a string of at most 10 ASCII digits, within 576-9001; None when it is neither."""
+    if isinstance(value, str) and 0 < len(value) <= 10 and value.isascii() and value.isdigit():
+        number = int(value)
+    elif type(value) is int:
+        number = value
+    else:
+        return None
+    return number if MTU_RANGE[0] <= number <= MTU_RANGE[1] else None
+
+
+def why_invalid_veth_prefix(value: object) -> str:
+    """Why ``value`` is no host veth prefix ('' when it is one)."""
+    if not isinstance(value, str):
+        return "is not a string"
+    if not 0 < len(value) <= MAX_VETH_PREFIX:
+        return f"must be 1 to {MAX_VETH_PREFIX} characters long"
+    if not all(character in FILE_NAME_CHARACTERS for character in value):
+        return "may hold only letters, digits, '_', '.' and '-'"
+    if value in RESERVED_VETH_PREFIXES:
+        return "is reserved (eth, lo and vlan name the node's own links)"
+    return ""
 
 
 def _check_attachments(attachments: object) -> None:
@@ -587,7 +637,9 @@ def ask_daemon(call: Call, unreachable: int = TRY_AGAIN_LATER) -> dict[str, Any]
 
 
 def convert_result(result: dict[str, Any], version: str) -> dict[str, Any]:
-    """The daemon's 1.0.0-shaped ADD result in ``version``, with ``cniVersion`` first."""
+    """The daemon's 1.0.0-shaped ADD result in ``version``, with ``cniVersion`` first, as the
+    CNI library converts: 0.3.x / 0.4.0 keep the 0.4.0 fields (a ``version`` per IP), 0.1.0 /
+    0.2.0 become ``ip4`` / ``ip6``."""
     ips = result.get("ips", [])
     if not isinstance(ips, list) or not all(
         isinstance(ip, dict) and isinstance(ip.get("address"), str) for ip in ips
@@ -598,7 +650,9 @@ def convert_result(result: dict[str, Any], version: str) -> dict[str, Any]:
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
             raise _invalid_reply(f"the ADD result's {key} is not a list of objects")
     converted: dict[str, Any] = {"cniVersion": version}
-    if version != "0.4.0":
+    if version in LEGACY_VERSIONS:
+        return _legacy_result(result, ips, converted)
+    if version not in V04_VERSIONS:
         converted.update(result)
         converted["cniVersion"] = version
         return converted
@@ -617,6 +671,36 @@ def convert_result(result: dict[str, Any], version: str) -> dict[str, Any]:
     ]
     if "routes" in result:
         converted["routes"] = kept(result["routes"], ("dst", "gw"))
+    if "dns" in result:
+        converted["dns"] = result["dns"]
+    return converted
+
+
+def _legacy_result(
+    result: dict[str, Any], ips: list[dict[str, Any]], converted: dict[str, Any]
+) -> dict[str, Any]:
+    """0.1.0 / 0.2.0, as the CNI library converts: the first address of each family as ``ip4``
+    / ``ip6`` (``ip``, ``gateway``), the routes of that family under it, no interfaces."""
+    families: dict[str, dict[str, Any]] = {}
+    for ip in ips:
+        family = "ip6" if ":" in ip["address"] else "ip4"
+        if family not in families:
+            families[family] = {"ip": ip["address"]}
+            if "gateway" in ip:
+                families[family]["gateway"] = ip["gateway"]
+    if not families:
+        raise _invalid_reply(
+            f"the ADD result holds no address, which a {converted['cniVersion']} result needs"
+        )
+    for route in result.get("routes", []):
+        destination = route.get("dst")
+        family = "ip6" if isinstance(destination, str) and ":" in destination else "ip4"
+        if family in families:
+            kept = {key: route[key] for key in ("dst", "gw") if key in route}
+            families[family].setdefault("routes", []).append(kept)
+    for family in ("ip4", "ip6"):
+        if family in families:
+            converted[family] = families[family]
     if "dns" in result:
         converted["dns"] = result["dns"]
     return converted
