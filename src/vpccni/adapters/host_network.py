@@ -1,10 +1,12 @@
 """The node's host networking (upstream section 7), idempotent, in the node's namespace.
 
-* Node: primary ENI link MTU; rule ``fwmark 0x80/0x80 lookup main`` (1024); iptables nat chain
-  ``AWS-SNAT-CHAIN-0`` (RETURN for VPC and excluded CIDRs, then SNAT to the node's primary
-  address for everything not local), connmark rules in mangle/nat PREROUTING so that pod
-  connections leaving the VPC are marked and routed via the primary ENI. External SNAT removes
-  them. iptables runs as ``iptables -w`` (iptables-nft or legacy, whichever the host has).
+* Node (``setup_node``, at start and again when the VPC's CIDR blocks change): primary ENI link
+  MTU; rule ``fwmark 0x80/0x80 lookup main`` (1024; without it only with external SNAT and no
+  node-port support); rules ``to <cidr> lookup main`` (1535) for ``AWS_EXTERNAL_SERVICE_CIDRS``,
+  others at 1535 removed; the iptables rules of ``vpccni.adapters.node_rules`` (SNAT, connmark,
+  NodePort marks), converged in one transaction; upstream's nftables ``table ip aws-cni`` and
+  stale ``AWS-*-CHAIN-1..n`` chains removed (logged). Rules are added and deleted one by one,
+  never deleted to be re-added, so repeating it leaves no gap.
 * Each secondary ENI (``vpccni.adapters.eni_links``): link found by MAC, MTU, up, its primary
   address, table ``device + 1`` with the subnet gateway and a default route, the kernel's
   connected route dropped from main, rule ``from <ENI primary> lookup <table>`` (32765);
@@ -17,8 +19,7 @@
 from __future__ import annotations
 
 import errno
-import shlex
-import subprocess
+import logging
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,13 @@ from vpccni.adapters.eni_links import (
     setup_eni_link,
 )
 from vpccni.adapters.netlink_kit import AF_INET, SCOPE_LINK, NetlinkThread, ignoring, netns_path
+from vpccni.adapters.node_rules import (
+    UPSTREAM_NFT_TABLE,
+    Iptables,
+    converge,
+    remove_upstream_nft_table,
+    wanted_rules,
+)
 from vpccni.core.naming import (
     MAIN_TABLE,
     RULE_FROM_POD,
@@ -44,9 +52,9 @@ from vpccni.ports import EniLink, HostChanges, PodWiring
 if TYPE_CHECKING:
     from vpccni.settings import DatapathSettings
 
-SNAT_CHAIN = "AWS-SNAT-CHAIN-0"
-CONNMARK_CHAIN = "AWS-CONNMARK-CHAIN-0"
-RANDOM_FLAGS = {0: [], 1: ["--random"], 2: ["--random-fully"]}
+RULE_EXTERNAL_SERVICE = 1535
+"""``to <AWS_EXTERNAL_SERVICE_CIDRS entry> lookup main``: ahead of the pods' 1536 rules."""
+log = logging.getLogger("vpccni.ipamd")
 __all__ = ["HostNetworkError", "NetlinkHostNetwork"]
 
 
@@ -57,7 +65,8 @@ class NetlinkHostNetwork:
         self.node_netns = node_netns
         self.settings = settings
         self._ipr: Any = None
-        self._thread = NetlinkThread()
+        self._thread = NetlinkThread(node_netns)
+        self._iptables = Iptables(node_netns)
 
     @property
     def ipr(self) -> Any:
@@ -68,90 +77,91 @@ class NetlinkHostNetwork:
     # -- node -----------------------------------------------------------------------------------
 
     def setup_node(self, primary: EniLink, vpc_cidrs: Sequence[IPv4Network]) -> None:
-        self._thread.run(lambda: self._setup_node(primary, vpc_cidrs))
+        """Converge the node's own networking; safe to repeat (the VPC CIDR refresh does):
+        rules are added and removed, never deleted to be re-added, and the iptables rules
+        change in one transaction."""
+
+        def setup() -> None:
+            try:
+                self._setup_node(primary, vpc_cidrs)
+            except (NetlinkError, OSError) as error:
+                raise HostNetworkError(
+                    f"setting up the node's networking (primary ENI {primary.mac}) failed: {error}"
+                ) from None
+
+        self._thread.run(setup)
 
     def _setup_node(self, primary: EniLink, vpc_cidrs: Sequence[IPv4Network]) -> None:
-        mtu = self.settings.mtu
         index = self._link_by_mac(primary.mac)
-        if index is not None:
-            self.ipr.link("set", index=index, mtu=mtu)
+        if index is None:
+            raise HostNetworkError(
+                f"the primary ENI's link (MAC {primary.mac}) is not in the node's network "
+                "namespace; is this the node's namespace (--netns / --host-datapath)?"
+            )
+        self.ipr.link("set", index=index, mtu=self.settings.mtu)
+        name = str(self.ipr.get_links(index)[0].get_attr("IFLA_IFNAME"))
+        self._remove_upstream_nft_table()
         mark = self.settings.connmark
-        external = self.settings.external_snat
-        with ignoring(errno.ENOENT, errno.ESRCH):
-            self.ipr.rule(
-                "del",
-                family=AF_INET,
-                priority=RULE_FWMARK,
-                fwmark=mark,
-                fwmask=mark,
-                table=MAIN_TABLE,
-            )
-        if not external or self.settings.node_port_support:
-            self.ipr.rule(
-                "add",
-                family=AF_INET,
-                priority=RULE_FWMARK,
-                fwmark=mark,
-                fwmask=mark,
-                table=MAIN_TABLE,
-            )
-        self._iptables_snat(primary, vpc_cidrs, external, mark)
+        fwmark = {"fwmark": mark, "fwmask": mark, "table": MAIN_TABLE}
+        external, node_port = self.settings.external_snat, self.settings.node_port_support
+        self._converge_rules(RULE_FWMARK, [fwmark] if not external or node_port else [])
+        services = self.settings.external_service_cidrs or ()
+        self._converge_rules(
+            RULE_EXTERNAL_SERVICE,
+            [
+                {"dst": str(c.network_address), "dst_len": c.prefixlen, "table": MAIN_TABLE}
+                if c.prefixlen
+                else {"table": MAIN_TABLE}  # 0.0.0.0/0: the kernel lists no destination
+                for c in services
+            ],
+        )
+        wanted = wanted_rules(self.settings, primary.primary_ip, name, vpc_cidrs)
+        for change in converge(self._iptables, wanted):
+            log.info("host networking: %s", change)
 
-    def _iptables_snat(
-        self, primary: EniLink, vpc_cidrs: Sequence[IPv4Network], external: bool, mark: int
-    ) -> None:
-        excluded = self.settings.exclude_snat_cidrs or ()
-        prefix = self.settings.veth_prefix
-        hexmark = f"{mark:#x}"
-        jumps = [  # our rules in the built-in chains: removed, then re-added unless external SNAT
-            ("nat", "POSTROUTING", f'-m comment --comment "AWS SNAT CHAIN" -j {SNAT_CHAIN}'),
-            (
-                "nat",
-                "PREROUTING",
-                f"-i {prefix}+ -m comment --comment "
-                f'"AWS, outbound connections" -j {CONNMARK_CHAIN}',
-            ),
-            (
-                "nat",
-                "PREROUTING",
-                f'-m comment --comment "AWS, CONNMARK" -j CONNMARK --restore-mark --mask {hexmark}',
-            ),
-            (
-                "mangle",
-                "PREROUTING",
-                f'-m comment --comment "AWS, primary ENI" -i {prefix}+ '
-                f"-j CONNMARK --restore-mark --mask {hexmark}",
-            ),
-        ]
-        self._flush_chain("nat", SNAT_CHAIN)
-        self._flush_chain("nat", CONNMARK_CHAIN)
-        for table, chain, rule in jumps:
-            self._delete_all(table, chain, shlex.split(rule))
-        if external:
+    def _converge_rules(self, priority: int, wanted: list[dict[str, Any]]) -> None:
+        """Make the IPv4 rules at ``priority`` exactly ``wanted`` (fields as pyroute2 takes
+        them): missing ones added, others deleted; a wanted rule is never deleted first."""
+        have = []
+        for rule in self.ipr.get_rules(family=AF_INET, priority=priority):
+            fields = {
+                "fwmark": rule.get_attr("FRA_FWMARK"),
+                "fwmask": rule.get_attr("FRA_FWMASK"),
+                "dst": rule.get_attr("FRA_DST"),
+                "dst_len": rule["dst_len"],
+                "src": rule.get_attr("FRA_SRC"),
+                "src_len": rule["src_len"],
+                "table": rule.get_attr("FRA_TABLE") or rule["table"],
+            }
+            have.append({k: v for k, v in fields.items() if v is not None and v != 0})
+        wanted = [{k: v for k, v in w.items() if v is not None and v != 0} for w in wanted]
+        for fields in have:
+            if fields not in wanted:
+                with ignoring(errno.ENOENT, errno.ESRCH):
+                    self.ipr.rule("del", family=AF_INET, priority=priority, **fields)
+        for fields in wanted:
+            if fields not in have:
+                with ignoring(errno.EEXIST):
+                    self.ipr.rule("add", family=AF_INET, priority=priority, **fields)
+
+    def _remove_upstream_nft_table(self) -> None:
+        try:
+            removed = remove_upstream_nft_table()
+        except (NetlinkError, OSError) as error:
+            log.warning(
+                "cannot read the node's nftables to look for upstream's table ip %s: %s; if "
+                "aws-node ran here on an nftables host, delete it (nft delete table ip %s)",
+                UPSTREAM_NFT_TABLE,
+                error,
+                UPSTREAM_NFT_TABLE,
+            )
             return
-        random = " ".join(RANDOM_FLAGS[self.settings.random_snat_code])
-        snat = [f'-d {c} -m comment --comment "AWS SNAT CHAIN" -j RETURN' for c in vpc_cidrs]
-        snat += [
-            ("" if c.prefixlen == 0 else f"-d {c} ")
-            + '-m comment --comment "AWS SNAT CHAIN EXCLUSION" -j RETURN'
-            for c in excluded
-        ]
-        snat.append(
-            '! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! --dst-type LOCAL '
-            f"-j SNAT --to-source {primary.primary_ip} {random}"
-        )
-        connmark = [
-            f'-d {c} -m comment --comment "AWS CONNMARK CHAIN" -j RETURN'
-            for c in [*vpc_cidrs, *excluded]
-        ]
-        connmark.append(
-            f'-m comment --comment "AWS, CONNMARK" -j CONNMARK --set-xmark {hexmark}/{hexmark}'
-        )
-        rules = [("nat", SNAT_CHAIN, r) for r in snat] + [
-            ("nat", CONNMARK_CHAIN, r) for r in connmark
-        ]
-        for table, chain, rule in [*rules, *jumps]:
-            self._iptables("-t", table, "-A", chain, *shlex.split(rule))
+        if removed:
+            log.warning(
+                "host networking: removed upstream's nftables table ip %s (aws-node's connmark "
+                "rules: left, they would mark pod traffic a second time)",
+                UPSTREAM_NFT_TABLE,
+            )
 
     # -- ENIs -----------------------------------------------------------------------------------
 
@@ -297,33 +307,6 @@ class NetlinkHostNetwork:
             if str(link.get_attr("IFLA_ADDRESS")).lower() == mac.lower():
                 return int(link["index"])
         return None
-
-    def _iptables(self, *args: str) -> str:
-        command = ["iptables", "-w", *args]
-        if self.node_netns:
-            command = ["ip", "netns", "exec", self.node_netns, *command]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise HostNetworkError(
-                f"iptables {' '.join(args)} failed: {done.stderr.strip()}; is iptables installed "
-                "and are we root in the node's namespace?"
-            )
-        return done.stdout
-
-    def _flush_chain(self, table: str, chain: str) -> None:
-        existing = self._iptables("-t", table, "-S").splitlines()
-        if f"-N {chain}" in existing:
-            self._iptables("-t", table, "-F", chain)
-        else:
-            self._iptables("-t", table, "-N", chain)
-
-    def _delete_all(self, table: str, chain: str, rule: list[str]) -> None:
-        while True:
-            command = ["iptables", "-w", "-t", table, "-D", chain, *rule]
-            if self.node_netns:
-                command = ["ip", "netns", "exec", self.node_netns, *command]
-            if subprocess.run(command, capture_output=True, check=False).returncode != 0:
-                return
 
     def close(self) -> None:
         if self._ipr is not None:

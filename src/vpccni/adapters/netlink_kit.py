@@ -1,14 +1,18 @@
 """The shared netlink kit of the pod- and host-network adapters (pyroute2).
 
 Owns the constants both use, how a namespace is named, the one-thread-per-adapter executor
-(pyroute2 keeps a socket per thread), ``ignoring``, which lets the errno codes meaning
-"already done" pass, and :class:`Attempts`, which carries on past a failed deletion and keeps
-what failed and why for the caller to log and count.
+(pyroute2 keeps a socket per thread; with a node namespace the thread lives in it, so the
+node's ``/proc/sys/net`` and nftables are reachable from it), ``ignoring``, which lets the errno
+codes meaning "already done" pass, :func:`write_sysctl` (the node's kernel parameters, written
+from that thread) and :class:`Attempts`, which carries on past a failed deletion and keeps what
+failed and why for the caller to log and count.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -16,10 +20,13 @@ from typing import TypeVar
 
 from pyroute2.netlink.exceptions import NetlinkError
 
+from vpccni.errors import VpccniError
+
 T = TypeVar("T")
 SCOPE_LINK = 253
 NUD_PERMANENT = 128
 AF_INET = 2
+CLONE_NEWNET = 0x40000000
 
 
 def netns_path(name: str) -> str:
@@ -68,11 +75,58 @@ class NetlinkThread:
 
     pyroute2 keeps a socket per thread and forks a helper to open one inside another namespace;
     calling it from each request's thread leaked a socket (and paid a ~10 ms fork) per request.
-    One thread keeps one node-namespace socket for the daemon's lifetime.
+    One thread keeps one node-namespace socket for the daemon's lifetime. Given ``netns`` (a
+    path), the thread enters that network namespace before its first call (``setns``, which needs
+    ``CAP_SYS_ADMIN``, as opening the namespace by path does anyway): what it opens under
+    ``/proc/sys/net`` and the netlink sockets it creates without pyroute2's ``netns`` (nftables)
+    are the node's. Without it the thread stays in the daemon's namespace, the node's.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, netns: str | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netlink")
+        self._netns = None if netns is None else netns_path(netns)
+        self._entered = False
 
     def run(self, call: Callable[[], T]) -> T:
-        return self._pool.submit(call).result()
+        return self._pool.submit(self._in_netns, call).result()
+
+    def _in_netns(self, call: Callable[[], T]) -> T:
+        if self._netns is not None and not self._entered:
+            _enter_netns(self._netns)  # NetnsError: raised to the caller, tried again next call
+            self._entered = True
+        return call()
+
+
+class NetnsError(VpccniError):
+    """The node's network namespace cannot be entered."""
+
+
+def _enter_netns(path: str) -> None:
+    """Move the calling thread into the network namespace at ``path``."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as error:
+        raise NetnsError(
+            f"cannot open the node's network namespace {path}: {error.strerror}; does it exist?"
+        ) from None
+    try:
+        if libc.setns(descriptor, CLONE_NEWNET) != 0:
+            raise NetnsError(
+                f"cannot enter the node's network namespace {path}: "
+                f"{os.strerror(ctypes.get_errno())}; --netns needs CAP_SYS_ADMIN"
+            )
+    finally:
+        os.close(descriptor)
+
+
+def write_sysctl(key: str, value: str) -> bool:
+    """Set ``/proc/sys/<key>`` (``net/ipv6/conf/<link>/accept_ra``) in the calling thread's
+    network namespace; False when the key does not exist (IPv6 disabled: nothing to set, as
+    upstream ignores it). Other failures raise ``OSError`` (a read-only ``/proc/sys``)."""
+    try:
+        with open(f"/proc/sys/{key}", "w") as out:
+            out.write(value + "\n")
+    except FileNotFoundError:
+        return False
+    return True

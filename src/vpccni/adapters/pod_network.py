@@ -7,12 +7,18 @@ pod interface: the veth is created in the node namespace with its peer placed di
 pod's namespace through the namespace descriptor (no move, which costs ~19 ms); the pod side is
 configured through the pod's netlink socket: ``eth0`` up with the pod's /32, a link-scope route
 to 169.254.1.1 and the default route via it, and a permanent neighbour entry for 169.254.1.1
-with the host veth's MAC; node side: the host veth up, a /32 route to the pod in ``main``, rule
+with the host veth's MAC; node side: before the host veth goes up, upstream's IPv6 settings on it
+(``accept_ra=0``, so a pod cannot configure the node with router advertisements,
+``accept_redirects=1``, ``forwarding=0``; absent keys - IPv6 disabled - are skipped as upstream
+skips them), then the host veth up, a /32 route to the pod in ``main``, rule
 ``to <pod> lookup main`` (512) and, for pods on a secondary ENI, ``from <pod> lookup <table>``
 (1536). Setup replaces what a crashed attempt left; a failure undoes what this attempt made.
 Teardown (from the node side: deleting the host veth deletes the pair) is idempotent; CHECK
 reads the pod side through the pod's socket too. The node namespace socket stays open (with
-``--netns`` it is opened by path once; only pod namespaces come as descriptors).
+``--netns`` it is opened by path once; only pod namespaces come as descriptors). The adapter's
+thread lives in the node's namespace (``NetlinkThread``), where the host veth's settings are.
+When ``/proc/sys`` cannot be written (an unprivileged container mounts it read-only) the pod is
+wired without them, with one warning per daemon naming the cause.
 
 Descriptors: the request owns the ``PodNamespace`` descriptors and closes each once. pyroute2
 (0.9.7) closes a descriptor given as ``IPRoute(fileno=...)`` itself at construction, keeping a
@@ -22,6 +28,7 @@ duplicate that its ``close`` releases; so it is handed a duplicate of ours (``_p
 from __future__ import annotations
 
 import errno
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,10 +44,15 @@ from vpccni.adapters.netlink_kit import (
     NetlinkThread,
     ignoring,
     netns_path,
+    write_sysctl,
 )
 from vpccni.core.naming import GATEWAY, MAIN_TABLE, RULE_FROM_POD, RULE_TO_POD
 from vpccni.errors import VpccniError
 from vpccni.ports import PodNamespace, PodWiring, WiredInterfaces
+
+log = logging.getLogger("vpccni.ipamd")
+HOST_VETH_SYSCTLS = (("accept_ra", "0"), ("accept_redirects", "1"), ("forwarding", "0"))
+"""Upstream's ``net/ipv6/conf/<host veth>/*`` settings, made before the veth goes up."""
 
 
 class WiringError(VpccniError):
@@ -54,7 +66,8 @@ class NetlinkPodNetwork:
         self.node_netns = netns_path(node_netns) if node_netns else None
         self._node: Any = None
         self._node_id: tuple[int, int] | None = None
-        self._thread = NetlinkThread()
+        self._thread = NetlinkThread(self.node_netns)
+        self._sysctl_warned = False
 
     @property
     def node(self) -> Any:
@@ -89,6 +102,7 @@ class NetlinkPodNetwork:
             [host_index] = node.link_lookup(ifname=wiring.host_veth)
             [pod_index] = pod.link_lookup(ifname=wiring.ifname)
             host_mac = node.get_links(host_index)[0].get_attr("IFLA_ADDRESS")
+            self._tune_host_veth(wiring.host_veth)
             node.link("set", index=host_index, state="up")
             pod.link("set", index=pod_index, state="up")
             pod.addr("add", index=pod_index, address=str(wiring.address), prefixlen=32)
@@ -101,6 +115,27 @@ class NetlinkPodNetwork:
         node.route("replace", dst=f"{wiring.address}/32", oif=host_index, scope=SCOPE_LINK)
         self._rules(wiring, "add")
         return WiredInterfaces(wiring.host_veth, host_mac, pod_mac)
+
+    def _tune_host_veth(self, veth: str) -> None:
+        """Upstream's IPv6 settings on the host veth (on the thread in the node namespace)."""
+        for name, value in HOST_VETH_SYSCTLS:
+            try:
+                write_sysctl(f"net/ipv6/conf/{veth}/{name}", value)
+            except OSError as error:
+                if not self._sysctl_warned:
+                    self._sysctl_warned = True
+                    log.warning(
+                        "cannot set net.ipv6.conf.%s.%s=%s on pod host veths (%s): /proc/sys is "
+                        "not writable for the daemon; pods are wired without upstream's "
+                        "accept_ra=0, accept_redirects=1, forwarding=0 on their host veths, so "
+                        "a pod could send router advertisements to the node. Give the daemon a "
+                        "writable /proc/sys/net (warned once)",
+                        veth,
+                        name,
+                        value,
+                        error.strerror or error,
+                    )
+                return
 
     def _rules(self, wiring: PodWiring, command: str) -> None:
         address = str(wiring.address)

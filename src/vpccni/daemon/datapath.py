@@ -10,6 +10,12 @@ start-up (and after a crash) host routes, rules and veths converge to the assign
 checkpoint and ENI rules and tables to the pool's ENIs. A secondary ENI is configured from its own
 subnet (``subnet_of``: IMDS ``subnet-ipv4-cidr-block`` of its MAC, as upstream), not the node's:
 under custom networking or subnet discovery it sits in another subnet with another gateway.
+
+The VPC's CIDR blocks can change while the node runs (AssociateVpcCidrBlock): as upstream,
+``follow_vpc_cidrs`` re-reads them from IMDS every 30 s on the daemon's clock and, when they
+changed, converges the node's rules to them (SNAT exclusions, connmark RETURN rules; the host
+adapter changes them in one transaction). An empty answer is never applied: it would SNAT
+traffic inside the VPC.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from vpccni.core.aws_types import CloudError
+from vpccni.core.aws_types import CloudError, InstanceIdentity
 from vpccni.core.model import Assignment, EniInfo, PodKey, PodMeta
 from vpccni.core.naming import host_veth_name, route_table
 from vpccni.daemon.recover import is_held_by_route
@@ -55,6 +61,13 @@ class Datapath:
     subnet_of: Callable[[str], IPv4Network | None] | None = None
     """The CIDR of a secondary ENI's own subnet by MAC, None while unknown (``imds_subnets``);
     without it every ENI is taken to be in ``subnet``, the node's."""
+    node_link: Callable[[], tuple[EniLink, tuple[IPv4Network, ...]]] | None = None
+    """The primary ENI and the VPC's CIDR blocks as IMDS lists them now (``imds_node``);
+    without it ``follow_vpc_cidrs`` does nothing."""
+    vpc_cidr_seconds: float = 30.0
+    """How often ``follow_vpc_cidrs`` re-reads the VPC's CIDR blocks (upstream: 30 s)."""
+    _vpc_cidrs: tuple[IPv4Network, ...] | None = field(default=None, init=False)
+    _cidrs_read_at: float | None = field(default=None, init=False)
     _subnets: dict[str, IPv4Network] = field(default_factory=dict, init=False)
     """The subnet CIDRs ``subnet_of`` gave, by MAC (an ENI never changes subnet)."""
     _enis: dict[str, EniLink] = field(default_factory=dict, init=False)
@@ -185,6 +198,46 @@ class Datapath:
                     failure,
                 )
 
+    def follow_vpc_cidrs(self, now: float) -> bool:
+        """Re-read the VPC's CIDR blocks when ``vpc_cidr_seconds`` have passed on the daemon's
+        clock since the last read (at once on the first call, or when the clock stepped back);
+        when they differ from those last applied, converge the node's rules to them. True when
+        the rules were applied. A failure is logged (and counted) and tried at the next read."""
+        last = self._cidrs_read_at
+        if self.node_link is None or (last is not None and 0 <= now - last < self.vpc_cidr_seconds):
+            return False
+        self._cidrs_read_at = now
+        try:
+            primary, cidrs = self.node_link()
+        except CloudError as error:
+            log.warning(
+                "reading the VPC's CIDR blocks from IMDS failed: %s; tried again in %g s",
+                error,
+                self.vpc_cidr_seconds,
+            )
+            return False
+        if not cidrs:
+            log.warning(
+                "IMDS lists no CIDR block for the VPC; SNAT exclusions kept as they are, read "
+                "again in %g s",
+                self.vpc_cidr_seconds,
+            )
+            return False
+        if cidrs == self._vpc_cidrs:
+            return False
+        try:
+            self.host.setup_node(primary, cidrs)
+        except VpccniError as error:
+            self._failed("datapathVpcCidrs", [str(error)])
+            return False
+        blocks = ", ".join(str(c) for c in cidrs)
+        if self._vpc_cidrs is None:
+            log.info("SNAT exclusions follow the VPC's CIDR blocks: %s", blocks)
+        else:
+            log.info("the VPC's CIDR blocks are now %s: SNAT and connmark rules updated", blocks)
+        self._vpc_cidrs = cidrs
+        return True
+
     def converge_enis(self) -> HostChanges:
         """Delete ENI rules and tables of ENIs the pool does not have (start-up)."""
         with self._lock:
@@ -227,6 +280,24 @@ class Datapath:
     def _wiring_of(self, service: IpamService, assignment: Assignment) -> PodWiring:
         eni = service.datastore.eni_of(assignment.address)
         return self.wiring(assignment.key, assignment.meta, "", assignment.address, eni)
+
+
+def imds_node(imds: Imds) -> Callable[[], tuple[EniLink, tuple[IPv4Network, ...]]]:
+    """``Datapath.node_link`` from the instance metadata: the primary ENI (MAC and address, read
+    once) with its subnet and the VPC's CIDR blocks (``vpc-ipv4-cidr-blocks``), read per call.
+    Raises ``CloudError`` when IMDS fails or does not list the primary interface."""
+    identity: list[InstanceIdentity] = []
+
+    def node_link() -> tuple[EniLink, tuple[IPv4Network, ...]]:
+        if not identity:
+            identity.append(imds.identity())
+        mac, address = identity[0].primary_mac, identity[0].local_ipv4
+        found = next((i for i in imds.interfaces() if i.mac.lower() == mac.lower()), None)
+        if found is None or found.subnet_cidr is None:
+            raise CloudError(f"IMDS does not list the primary interface {mac} with its subnet")
+        return EniLink(mac, address, found.subnet_cidr, 0), found.vpc_cidrs
+
+    return node_link
 
 
 def imds_subnets(imds: Imds) -> Callable[[str], IPv4Network | None]:

@@ -51,7 +51,7 @@ from vpccni.daemon.cluster import (
     table_max_pods,
     wait_for_api,
 )
-from vpccni.daemon.datapath import Datapath
+from vpccni.daemon.datapath import Datapath, imds_node
 from vpccni.daemon.introspection import (
     Health,
     no_address_cause,
@@ -63,7 +63,7 @@ from vpccni.daemon.rpc import RpcHooks, RpcServer, delete_pod
 from vpccni.daemon.spool import replay_spool
 from vpccni.daemon.sweep import PodSweep, run_sweep
 from vpccni.daemon.takeover import TakeoverOptions
-from vpccni.ports import Clock, Metrics, NullMetrics
+from vpccni.ports import Clock, Imds, Metrics, NullMetrics
 from vpccni.settings import DaemonSettings, DatapathSettings, Settings
 from vpccni.settings_eni import ProvisioningSettings
 
@@ -113,7 +113,7 @@ def run_daemon(settings: Settings) -> int:
             store,
             load_instance_table(),
             metrics,
-            _datapath_factory(options, settings.datapath, metrics),
+            _datapath_factory(options, settings.datapath, metrics, imds),
             cluster,
         ),
         lambda stop: wait_for_api(cluster, settings.ipam, stop),
@@ -147,7 +147,7 @@ def run_daemon(settings: Settings) -> int:
 
 
 def _datapath_factory(
-    options: DaemonSettings, datapath: DatapathSettings, metrics: Metrics
+    options: DaemonSettings, datapath: DatapathSettings, metrics: Metrics, imds: Imds
 ) -> Callable[[IPv4Network], Datapath] | None:
     """Pod and host networking in ``--netns`` (or this namespace with ``--host-datapath``)."""
     if options.datapath_netns is None and not options.host_datapath:
@@ -162,6 +162,7 @@ def _datapath_factory(
             datapath.mtu,
             datapath.veth_prefix,
             metrics,
+            node_link=imds_node(imds),  # the VPC's CIDR blocks, re-read every 30 s
         )
 
     return make
@@ -300,6 +301,8 @@ def _pool_loop(
             if _due(now, last_cleanup, options.cleanup_seconds):
                 node.pool.lifecycle.cleanup_leaked_enis()
                 last_cleanup = now
+            if node.pool.datapath is not None:
+                node.pool.datapath.follow_vpc_cidrs(now)  # SNAT exclusions follow the VPC
         except Exception:
             log.exception("pool manager tick failed; retrying on the next tick")
         finally:

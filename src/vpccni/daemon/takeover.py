@@ -24,6 +24,11 @@ What was imported is logged, written beside the checkpoint (``takeover.json``, s
 still report it) and shown by ``/v1/explain`` and ``vpccni status``. A node with a vpccni
 checkpoint is never imported into again; ``--recover`` never imports (the upstream file is
 older than anything it rebuilds).
+
+Upstream's rules are not this module's: the host networking set-up removes upstream's nftables
+``table ip aws-cni`` and its stale ``AWS-SNAT-CHAIN-1..n`` / ``AWS-CONNMARK-CHAIN-1..n`` chains at
+every start, before anything is imported (``vpccni.adapters.node_rules``), and logs what it
+removed.
 """
 
 from __future__ import annotations
