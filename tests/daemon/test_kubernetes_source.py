@@ -61,7 +61,7 @@ def test_prefix_mode_m5_large_serves_the_nodes_110_pods(
     assert "max pods 110 (the Node's status.capacity.pods)" in ipamd.log()
     assert "prefix delegation is on but max pods" not in ipamd.log()
     cluster = ipamd.introspect("/v1/explain")["cluster"]
-    assert cluster["node"] == {"name": NAME, "max_pods": 110}
+    assert cluster["node"] == {"name": NAME, "max_pods": 110, "unschedulable": False}
     assert (cluster["reachable"], cluster["problem"], cluster["eniconfigs"]) == (True, "", [])
     assert len(add_all(ipamd, 110)) == 110
     assert ipamd.introspect("/v1/eni-configs") == "us-west-2a"

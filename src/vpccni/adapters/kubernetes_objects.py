@@ -116,6 +116,25 @@ def node_from(obj: Mapping[str, Any]) -> NodeInfo:
         labels=_strings(metadata.get("labels"), f"Node {name!r}: metadata.labels"),
         annotations=_strings(metadata.get("annotations"), f"Node {name!r}: metadata.annotations"),
         max_pods=None if pods is None else pods_quantity(pods),
+        unschedulable=_unschedulable(obj.get("spec")),
+    )
+
+
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+
+
+def _unschedulable(spec: object) -> bool:
+    """``spec.unschedulable`` true, or the cordon taint with effect NoSchedule."""
+    if not isinstance(spec, dict):
+        return False
+    if spec.get("unschedulable") is True:
+        return True
+    taints = spec.get("taints")
+    return isinstance(taints, list) and any(
+        isinstance(taint, dict)
+        and taint.get("key") == UNSCHEDULABLE_TAINT
+        and taint.get("effect") == "NoSchedule"
+        for taint in taints
     )
 
 

@@ -43,6 +43,9 @@ class NodeInfo:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     max_pods: int | None = None  # .status.capacity.pods, when set
+    unschedulable: bool = False
+    """Cordoned: ``spec.unschedulable``, or the taint ``node.kubernetes.io/unschedulable``
+    with effect NoSchedule (what upstream checks)."""
 
 
 @dataclass(frozen=True)

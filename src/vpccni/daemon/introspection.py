@@ -271,7 +271,8 @@ def explain_document(node: Node) -> dict[str, Any]:
     """Ours: the pool manager's decision right now, why a pod would get no address, the IAM
     permissions EC2 denied, and what it last saw go wrong."""
     decision = node.pool.decide()
-    document = decision_json(decision, node.config, node.limits)
+    # The limits the pool works to: less the ENI slots unmanaged ENIs take, as upstream counts.
+    document = decision_json(decision, node.config, node.pool.engine.pool_limits)
     document["no_address"] = no_address_json(no_address_cause(node))
     document["missing_permissions"] = missing_permissions_json(node)
     document["last_error"] = node.pool.state.last_error
@@ -310,7 +311,11 @@ def cluster_json(node: Node) -> dict[str, Any]:
         "generation": view.generation,
         "node": None
         if view.node is None
-        else {"name": view.node.name, "max_pods": view.node.max_pods},
+        else {
+            "name": view.node.name,
+            "max_pods": view.node.max_pods,
+            "unschedulable": view.node.unschedulable,
+        },
         "eniconfigs": sorted(view.eniconfigs),
     }
 

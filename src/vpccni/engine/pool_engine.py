@@ -167,6 +167,9 @@ class PoolEngine:
         """The core's decision on the current pool, without acting on it (with provisioning
         off: the same figures, no action)."""
         now = self.clock.now()
+        cluster = self.placement.cluster
+        node = cluster.view().node if cluster is not None else None
+        self.state.unschedulable = node is not None and node.unschedulable
         decision = plan_scaling(
             self.ledger.views(now), self.config, self.pool_limits, now, self.state.timing()
         )

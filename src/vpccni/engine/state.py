@@ -32,6 +32,8 @@ class EngineState:
     last_release_at: float | None = None
     insufficient_capacity_at: float | None = None
     terminating: bool = False
+    unschedulable: bool = False
+    """The Node is cordoned (read from the cluster source before each decision)."""
     recently_released: dict[IPv4Network, float] = field(default_factory=dict)
     """CIDRs this node released, and when: not re-added from stale data within the cooldown."""
     unmanaged: set[str] = field(default_factory=set)
@@ -74,11 +76,13 @@ class EngineState:
             or timing.insufficient_capacity_at != self.insufficient_capacity_at
             or timing.terminating != self.terminating
             or timing.throttled_until != self.throttled_until
+            or timing.unschedulable != self.unschedulable
         ):
             timing = self._timing = PoolTiming(
                 self.last_release_at,
                 self.insufficient_capacity_at,
                 self.terminating,
+                unschedulable=self.unschedulable,
                 throttled_until=self.throttled_until,
             )
         return timing
