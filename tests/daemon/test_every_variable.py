@@ -154,14 +154,25 @@ EXAMPLES: dict[str, Example] = {
 }
 
 # For every honoured variable: a test showing what a non-default value does.
-EVIDENCE: dict[str, str | None] = {
-    "ADDITIONAL_ENI_TAGS": None,  # TODO(lead): filled when helper B lands
+EVIDENCE: dict[str, str] = {
+    "ADDITIONAL_ENI_TAGS": (
+        "tests/daemon/test_provisioning.py::test_additional_eni_tags_on_every_eni"
+    ),
     "AWS_EC2_ENDPOINT": (
         "tests/cloud/test_endpoint_variables.py::test_aws_ec2_endpoint_is_where_ec2_calls_go"
     ),
-    "AWS_EXTERNAL_SERVICE_CIDRS": None,  # TODO(lead): filled when helper C lands
-    "AWS_MANAGE_ENIS_NON_SCHEDULABLE": None,  # see UNPROVEN
-    "AWS_VPC_CNI_NODE_PORT_SUPPORT": None,  # TODO(lead): filled when helper C lands
+    "AWS_EXTERNAL_SERVICE_CIDRS": (
+        "tests/netns/test_datapath_rules.py::"
+        "test_external_service_cidrs_route_by_main_and_a_restart_removes_stale_rules"
+    ),
+    "AWS_MANAGE_ENIS_NON_SCHEDULABLE": (
+        "tests/daemon/test_unschedulable.py::"
+        "test_manage_enis_non_schedulable_true_grows_while_cordoned"
+    ),
+    "AWS_VPC_CNI_NODE_PORT_SUPPORT": (
+        "tests/netns/test_datapath_rules.py::"
+        "test_node_port_replies_from_a_pod_on_a_secondary_eni_leave_by_the_primary_interface"
+    ),
     "AWS_VPC_ENI_MTU": "tests/netns/test_datapath_variables.py::test_eni_mtu_is_the_primary_links",
     "AWS_VPC_K8S_CNI_BACKING_STORE": (
         "tests/netns/test_takeover.py::test_vpccni_takes_over_a_node_upstream_ran"
@@ -203,16 +214,23 @@ EVIDENCE: dict[str, str | None] = {
     "DISABLE_INTROSPECTION": (
         "tests/daemon/test_health.py::test_disabled_introspection_still_serves_the_probes"
     ),
-    "DISABLE_LEAKED_ENI_CLEANUP": None,  # TODO(lead): filled when helper B lands
+    "DISABLE_LEAKED_ENI_CLEANUP": (
+        "tests/daemon/test_provisioning.py::test_disable_leaked_eni_cleanup"
+    ),
     "DISABLE_METRICS": "tests/daemon/test_daemon_variables.py::test_disable_metrics_opens_no_port",
-    "DISABLE_NETWORK_RESOURCE_PROVISIONING": None,  # TODO(lead): filled when helper B lands
+    "DISABLE_NETWORK_RESOURCE_PROVISIONING": (
+        "tests/daemon/test_provisioning.py::"
+        "test_disable_network_resource_provisioning_changes_nothing_in_ec2"
+    ),
     "DISABLE_TCP_EARLY_DEMUX": (
         "tests/node/test_node_init.py::test_node_init_inside_a_network_namespace"
     ),
     "ENABLE_BANDWIDTH_PLUGIN": (
         "tests/node/test_conflist_variables.py::test_the_conflist_carries_the_node_variables"
     ),
-    "ENABLE_IMDS_ONLY_MODE": None,  # TODO(lead): filled when helper B lands
+    "ENABLE_IMDS_ONLY_MODE": (
+        "tests/daemon/test_provisioning.py::test_imds_only_mode_reads_no_eni_from_ec2"
+    ),
     "ENABLE_PREFIX_DELEGATION": (
         "tests/daemon/test_kubernetes_source.py::test_prefix_mode_m5_large_serves_the_nodes_110_pods"
     ),
@@ -241,7 +259,7 @@ EVIDENCE: dict[str, str | None] = {
     "IP_COOLDOWN_PERIOD": (
         "tests/daemon/test_daemon_variables.py::test_ip_cooldown_period_holds_released_addresses"
     ),
-    "MANAGE_UNTAGGED_ENI": None,  # TODO(lead): filled when helper B lands
+    "MANAGE_UNTAGGED_ENI": "tests/daemon/test_provisioning.py::test_manage_untagged_eni",
     "MAX_ENI": "tests/daemon/test_no_address.py::test_max_eni",
     "MINIMUM_IP_TARGET": (
         "tests/daemon/test_daemon_variables.py::test_minimum_ip_target_is_the_pools_floor"
@@ -264,22 +282,6 @@ EVIDENCE: dict[str, str | None] = {
     "WARM_PREFIX_TARGET": (
         "tests/daemon/test_daemon_variables.py::test_warm_prefix_target_keeps_that_many_prefixes"
     ),
-}
-PENDING = {
-    "ADDITIONAL_ENI_TAGS",
-    "DISABLE_LEAKED_ENI_CLEANUP",
-    "DISABLE_NETWORK_RESOURCE_PROVISIONING",
-    "ENABLE_IMDS_ONLY_MODE",
-    "MANAGE_UNTAGGED_ENI",
-    "AWS_VPC_CNI_NODE_PORT_SUPPORT",
-    "AWS_EXTERNAL_SERVICE_CIDRS",
-}
-"""Effect tests other helpers are writing (B: provisioning, C: datapath); the lead empties it."""
-UNPROVEN = {
-    # The daemon never learns that its Node is unschedulable: nothing sets
-    # PoolTiming.unschedulable (only vpccni.core.scaling/wake read it), so the value changes the
-    # parsed settings and nothing else. TODO(lead): the daemon must read spec.unschedulable.
-    "AWS_MANAGE_ENIS_NON_SCHEDULABLE",
 }
 
 
@@ -511,19 +513,7 @@ def test_a_node_variable_fills_its_node_setting(name: str) -> None:
 def test_every_honoured_variable_has_a_test_that_shows_its_effect() -> None:
     honoured = {v.name for v in CATALOGUE if v.handling == HONOURED}
     assert sorted(EVIDENCE) == sorted(honoured)
-    assert {
-        "ADDITIONAL_ENI_TAGS",
-        "DISABLE_LEAKED_ENI_CLEANUP",
-        "DISABLE_NETWORK_RESOURCE_PROVISIONING",
-        "ENABLE_IMDS_ONLY_MODE",
-        "MANAGE_UNTAGGED_ENI",
-        "AWS_VPC_CNI_NODE_PORT_SUPPORT",
-        "AWS_EXTERNAL_SERVICE_CIDRS",
-    } == PENDING
-    assert {name for name, test in EVIDENCE.items() if test is None} == PENDING | UNPROVEN
     for name, node_id in EVIDENCE.items():
-        if node_id is None:
-            continue
         path, _, function = node_id.partition("::")
         assert (ROOT / path).is_file(), f"{name}: {path} does not exist"
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
