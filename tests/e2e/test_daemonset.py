@@ -16,8 +16,10 @@ What runs, and where (never in this machine's own namespaces):
 
 Then, as on a node: the init container installs the static plugin; the main container (NET_ADMIN
 and NET_RAW only) serves and its probes pass; cnitool (the CNI project's reference runtime) ADDs a
-pod through the installed conflist and plugin, and the pod reaches the VPC; SIGTERM leaves a
-checkpoint that loads and holds the pod; the restarted container resumes it; DEL releases it.
+pod through the installed conflist and plugin, and the pod reaches the VPC; the pod's host veth has
+upstream's IPv6 settings, written by the unprivileged daemon through the DaemonSet's read-write
+mount of the host's /proc/sys/net (its own /proc/sys is read-only); SIGTERM leaves a checkpoint
+that loads and holds the pod; the restarted container resumes it; DEL releases it.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ DEBIAN_PLUGINS = Path("/usr/lib/cni")
 NODE_DIRS = ("/opt", "/etc/cni", "/var/lib", "/var/log", "/run")
 NODE_NAME = "e2e-node"
 NET_ADMIN_AND_NET_RAW = (1 << 12) | (1 << 13)
+HOST_VETH_SYSCTLS = {"accept_ra": "0", "accept_redirects": "1", "forwarding": "0"}
+SYSCTL_WARNING = "cannot set net.ipv6.conf"
 INTROSPECTION = ("127.0.0.1", 61679)
 
 
@@ -288,6 +292,32 @@ def stop_with_sigterm(host: Host, name: str, logs: Callable[[], str], directory:
     return FileCheckpointStore(copy).load()
 
 
+def check_host_veth_sysctls(
+    host: Host, name: str, added: dict[str, Any], logs: Callable[[], str]
+) -> None:
+    """Upstream's IPv6 settings on the pod's host veth, read in the node's namespace, and no
+    warning that /proc/sys was not writable: the daemon wrote them through its mount of the
+    host's /proc/sys/net, although the runtime mounts its own /proc/sys read-only."""
+    [veth] = [i["name"] for i in added["interfaces"] if not i.get("sandbox")]
+
+    def read(link: str, key: str) -> str:
+        path = f"/proc/sys/net/ipv6/conf/{link}/{key}"
+        command = ["ip", "netns", "exec", host.lab.node, "cat", path]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+    assert read("default", "accept_ra") == "1"  # the kernel default here: the 0 was written
+    found = {key: read(veth, key) for key in HOST_VETH_SYSCTLS}
+    assert found == HOST_VETH_SYSCTLS, f"{veth}: {found}\n{logs()}"
+    write = f"echo 0 > /proc/sys/net/ipv6/conf/{veth}/accept_ra"
+    own = host.podman("exec", name, "sh", "-c", write)
+    assert own.returncode != 0, "the container's own /proc/sys is writable: nothing was shown"
+    assert "Read-only file system" in own.stderr, own.stderr
+    every = host.podman("logs", name)
+    ipamd = host.path("/var/log/aws-routed-eni/ipamd.log").read_text()
+    for text in (every.stdout, every.stderr, ipamd):
+        assert SYSCTL_WARNING not in text, logs()
+
+
 def add_as_kubelet(
     host: Host, netns: str, logs: Callable[[], str]
 ) -> subprocess.CompletedProcess[str]:
@@ -324,6 +354,7 @@ def test_daemonset_pod_serves_pods_through_the_installed_plugin(
         netns_path = f"/proc/{sleeper.pid}/ns/net"
         added = add_as_kubelet(node_host, netns_path, logs)
         address = json.loads(added.stdout)["ips"][0]["address"].split("/")[0]
+        check_host_veth_sysctls(node_host, name, json.loads(added.stdout), logs)
         assert address in ip("-n", pod_netns, "-4", "addr", "show", "dev", "eth0")
         assert send_from(pod_netns, lab).split()[:1] == [address]
         assert [p["address"] for p in introspect(node_host, "/v1/pods")] == [address]

@@ -120,12 +120,42 @@ def _enter_netns(path: str) -> None:
         os.close(descriptor)
 
 
+PROC_SYS = "/proc/sys"
+"""The kernel parameters, as the process's own procfs shows them."""
+HOST_PROC_SYS_NET = "/host/proc/sys/net"
+"""Where the DaemonSet mounts the host's ``/proc/sys/net`` read-write (hostPath, ``Directory``),
+for the main container, whose own ``/proc/sys`` the runtime mounts read-only."""
+_READ_ONLY = (errno.EROFS, errno.EACCES)
+
+
 def write_sysctl(key: str, value: str) -> bool:
     """Set ``/proc/sys/<key>`` (``net/ipv6/conf/<link>/accept_ra``) in the calling thread's
     network namespace; False when the key does not exist (IPv6 disabled: nothing to set, as
-    upstream ignores it). Other failures raise ``OSError`` (a read-only ``/proc/sys``)."""
+    upstream ignores it).
+
+    When ``/proc/sys`` refuses the write because it is mounted read-only (``EROFS``, or
+    ``EACCES`` as some runtimes' read-only mounts answer) and the key is under ``net/``, the
+    write goes through :data:`HOST_PROC_SYS_NET` instead, if that directory exists: entries of
+    ``/proc/sys/net`` act on the network namespace of the task that opens them, whichever procfs
+    mount they are opened through, so a writable bind of the host's ``/proc/sys/net`` sets the
+    calling thread's namespace's parameters as ``/proc/sys`` would. Other failures, and a
+    read-only ``/proc/sys`` with no such mount, raise ``OSError`` (the caller warns once)."""
     try:
-        with open(f"/proc/sys/{key}", "w") as out:
+        return _write(f"{PROC_SYS}/{key}", value)
+    except OSError as error:
+        fallback = HOST_PROC_SYS_NET + key.removeprefix("net")
+        if (
+            error.errno not in _READ_ONLY
+            or not key.startswith("net/")
+            or not os.path.isdir(HOST_PROC_SYS_NET)
+        ):
+            raise
+    return _write(fallback, value)
+
+
+def _write(path: str, value: str) -> bool:
+    try:
+        with open(path, "w") as out:
             out.write(value + "\n")
     except FileNotFoundError:
         return False

@@ -10,8 +10,11 @@ after 1 s with 10 s timeouts) and differs where vpccni can do with less: the mai
 not privileged and holds only NET_ADMIN and NET_RAW on a read-only root filesystem; the probes
 are HTTP GETs on the daemon's introspection listener; a service-account token is mounted because
 the daemon reads its Node and the ENIConfigs from the API (none would be without API calls).
-Only the init container is privileged: it writes the host's network sysctls. Every path below
-agrees with the daemon's and the plugin's defaults (a test checks it).
+Only the init container is privileged: it writes the host's network sysctls. The main container
+sets each pod's host veth's IPv6 parameters through a read-write mount of the host's
+``/proc/sys/net`` (its own ``/proc/sys`` is read-only; ``vpccni.adapters.netlink_kit.write_sysctl``
+falls back to the mount). Every path below agrees with the daemon's and the plugin's defaults (a
+test checks it).
 """
 
 from __future__ import annotations
@@ -63,6 +66,10 @@ STATE_DIR = posixpath.commonpath([str(_DEFAULTS.checkpoint_dir), str(_DEFAULTS.s
 UPSTREAM_RUN_DIR = posixpath.dirname(str(_DEFAULTS.upstream_checkpoint))
 """Upstream's ``/var/run/aws-node`` (its checkpoint ``ipam.json`` and ``ipamd.sock``), mounted
 read-only: vpccni imports the checkpoint when it takes a node over and never writes there."""
+SYSCTL_NET = "/proc/sys/net"
+SYSCTL_NET_MOUNT = "/host/proc/sys/net"
+"""The host's ``/proc/sys/net``, read-write in the main container: the daemon sets each pod's host
+veth's ``net.ipv6.conf.<veth>.*`` there (``netlink_kit.HOST_PROC_SYS_NET``, a test ties them)."""
 
 _IMAGE = re.compile(
     r"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?"
@@ -180,8 +187,19 @@ def cluster_role_binding(namespace: str) -> dict[str, Any]:
 
 
 def host_volumes(environment: NodeEnvironment) -> list[HostVolume]:
-    """Every host path the pods use; the CNI directories follow ``HOST_CNI_*_PATH``."""
+    """Every host path the pods use; the CNI directories follow ``HOST_CNI_*_PATH`` (refused
+    with ``InvalidInput`` when one would contain, or lie in, the ``/proc/sys/net`` mount)."""
     values = environment.values
+    for name, default in (
+        ("HOST_CNI_BIN_PATH", HOST_CNI_BIN_PATH),
+        ("HOST_CNI_CONFDIR_PATH", HOST_CNI_CONFDIR_PATH),
+    ):
+        path = posixpath.normpath(values.get(name, default))
+        if posixpath.commonpath([path, SYSCTL_NET_MOUNT]) in (path, SYSCTL_NET_MOUNT):
+            raise InvalidInput(
+                f"{name}={path!r} overlaps {SYSCTL_NET_MOUNT}, where the host's {SYSCTL_NET} is "
+                f"mounted for the daemon; choose a directory outside it, such as {default}"
+            )
     return [
         HostVolume(
             "cni-bin-dir",
@@ -211,6 +229,7 @@ def host_volumes(environment: NodeEnvironment) -> list[HostVolume]:
             init=False,
             read_only=True,
         ),
+        HostVolume("proc-sys-net", SYSCTL_NET, SYSCTL_NET_MOUNT, "Directory", init=False),
     ]
 
 
