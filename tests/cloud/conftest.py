@@ -1,5 +1,8 @@
 """Backends for the cloud adapter tests: ``vpccni emulator`` and moto, both over real HTTP.
 
+The adapter under test (``Backend.ec2``) runs on the daemon's own client (``make_ec2_client``:
+botocore with the pruned EC2 model); set-up calls use a boto3 client with botocore's whole model.
+
 The contract tests run once per backend, for the behaviours where moto matches EC2 (shapes,
 filters, tags, attach/detach); EC2 limits, prefixes, exhaustion and IMDS run on the emulator
 only, because moto does not implement them (``reference/environment.md`` section 6).
@@ -19,7 +22,7 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from vpccni.adapters.ec2_boto3 import Boto3Ec2
+from vpccni.adapters.ec2_boto3 import Boto3Ec2, Ec2Endpoint, make_ec2_client
 from vpccni.core.limits import InstanceTable
 from vpccni.emulator.realism import Knobs, knobs_from_json
 from vpccni.emulator.server import EmulatorServer
@@ -31,7 +34,8 @@ REGION = "us-west-2"
 
 @dataclass
 class Backend:
-    """An EC2 endpoint with a raw boto3 client (for set-up) and our adapter over it."""
+    """An EC2 endpoint with a raw boto3 client (for set-up) and our adapter on the daemon's
+    client (the pruned model)."""
 
     name: str
     endpoint: str
@@ -66,10 +70,15 @@ def boto3_client(endpoint: str, **config: Any) -> Any:
     )
 
 
+def daemon_adapter(endpoint: str) -> Boto3Ec2:
+    """The EC2 port as the daemon makes it: botocore over the pruned model."""
+    return Boto3Ec2(make_ec2_client(Ec2Endpoint(REGION, endpoint), **CREDENTIALS))
+
+
 def backend_for(server: EmulatorServer, **config: Any) -> Backend:
-    """A backend over a running emulator; ``config`` goes to botocore's Config."""
+    """A backend over a running emulator; ``config`` goes to the set-up client's Config."""
     client = boto3_client(server.endpoint, **config)
-    return Backend("emulator", server.endpoint, client, Boto3Ec2(client), server)
+    return Backend("emulator", server.endpoint, client, daemon_adapter(server.endpoint), server)
 
 
 def free_port() -> int:
@@ -107,7 +116,7 @@ def backend(request: pytest.FixtureRequest, table: InstanceTable) -> Iterator[Ba
         reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
         urllib.request.urlopen(reset, timeout=10).close()
         client = boto3_client(endpoint)
-        yield Backend("moto", endpoint, client, Boto3Ec2(client))
+        yield Backend("moto", endpoint, client, daemon_adapter(endpoint))
         return
     server = start_emulator(table)
     yield backend_for(server)

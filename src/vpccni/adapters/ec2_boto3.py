@@ -1,9 +1,15 @@
-"""The EC2 port over boto3: real AWS in production, ``vpccni emulator`` or moto in tests.
+"""The EC2 port over botocore: real AWS in production, ``vpccni emulator`` or moto in tests.
 
 Every call goes through ``_call``, which turns botocore's errors into ``vpccni.core.aws_types``
 errors whose message names the operation, EC2's code and message, and what happens next.
 Retries are botocore's (standard mode by default, adaptive on request): throttling that survives
 them surfaces as :class:`Throttled`.
+
+The client is botocore's own (boto3 adds nothing the daemon uses and costs ~3 MiB), and it loads
+the pruned EC2 model of ``vpccni/data/botocore`` (the 11 operations the daemon calls, generated
+by ``tools/prune_ec2_model.py``) instead of botocore's whole one: ~16 MiB less resident memory.
+botocore is imported when a client is made, not with this module: ``vpccni.settings`` (and so
+``vpccni config check`` or ``vpccni manifests``) needs only :class:`Ec2Endpoint`.
 """
 
 from __future__ import annotations
@@ -11,11 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from vpccni.core.aws_types import (
     CloudError,
@@ -26,6 +29,14 @@ from vpccni.core.aws_types import (
     ec2_error,
 )
 from vpccni.core.subnets import Subnet
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
+PRUNED_MODELS = Path(__file__).resolve().parent.parent / "data" / "botocore"
+"""botocore data directory holding ``ec2/<API_VERSION>/service-2.json``, pruned to the daemon's
+operations (``tools/prune_ec2_model.py``)."""
+API_VERSION = "2016-11-15"
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,12 @@ class Ec2Endpoint:
         return f"vpccni amazon-vpc-cni-k8s/{self.cni_version}" if self.cni_version else "vpccni"
 
 
-def make_ec2_client(endpoint: Ec2Endpoint) -> Any:
-    """A boto3 EC2 client; credentials come from the standard chain."""
+def make_ec2_client(endpoint: Ec2Endpoint, **credentials: str) -> Any:
+    """A botocore EC2 client over the pruned model; credentials come from the standard chain
+    unless given (``aws_access_key_id``, ``aws_secret_access_key``)."""
+    import botocore.session
+    from botocore.config import Config
+
     config = Config(
         region_name=endpoint.region,
         retries={"mode": endpoint.retry_mode, "max_attempts": endpoint.max_attempts},
@@ -55,15 +70,21 @@ def make_ec2_client(endpoint: Ec2Endpoint) -> Any:
         read_timeout=endpoint.timeout_seconds,
         user_agent_extra=endpoint.user_agent_extra,
     )
-    return boto3.session.Session().client("ec2", endpoint_url=endpoint.endpoint_url, config=config)
+    session = botocore.session.get_session()
+    session.get_component("data_loader").search_paths.insert(0, str(PRUNED_MODELS))
+    return session.create_client(
+        "ec2",
+        api_version=API_VERSION,
+        endpoint_url=endpoint.endpoint_url,
+        config=config,
+        **credentials,
+    )
 
 
 def emulator_ec2(endpoint_url: str, region: str = "us-west-2") -> Boto3Ec2:
     """The EC2 port on a ``vpccni emulator`` (which ignores credentials: dummy ones are used)."""
-    client = boto3.session.Session().client(
-        "ec2",
-        endpoint_url=endpoint_url,
-        region_name=region,
+    client = make_ec2_client(
+        Ec2Endpoint(region, endpoint_url),
         aws_access_key_id="emulator",
         aws_secret_access_key="emulator",
     )
@@ -71,7 +92,7 @@ def emulator_ec2(endpoint_url: str, region: str = "us-west-2") -> Boto3Ec2:
 
 
 class Boto3Ec2:
-    """Implements ``vpccni.ports.Ec2`` with a boto3 client."""
+    """Implements ``vpccni.ports.Ec2`` with a botocore (or boto3) EC2 client."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -263,6 +284,8 @@ class Boto3Ec2:
 
     @staticmethod
     def _call(operation: str, method: Callable[..., Any], **params: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             return method(**params)
         except ClientError as error:

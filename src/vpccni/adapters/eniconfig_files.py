@@ -21,8 +21,6 @@ import os
 import threading
 from pathlib import Path
 
-import yaml  # type: ignore[import-untyped]
-
 from vpccni.adapters.kubernetes_objects import ObjectError, eniconfig_from, eniconfig_objects
 from vpccni.core.cluster import ClusterView, EniConfig, NodeInfo
 from vpccni.errors import InvalidInput
@@ -121,6 +119,8 @@ def read_directory(directory: Path) -> dict[str, EniConfig]:
 
 def read_file(path: Path) -> list[EniConfig]:
     """The ENIConfigs in one file (YAML or JSON, one or more documents)."""
+    import yaml  # type: ignore[import-untyped]  # only with --eniconfig-dir: not at idle
+
     try:
         text = path.read_text(encoding="utf-8")
         documents = list(yaml.safe_load_all(text))

@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vpccni.daemon.runner import run_daemon
 from vpccni.errors import InvalidInput
 from vpccni.settings import SDK_LOGGERS, DaemonFlags, DaemonSettings, read_settings
 
@@ -198,6 +197,10 @@ def daemon_flags(args: argparse.Namespace) -> DaemonFlags:
 
 def run(args: argparse.Namespace) -> str:
     """Run the daemon until it is signalled."""
+    # Here, not at the top: node-run parses ipamd's flags with this module and must not load
+    # the daemon (pyroute2, botocore, prometheus_client) into its own long-lived process.
+    from vpccni.daemon.runner import run_daemon
+
     settings = read_settings(daemon_flags(args))
     configure_logging(settings.daemon)
     log = logging.getLogger("vpccni.ipamd")

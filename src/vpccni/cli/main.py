@@ -9,30 +9,35 @@ otherwise.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from vpccni import __version__
-from vpccni.cli import (
-    config_cmd,
-    demo_cmd,
-    doctor_cmd,
-    emulator_cmd,
-    explain_cmd,
-    install_cni_cmd,
-    ipamd_cmd,
-    limits_cmd,
-    manifests_cmd,
-    maxpods_cmd,
-    node_cmd,
-    plan_cmd,
-    simulate_cmd,
-    status_cmd,
-    support_bundle_cmd,
-)
 from vpccni.errors import InvalidInput, VpccniError
+
+COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("limits_cmd", ("limits",)),
+    ("maxpods_cmd", ("max-pods",)),
+    ("explain_cmd", ("explain",)),
+    ("emulator_cmd", ("emulator",)),
+    ("ipamd_cmd", ("ipamd",)),
+    ("demo_cmd", ("demo",)),
+    ("status_cmd", ("status",)),
+    ("install_cni_cmd", ("install-cni",)),
+    ("node_cmd", ("node-init", "node-run")),
+    ("plan_cmd", ("plan",)),
+    ("simulate_cmd", ("simulate",)),
+    ("manifests_cmd", ("manifests",)),
+    ("doctor_cmd", ("doctor",)),
+    ("support_bundle_cmd", ("support-bundle",)),
+    ("config_cmd", ("config",)),
+)
+"""Each subcommand's module in ``vpccni.cli`` (in ``--help`` order) and the commands it
+registers. Running a command imports its module only: ``vpccni ipamd`` never loads the planner,
+the simulator, the emulator or the doctor (~4 MiB and ~0.2 s of imports)."""
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
@@ -45,8 +50,9 @@ class _Parser(argparse.ArgumentParser):
         raise InvalidInput(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full ``vpccni`` parser."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``vpccni`` parser: every command, or, when ``command`` is one of them, only the
+    commands of its module (the other modules are not imported)."""
     parser = _Parser(
         prog="vpccni",
         description="vpccni: Amazon VPC CNI in Python - node daemon, CNI plugin, EC2 emulator "
@@ -54,28 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"vpccni {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
-    limits_cmd.register(subparsers)
-    maxpods_cmd.register(subparsers)
-    explain_cmd.register(subparsers)
-    emulator_cmd.register(subparsers)
-    ipamd_cmd.register(subparsers)
-    demo_cmd.register(subparsers)
-    status_cmd.register(subparsers)
-    install_cni_cmd.register(subparsers)
-    node_cmd.register(subparsers)
-    plan_cmd.register(subparsers)
-    simulate_cmd.register(subparsers)
-    manifests_cmd.register(subparsers)
-    doctor_cmd.register(subparsers)
-    support_bundle_cmd.register(subparsers)
-    config_cmd.register(subparsers)
+    modules = [module for module, names in COMMANDS if command in names]
+    for module in modules or [module for module, _ in COMMANDS]:
+        importlib.import_module(f"vpccni.cli.{module}").register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     try:
-        args = build_parser().parse_args(argv)
+        given = sys.argv[1:] if argv is None else list(argv)
+        command = given[0] if given and not given[0].startswith("-") else None
+        args = build_parser(command).parse_args(given)
         if not hasattr(args, "run"):
             raise InvalidInput("vpccni: give a command (see 'vpccni --help')")
         output: str = args.run(args)

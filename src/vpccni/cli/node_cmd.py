@@ -117,7 +117,7 @@ def run_node(args: argparse.Namespace) -> str:
 
     flags = ipamd_arguments(args)
     try:
-        parsed = build_parser().parse_args(["ipamd", *flags])
+        parsed = build_parser("ipamd").parse_args(["ipamd", *flags])
     except VpccniError as error:
         raise StartError(f"ipamd flags {' '.join(flags)!r}: {error}") from None
     settings, node = _settings(ipamd_cmd.daemon_flags(parsed))
