@@ -60,6 +60,14 @@ var minVersion = map[string]string{"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1
 // reservedVethPrefixes: upstream's entrypoint refuses them.
 var reservedVethPrefixes = []string{"eth", "lo", "vlan"}
 
+// resultStyles: the ADD result's shape, config key resultStyle (docs/plugin-api.md); the
+// daemon shapes the result, the plugin only refuses any other value.
+var resultStyles = []string{"upstream", "plain"}
+
+const resultStyleHelp = "'upstream' (the default) keeps the entries upstream's DEL reads, so a " +
+	"node rolled back to aws-node can tear the pod down; 'plain' gives the pod's MAC and no " +
+	"dummy entry, for runtimes that parse every MAC (podman)"
+
 // variable is one CNI_* variable forwarded to the daemon.
 type variable struct {
 	name, field string
@@ -229,8 +237,8 @@ func badPath(value *Value, limit int) string {
 	return ""
 }
 
-// checkConfig is check_config: the keys this plugin relies on, and upstream's mtu (a string
-// there) and vethPrefix; the daemon checks the rest.
+// checkConfig is check_config: the keys this plugin relies on, upstream's mtu (a string
+// there) and vethPrefix, and resultStyle; the daemon checks the rest (and these again).
 func checkConfig(command string, config *Value) *CniError {
 	name := config.Dict.Get("name")
 	if !name.IsStr() || len(name.Str) == 0 || len(name.Str) > maxNetworkName || !isCniName(name.Str) {
@@ -263,6 +271,15 @@ func checkConfig(command string, config *Value) *CniError {
 				fmt.Sprintf("config key vethPrefix %s %s", shown(prefix, 40), why),
 				"the host-side veth name prefix: 1 to 4 letters, digits, '_', '.', '-', not eth, "+
 					"lo or vlan (as upstream's AWS_VPC_K8S_CNI_VETHPREFIX)")
+		}
+	}
+	if config.Dict.Has("resultStyle") {
+		style := config.Dict.Get("resultStyle")
+		if !style.IsStr() || !oneOf(runesKey(style.Str), resultStyles) {
+			return cniError(invalidConfig,
+				fmt.Sprintf("config key resultStyle %s is not 'upstream' or 'plain'",
+					shown(style, 40)),
+				resultStyleHelp)
 		}
 	}
 	previous := config.Dict.Get("prevResult")

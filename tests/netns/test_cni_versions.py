@@ -4,7 +4,8 @@ upstream's DEL reading the results vpccni printed, in the lab with the real daem
 * A 0.3.1 conflist (upstream shipped one) with upstream's keys - ``mtu`` as a string,
   ``vethPrefix`` - adds a pod (a 0.3.1 result, the pod's eth0 at that MTU, traffic) and deletes
   it (twice); a ``vethPrefix`` other than the daemon's and an ``mtu`` the plugin would refuse are
-  refused by the daemon too (7), with nothing allocated.
+  refused by the daemon too (7), with nothing allocated. With ``"resultStyle": "plain"`` the
+  result carries the pod's eth0 MAC and no dummy entry; another style is refused by the daemon.
 * Rollback: pods added through cnitool with 0.4.0 and 1.0.0 conflists, one on the primary ENI
   and one on the second; with the daemon stopped (upstream's DEL tears down from prevResult only
   when its ipamd cannot answer), each reading of upstream's DEL (``tests/plugin/upstream_del.py``)
@@ -113,8 +114,40 @@ def test_cnitool_with_a_0_3_1_conflist_and_upstreams_keys_adds_and_deletes_a_pod
         assert reply["error"]["code"] == 7, reply
         assert reply["error"]["msg"] == "config key mtu '1500x' is not a pod MTU"
         assert node.introspect("/v1/pods") == []
+
+        plain_result_and_refusal(node, lab, (conf, bin_dir), pod)
     finally:
         ip("netns", "del", pod)
+
+
+def plain_result_and_refusal(node: Node, lab: Lab, dirs: tuple[Path, Path], pod: str) -> None:
+    """``"resultStyle": "plain"`` (for podman): the pod's own MAC on its entry, no dummy entry;
+    a style the plugin refuses is refused by the daemon too, with nothing allocated."""
+    conf, bin_dir = dirs
+    netns = f"/var/run/netns/{pod}"
+    conflist_as(conf, "1.0.0", mtu="1500", vethPrefix="eni", resultStyle="plain")
+    added = cnitool(lab, conf, bin_dir, "add", netns)
+    assert added.returncode == 0, added.stdout + added.stderr
+    plain: dict[str, Any] = json.loads(added.stdout)
+    host = plain["interfaces"][0]["name"]
+    assert plain["interfaces"] == [
+        {"name": host, "mac": mac_of(lab.node, host)},
+        {"name": "eth0", "mac": mac_of(pod, "eth0"), "sandbox": netns},
+    ]
+    assert plain["ips"][0]["interface"] == 1
+    deleted = cnitool(lab, conf, bin_dir, "del", netns)
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert node.introspect("/v1/pods") == []
+    # a resultStyle the plugin refuses is refused by the daemon too, nothing allocated
+    reply = add_raw(node, netns, resultStyle="Plain")
+    assert reply["error"]["code"] == 7, reply
+    assert reply["error"]["msg"] == "config key resultStyle 'Plain' is not 'upstream' or 'plain'"
+    assert node.introspect("/v1/pods") == []
+
+
+def mac_of(netns: str, link: str) -> str:
+    shown: list[dict[str, Any]] = json.loads(ip("-n", netns, "-j", "link", "show", "dev", link))
+    return str(shown[0]["address"])
 
 
 def add_raw(node: Node, netns: str, **config: Any) -> dict[str, Any]:

@@ -2,10 +2,12 @@
 vpccni network. podman runs in the lab's node network namespace (``nsenter --net``: entering
 only the network namespace keeps the cgroup mounts runc needs, which ``ip netns exec`` hides by
 remounting /sys) with its own storage, run root and configuration in a temporary directory, so
-neither the machine's iptables nor its container storage are touched."""
+neither the machine's iptables nor its container storage are touched. The conflist asks for
+``"resultStyle": "plain"``: podman parses the MAC of each interface in the container's namespace."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.netns.conftest import Lab, Node, install_plugin
+from tests.daemon.conftest import Node
+from tests.netns.conftest import install_plugin
+from vpccni.lab.topology import Lab
 
 BUSYBOX = Path("/usr/bin/busybox")
 IMAGE = "localhost/vpccni-busybox:latest"
@@ -92,12 +96,23 @@ def _runroot(base: Path) -> Path:
     return path
 
 
+def plain_results(conf: Path) -> None:
+    """podman parses the MAC of every result interface in the container's namespace
+    (CNIResultToStatus: net.ParseMAC), which upstream's result shape leaves empty (and "0" on the
+    dummy entry): set ``"resultStyle": "plain"`` (docs/plugin-api.md), as a podman node would."""
+    path = conf / "10-vpccni.conflist"
+    document = json.loads(path.read_text())
+    document["plugins"][0]["resultStyle"] = "plain"
+    path.write_text(json.dumps(document, indent=2))
+
+
 def test_podman_runs_busybox_on_the_vpccni_network(
     lab_node: tuple[Node, Lab], tmp_path: Path
 ) -> None:
     require_podman()
     node, lab = lab_node
     bin_dir, conf = install_plugin(node, tmp_path)
+    plain_results(conf)
     (tmp_path / "containers.conf").write_text(
         "[containers]\n"
         'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'

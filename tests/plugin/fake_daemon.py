@@ -1,7 +1,9 @@
 """A fake ``vpccni ipamd`` for the plugin's tests: docs/plugin-api.md version 1 over a Unix socket.
 
 Stdlib only, in a thread, with the pod map in memory: ``add`` hands out addresses from a small
-pool (the same one again for a pod that already holds one), ``del`` is idempotent, ``check``
+pool (the same one again for a pod that already holds one) in the daemon's result shapes
+(``vpccni.daemon.rpc.result_interfaces``: upstream's dummy entry, or with ``"resultStyle":
+"plain"`` the pod's MAC and no dummy; the pod on device 0), ``del`` is idempotent, ``check``
 compares with ``prevResult``, ``gc`` releases what ``cni.dev/valid-attachments`` does not list,
 ``status`` says ready. It records every request it decodes, so a test can assert that the plugin
 refused an input without asking, and it can be told to misbehave: reply with an error, close
@@ -33,6 +35,7 @@ from typing import Any
 MAX_REQUEST = 1 << 20
 MAX_FDS = 8
 GATEWAY = "169.254.1.1"
+HOST_MAC, POD_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
 SIOCGSKNS = 0x894C
 NS_GET_NSTYPE = 0xB703
 CLONE_NEWNET = 0x40000000
@@ -158,13 +161,15 @@ class FakeDaemon:
             if not self.free:
                 return error(11, "no IP address available yet", "the warm pool is empty")
             address = self.pods[key] = self.free.pop(0)
+        host = {"name": "eni" + key[1][:11], "mac": HOST_MAC}
+        if config.get("resultStyle") == "plain":
+            interfaces = [host, {"name": key[2], "mac": POD_MAC, "sandbox": cni["netns"]}]
+        else:
+            pod = {"name": key[2], "sandbox": cni["netns"]}
+            interfaces = [host, pod, upstream_dummy(cni.get("args", ""))]
         return ok(
             {
-                "interfaces": [
-                    {"name": "eni" + key[1][:11], "mac": "02:00:00:00:00:01"},
-                    {"name": key[2], "sandbox": cni["netns"]},
-                    upstream_dummy(cni.get("args", "")),
-                ],
+                "interfaces": interfaces,
                 "ips": [{"address": f"{address}/32", "gateway": GATEWAY, "interface": 1}],
                 "routes": [{"dst": "0.0.0.0/0", "gw": GATEWAY}],
                 "dns": {},

@@ -289,6 +289,12 @@ def bad_mtu_or_veth_prefix(draw: st.DrawFn, verb: str, config: dict[str, Any]) -
     return f"bad {key}", json.dumps({**config, key: value}).encode(), 7
 
 
+def bad_result_style(draw: st.DrawFn, verb: str, config: dict[str, Any]) -> Broken:
+    """resultStyle other than "upstream" or "plain" (docs/plugin-api.md)."""
+    value = draw(json_values.filter(lambda v: v not in ("upstream", "plain")))
+    return "bad resultStyle", json.dumps({**config, "resultStyle": value}).encode(), 7
+
+
 def bad_prev_result(draw: st.DrawFn, verb: str, config: dict[str, Any]) -> Broken:
     value = draw(
         st.one_of(
@@ -337,6 +343,7 @@ BREAKERS = (
     bad_name,
     bad_path_key,
     bad_mtu_or_veth_prefix,
+    bad_result_style,
     bad_prev_result,
     missing_verb_keys,
 )

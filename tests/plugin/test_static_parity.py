@@ -380,7 +380,8 @@ ODD_VALUES: list[Any] = [
 
 @pytest.mark.parametrize("value", ODD_VALUES, ids=range(len(ODD_VALUES)))
 @pytest.mark.parametrize(
-    "key", ["cniVersion", "name", "socket", "spoolDir", "mtu", "vethPrefix", "prevResult"]
+    "key",
+    ["cniVersion", "name", "socket", "spoolDir", "mtu", "vethPrefix", "resultStyle", "prevResult"],
 )
 def test_config_values_are_refused_alike(bench: Bench, key: str, value: Any) -> None:
     body = json.dumps({"cniVersion": "1.0.0", "name": "aws-cni", key: value})
@@ -391,6 +392,7 @@ MTUS: list[Any] = ["9001", "576", "575", "9002", "09001", "0000000576", "0000000
 MTUS += [" 1500", "1500\n", "\u0669001", "\uff11500", "-1", "", 576, 9001, 9002, -0, 10**30]
 VETH_PREFIXES: list[Any] = ["eni", "a", "abcd", "abcde", "", "eth", "lo", "vlan", "Eth", "a b"]
 VETH_PREFIXES += ["\u00e9", "\U0001f600", "\udcff", "e/n", 5, None, ["eni"]]
+RESULT_STYLES: list[Any] = ["upstream", "plain", "", "Plain", "plain ", "\udcff", "p" * 50, 0]
 
 
 @pytest.mark.parametrize(
@@ -413,6 +415,9 @@ VETH_PREFIXES += ["\u00e9", "\U0001f600", "\udcff", "e/n", 5, None, ["eni"]]
         *[config("1.0.0", mtu=mtu) for mtu in MTUS],
         *[config("1.0.0", vethPrefix=prefix) for prefix in VETH_PREFIXES],
         config("1.0.0", mtu="x", vethPrefix="eth"),
+        *[config("1.0.0", resultStyle=style) for style in RESULT_STYLES],
+        config("1.0.0", vethPrefix="eth", resultStyle="x"),
+        config("1.0.0", resultStyle="x", prevResult=5),
         config("1.1.0", **{"cni.dev/valid-attachments": "x"}),
         config("1.1.0", **{"cni.dev/valid-attachments": [{"containerID": "a"}]}),
         config("1.1.0", **{"cni.dev/valid-attachments": [{"containerID": 1, "ifname": "e"}]}),
@@ -501,11 +506,12 @@ def test_the_daemon_receives_the_same_request_bytes(
 
 def test_the_fake_daemon_sees_the_same_calls(bench: Bench) -> None:
     for version in EVERY_VERSION:
-        added = bench.compare(bench.env("ADD"), config(version))
-        assert added.status == 0, added
-        result = json.loads(added.stdout)
-        for command in ("CHECK", "DEL"):
-            bench.compare(bench.env(command), config(version, prevResult=result))
+        for style in ({}, {"resultStyle": "plain"}):
+            added = bench.compare(bench.env("ADD"), config(version, **style))
+            assert added.status == 0, added
+            result = json.loads(added.stdout)
+            for command in ("CHECK", "DEL"):
+                bench.compare(bench.env(command), config(version, prevResult=result, **style))
     bench.compare(bench.env("GC"), config("1.1.0", **{"cni.dev/valid-attachments": []}))
     bench.compare(bench.env("STATUS"), config("1.1.0"))
 

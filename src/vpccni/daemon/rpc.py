@@ -35,8 +35,15 @@ from vpccni.daemon.listeners import Limits, Listener, Passed, unix_listener
 from vpccni.daemon.pod_fds import MAX_FDS, PodFdsRefused, pod_namespace
 from vpccni.daemon.service import IpamService
 from vpccni.errors import VpccniError
-from vpccni.plugin.cni import MAX_NETWORK_NAME, is_cni_name, pod_mtu, why_invalid_variable
-from vpccni.ports import PodNamespace
+from vpccni.plugin.cni import (
+    MAX_NETWORK_NAME,
+    RESULT_STYLE_HELP,
+    is_cni_name,
+    pod_mtu,
+    result_style,
+    why_invalid_variable,
+)
+from vpccni.ports import PodNamespace, WiredInterfaces
 
 log = logging.getLogger("vpccni.ipamd")
 
@@ -174,6 +181,7 @@ def _dispatch(
         netns=netns,
         pod=pod,
         mtu=_mtu(config),
+        style=_result_style(config),
         service=service,
         hooks=hooks,
     )
@@ -204,6 +212,7 @@ def _add(
     netns: str,
     pod: PodNamespace | None,
     mtu: int | None,
+    style: str,
     service: IpamService,
     hooks: RpcHooks,
 ) -> dict[str, Any]:
@@ -231,11 +240,9 @@ def _add(
             service.delete(key)
             hooks.on_add(time.monotonic() - started, False)
             raise RpcError(CODE_INTERNAL, f"pod wiring failed: {error}") from None
-        interfaces = [
-            {"name": wired.host_veth, "mac": wired.host_mac},
-            {"name": key.ifname, "sandbox": netns},
-            upstream_dummy(meta, outcome.eni.device_index),
-        ]
+        interfaces = result_interfaces(
+            style, wired, key.ifname, netns, meta=meta, device_index=outcome.eni.device_index
+        )
         ip["interface"] = 1
     hooks.on_add(time.monotonic() - started, True)
     return {
@@ -244,6 +251,27 @@ def _add(
         "routes": [{"dst": "0.0.0.0/0", "gw": GATEWAY}],
         "dns": {},
     }
+
+
+def result_interfaces(
+    style: str,
+    wired: WiredInterfaces,
+    ifname: str,
+    netns: str,
+    *,
+    meta: PodMeta,
+    device_index: int,
+) -> list[dict[str, str]]:
+    """The ADD result's ``interfaces`` in the config's ``resultStyle`` (``docs/plugin-api.md``):
+    the host veth, then the pod's interface (index 1, which the IP names). ``upstream`` (the
+    default): the pod entry without ``mac`` (upstream's DEL reads one there as a route table) and
+    upstream's ``dummy`` entry last, so upstream's plugin can tear the pod down after a rollback
+    to aws-node; ``plain``: the pod entry with the pod's MAC, no dummy (a plain CNI result, for
+    runtimes that parse the MAC of every interface in a sandbox, as podman does)."""
+    host = {"name": wired.host_veth, "mac": wired.host_mac}
+    if style == "plain":
+        return [host, {"name": ifname, "mac": wired.pod_mac, "sandbox": netns}]
+    return [host, {"name": ifname, "sandbox": netns}, upstream_dummy(meta, device_index)]
 
 
 def upstream_dummy(meta: PodMeta, device_index: int) -> dict[str, str]:
@@ -312,6 +340,19 @@ def _check(
         if drift:
             raise RpcError(CODE_CHECK_FAILED, f"{key}: {drift[0]}", "; ".join(drift))
     return {}
+
+
+def _result_style(config: dict[str, Any]) -> str:
+    """The config's ``resultStyle`` (``upstream`` when absent); the plugin refuses any other
+    value, and so does the daemon (7), before anything is allocated."""
+    style = result_style(config)
+    if style is None:
+        raise RpcError(
+            CODE_INVALID_CONFIG,
+            f"config key resultStyle {config['resultStyle']!r:.40} is not 'upstream' or 'plain'",
+            RESULT_STYLE_HELP,
+        )
+    return style
 
 
 def _mtu(config: dict[str, Any]) -> int | None:

@@ -68,6 +68,13 @@ MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
 MTU_RANGE = (576, 9001)  # the pod MTU, as upstream's GetPodMTU bounds it
 MAX_VETH_PREFIX = 4
 RESERVED_VETH_PREFIXES = ("eth", "lo", "vlan")  # upstream's entrypoint refuses them
+# The ADD result's shape, config key resultStyle (docs/plugin-api.md); the first is the default.
+RESULT_STYLES = ("upstream", "plain")
+RESULT_STYLE_HELP = (
+    "'upstream' (the default) keeps the entries upstream's DEL reads, so a node rolled back to "
+    "aws-node can tear the pod down; 'plain' gives the pod's MAC and no dummy entry, for "
+    "runtimes that parse every MAC (podman)"
+)
 
 INCOMPATIBLE_VERSION = 1
 INVALID_ENVIRONMENT = 4
@@ -302,8 +309,9 @@ def bad_path(value: object, limit: int) -> str:
 
 
 def check_config(command: str, config: dict[str, Any]) -> None:
-    """The keys this plugin relies on, and upstream's ``mtu`` (a string there) and
-    ``vethPrefix``: read, or refused naming the key, never ignored. The daemon checks the rest."""
+    """The keys this plugin relies on, upstream's ``mtu`` (a string there) and ``vethPrefix``,
+    and ``resultStyle``: read, or refused naming the key, never ignored. The daemon checks the
+    rest (and these again)."""
     name = config.get("name")
     if not isinstance(name, str) or not 0 < len(name) <= MAX_NETWORK_NAME or not is_cni_name(name):
         raise CniError(
@@ -330,6 +338,13 @@ def check_config(command: str, config: dict[str, Any]) -> None:
             "the host-side veth name prefix: 1 to 4 letters, digits, '_', '.', '-', not eth, lo "
             "or vlan (as upstream's AWS_VPC_K8S_CNI_VETHPREFIX)",
         )
+    if result_style(config) is None:
+        raise CniError(
+            INVALID_CONFIG,
+            f"config key resultStyle {_shown(config['resultStyle'], 40)} is not 'upstream' or "
+            "'plain'",
+            RESULT_STYLE_HELP,
+        )
     previous = config.get("prevResult")
     if previous is None and command == "CHECK":
         raise CniError(
@@ -353,6 +368,13 @@ def pod_mtu(value: object) -> int | None:
     else:
         return None
     return number if MTU_RANGE[0] <= number <= MTU_RANGE[1] else None
+
+
+def result_style(config: dict[str, Any]) -> str | None:
+    """The ADD result's shape the config asks for (``resultStyle``, by default ``upstream``);
+    None when the key holds anything but one of ``RESULT_STYLES``."""
+    style = config.get("resultStyle", RESULT_STYLES[0])
+    return style if isinstance(style, str) and style in RESULT_STYLES else None
 
 
 def why_invalid_veth_prefix(value: object) -> str:
