@@ -5,14 +5,17 @@ noise hits all of them alike), spawned with ``posix_spawn`` (stdin from a file, 
 /dev/null) and timed from spawn to exit:
 
 * ``python -IS -c pass``: the interpreter's floor;
-* ``vpccni-cni VERSION`` and ``vpccni-cni ADD``: the plugin as ``vpccni install-cni`` writes it
-  (verbatim source behind ``#!<python> -IS``), ADD against the fake daemon of tests/plugin (an
-  in-memory map in a thread of this process: no checkpoint fsync, no netlink - the plugin's own
-  cost plus one socket round trip);
-* the same plugin behind a three-line launcher that imports it from a bytecode cache
-  (``launcher+pyc``): what the plugin would cost without compiling its source on every start;
+* ``installed VERSION`` and ``installed ADD``: the Python plugin as ``vpccni install-cni
+  --plugin python`` writes it (the launcher ``vpccni-cni`` behind ``#!<python> -IS``, running
+  ``vpccni-cni.d/cni.py`` from the bytecode that interpreter compiled at install time), ADD
+  against the fake daemon of tests/plugin (an in-memory map in a thread of this process: no
+  checkpoint fsync, no netlink - the plugin's own cost, entering the pod's network namespace
+  ``vt-bench-plugin-<pid>`` (made for the run; so root is needed) and passing it, plus one
+  socket round trip);
+* ``source script VERSION`` and ``source script ADD``: ``cni.py`` verbatim behind the same
+  shebang (what install-cni wrote before the launcher), compiled by Python on every start;
 * Go peers from Debian's ``containernetworking-plugins`` (``/usr/lib/cni``): ``host-local`` and
-  ``ptp`` VERSION, and ``host-local`` ADD (file-backed IPAM in a temp ``dataDir``, no netns).
+  ``ptp`` VERSION, and ``host-local`` ADD (file-backed IPAM in a temp ``dataDir``).
   A missing peer is reported as missing, and its ratios are skipped.
 
 Run: ``.venv/bin/python benchmarks/bench_plugin.py [--runs 100] [--python /usr/bin/python3]``.
@@ -37,7 +40,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from tests.plugin.fake_daemon import FakeDaemon  # noqa: E402
 
-from vpccni.cli import install_cni_cmd  # noqa: E402
+from vpccni.node import plugin_install  # noqa: E402
 
 GO_PLUGINS = Path("/usr/lib/cni")
 CONFIG = {"cniVersion": "1.0.0", "name": "aws-cni", "type": "vpccni-cni"}
@@ -87,43 +90,33 @@ def cni_env(command: str, socket: Path | None = None, netns: str = "") -> dict[s
     return env
 
 
-def launcher_variant(work: Path, interpreter: str) -> Path:
-    """The plugin imported from a bytecode cache by a three-line launcher (for comparison)."""
-    library = work / "lib"
-    library.mkdir()
-    module = library / "vpccni_cni.py"
-    module.write_bytes(install_cni_cmd.plugin_source())
-    compile_it = (
-        "import py_compile, sys; py_compile.compile(sys.argv[1], doraise=True, "
-        "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)"
-    )
-    subprocess.run([interpreter, "-IS", "-c", compile_it, str(module)], check=True)
-    launcher = work / "vpccni-cni-launcher"
-    launcher.write_text(
-        f"#!{interpreter} -IS\nimport sys\nsys.path.insert(0, {str(library)!r})\n"
-        "from vpccni_cni import main\nsys.exit(main())\n"
-    )
-    launcher.chmod(0o755)
-    return launcher
+def source_script(work: Path, interpreter: str) -> Path:
+    """``cni.py`` verbatim behind the plugin's shebang: compiled by Python on every start."""
+    script = work / "source-script" / plugin_install.PLUGIN_NAME
+    script.parent.mkdir()
+    shebang = f"#!{interpreter} {plugin_install.INTERPRETER_FLAGS}\n".encode()
+    script.write_bytes(shebang + plugin_install.plugin_source())
+    script.chmod(0o755)
+    return script
 
 
-def subjects(work: Path, interpreter: str, socket: Path) -> tuple[list[Subject], list[str]]:
+def subjects(
+    work: Path, interpreter: str, socket: Path, netns: str
+) -> tuple[list[Subject], list[str]]:
     """Everything to time, and the names of missing peers."""
     bin_dir = work / "bin"
     bin_dir.mkdir()
-    plugin = str(install_cni_cmd.install_plugin(bin_dir, interpreter))
-    launcher = str(launcher_variant(work, interpreter))
-    netns = work / "netns"
-    netns.touch()
+    plugin = str(plugin_install.install_plugin(bin_dir, interpreter))
+    script = str(source_script(work, interpreter))
     ours_stdin = work / "ours.json"
     ours_stdin.write_text(json.dumps(CONFIG))
-    add = cni_env("ADD", socket, str(netns))
+    add = cni_env("ADD", socket, netns)
     found = [
         Subject("python -IS -c pass", [interpreter, "-IS", "-c", "pass"], {}),
-        Subject("vpccni-cni VERSION", [plugin], cni_env("VERSION")),
-        Subject("vpccni-cni ADD", [plugin], add, str(ours_stdin), unique_container=True),
-        Subject("launcher+pyc VERSION", [launcher], cni_env("VERSION")),
-        Subject("launcher+pyc ADD", [launcher], add, str(ours_stdin), unique_container=True),
+        Subject("installed VERSION", [plugin], cni_env("VERSION")),
+        Subject("installed ADD", [plugin], add, str(ours_stdin), unique_container=True),
+        Subject("source script VERSION", [script], cni_env("VERSION")),
+        Subject("source script ADD", [script], add, str(ours_stdin), unique_container=True),
     ]
     missing = []
     for name in ("host-local", "ptp"):
@@ -141,7 +134,7 @@ def subjects(work: Path, interpreter: str, socket: Path) -> tuple[list[Subject],
             Subject(
                 "host-local ADD",
                 [str(GO_PLUGINS / "host-local")],
-                cni_env("ADD", None, str(netns)),
+                cni_env("ADD", None, netns),
                 str(peer_stdin),
                 unique_container=True,
             )
@@ -149,11 +142,13 @@ def subjects(work: Path, interpreter: str, socket: Path) -> tuple[list[Subject],
     return found, missing
 
 
-def report(found: list[Subject], missing: list[str], runs: int, interpreter: str) -> str:
+def report(
+    found: list[Subject], missing: list[str], runs: int, interpreter: str, installed: str
+) -> str:
     by_name = {subject.name: subject for subject in found}
     lines = [
         f"{runs} runs each, round-robin; plugin interpreter {interpreter} -IS; ms from spawn "
-        "to exit",
+        f"to exit; installed: {installed}",
         f"{'subject':24} {'p50':>7} {'p90':>7}",
     ]
     for subject in found:
@@ -168,13 +163,13 @@ def report(found: list[Subject], missing: list[str], runs: int, interpreter: str
         )
     lines.append("ratios of p50 (ours / peer):")
     pairs = [
-        ("vpccni-cni VERSION", "host-local VERSION"),
-        ("vpccni-cni VERSION", "ptp VERSION"),
-        ("vpccni-cni ADD", "host-local ADD"),
-        ("vpccni-cni VERSION", "python -IS -c pass"),
-        ("vpccni-cni ADD", "launcher+pyc ADD"),
-        ("launcher+pyc VERSION", "host-local VERSION"),
-        ("launcher+pyc ADD", "host-local ADD"),
+        ("installed VERSION", "host-local VERSION"),
+        ("installed VERSION", "ptp VERSION"),
+        ("installed ADD", "host-local ADD"),
+        ("installed VERSION", "python -IS -c pass"),
+        ("source script VERSION", "installed VERSION"),
+        ("source script ADD", "installed ADD"),
+        ("source script ADD", "host-local ADD"),
     ]
     for ours, peer in pairs:
         if ours in by_name and peer in by_name:
@@ -192,11 +187,17 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--python", default=None, help="plugin interpreter (default as install)")
     args = parser.parse_args()
-    interpreter = install_cni_cmd.choose_interpreter(args.python)
+    interpreter = plugin_install.choose_interpreter(args.python)
+    if os.geteuid() != 0:
+        raise SystemExit(
+            "error: the plugin's ADD enters the pod's network namespace (setns): run as root"
+        )
+    name = f"vt-bench-plugin-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
     work = Path(tempfile.mkdtemp(prefix="vpccni-bench-", dir="/tmp"))
     daemon = FakeDaemon(work / "ipamd.sock", pool="10.64.0.0/14").start()
     try:
-        found, missing = subjects(work, interpreter, daemon.socket_path)
+        found, missing = subjects(work, interpreter, daemon.socket_path, f"/var/run/netns/{name}")
         for subject in found:  # warm-up, and a failing subject fails before the timings
             subject.samples = []
             subject.spawn(-1)
@@ -204,10 +205,13 @@ def main() -> int:
             for subject in found:
                 assert subject.samples is not None
                 subject.samples.append(subject.spawn(round_number))
-        print(report(found, missing, args.runs, interpreter))
+        bytecode = plugin_install.installed_bytecode(work / "bin")
+        installed = f"launcher + cni.py + {bytecode.name if bytecode else 'no bytecode'}"
+        print(report(found, missing, args.runs, interpreter, installed))
     finally:
         daemon.stop()
         shutil.rmtree(work, ignore_errors=True)
+        subprocess.run(["ip", "netns", "del", name], check=False)
     return 0
 
 

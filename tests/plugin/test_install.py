@@ -37,16 +37,27 @@ def dirs(short_dir: Path) -> tuple[Path, Path]:
     return bin_dir, conf_dir
 
 
-def test_installs_the_verbatim_plugin_and_the_conflist(dirs: tuple[Path, Path]) -> None:
+def test_installs_the_plugin_with_its_bytecode_and_the_conflist(dirs: tuple[Path, Path]) -> None:
     bin_dir, conf_dir = dirs
-    done = install("--bin-dir", bin_dir, "--conf-dir", conf_dir, "--no-wait")
+    done = install("--bin-dir", bin_dir, "--conf-dir", conf_dir, "--no-wait", "--plugin", "python")
     assert done.returncode == 0, done.stderr
     plugin = bin_dir / "vpccni-cni"
-    shebang, _, source = plugin.read_bytes().partition(b"\n")
+    shebang, _, launcher = plugin.read_bytes().partition(b"\n")
     interpreter = install_cni_cmd.choose_interpreter(None)
+    major, minor = plugin_install.python_version(interpreter)[:2]
     assert shebang == f"#!{interpreter} -IS".encode()
-    assert source == SOURCE
+    assert launcher == plugin_install.LAUNCHER_BODY.encode()
+    assert (bin_dir / "vpccni-cni.d" / "cni.py").read_bytes() == SOURCE
+    (bytecode,) = (bin_dir / "vpccni-cni.d" / "__pycache__").iterdir()
+    assert bytecode.name.startswith("cni.cpython-")
+    assert bytecode.name.endswith(".pyc")
     assert plugin.stat().st_mode & 0o777 == 0o755
+    assert bytecode.stat().st_mode & 0o777 == 0o644
+    assert done.stdout.splitlines()[0] == (
+        f"installed {plugin}: Python plugin with {interpreter} {major}.{minor} "
+        f"(launcher #!{interpreter} -IS; cni.py and its bytecode __pycache__/{bytecode.name} "
+        f"in {bin_dir / 'vpccni-cni.d'})"
+    )
     assert json.loads((conf_dir / "10-vpccni.conflist").read_text()) == {
         "cniVersion": "1.0.0",
         "cniVersions": ["1.0.0", "1.1.0"],
@@ -64,6 +75,7 @@ def test_installs_the_verbatim_plugin_and_the_conflist(dirs: tuple[Path, Path]) 
     assert sorted(path.name for path in [*bin_dir.iterdir(), *conf_dir.iterdir()]) == [
         "10-vpccni.conflist",
         "vpccni-cni",
+        "vpccni-cni.d",
     ]
     assert "10-vpccni.conflist" in done.stdout
 
@@ -92,14 +104,21 @@ def test_options_reach_the_conflist(dirs: tuple[Path, Path], short_dir: Path) ->
     assert conflist["plugins"][2] == {"type": "bandwidth", "capabilities": {"bandwidth": True}}
 
 
-def test_reinstalling_replaces_both_files(dirs: tuple[Path, Path]) -> None:
+def test_reinstalling_replaces_the_files(dirs: tuple[Path, Path]) -> None:
     bin_dir, conf_dir = dirs
+    installed = []
     for mtu in ("9001", "1400"):
-        done = install("--bin-dir", bin_dir, "--conf-dir", conf_dir, "--no-wait", "--mtu", mtu)
+        done = install(
+            *("--bin-dir", bin_dir, "--conf-dir", conf_dir, "--no-wait", "--plugin", "python"),
+            *("--mtu", mtu),
+        )
         assert done.returncode == 0, done.stderr
+        installed.append({path: path.read_bytes() for path in bin_dir.rglob("*") if path.is_file()})
     conflist = json.loads((conf_dir / "10-vpccni.conflist").read_text())
     assert conflist["plugins"][0]["mtu"] == 1400
-    assert len(list(bin_dir.iterdir())) == len(list(conf_dir.iterdir())) == 1
+    assert installed[0] == installed[1]  # idempotent: the same three files, byte for byte
+    assert len(installed[1]) == 3
+    assert len(list(conf_dir.iterdir())) == 1
 
 
 def test_the_venv_interpreter_works_too(dirs: tuple[Path, Path]) -> None:
@@ -218,6 +237,14 @@ def test_a_given_static_plugin_is_installed_as_it_is(
     assert done.returncode == 0, done.stderr
     assert plugin.read_bytes().startswith(b"#!")
     assert ": Python plugin with " in done.stdout.splitlines()[0]
+    assert (bin_dir / "vpccni-cni.d" / "cni.py").read_bytes() == SOURCE
+    # and the static plugin again takes the Python plugin's directory away with it
+    done = install(
+        *("--bin-dir", bin_dir, "--conf-dir", conf_dir, "--no-wait"),
+        *("--plugin-binary", static_binary),
+    )
+    assert done.returncode == 0, done.stderr
+    assert [path.name for path in bin_dir.iterdir()] == ["vpccni-cni"]
 
 
 def test_auto_takes_the_default_static_plugin_when_it_exists(

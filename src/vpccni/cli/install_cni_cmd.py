@@ -3,7 +3,9 @@
 Upstream's node entrypoint order, kept: first the plugin (``vpccni-cni`` in the bin dir, written
 atomically and then run once for VERSION) - the static Go binary when one is available
 (``--plugin-binary``, else ``/usr/lib/vpccni/vpccni-cni``), else the single-file Python plugin
-behind a shebang for a fast interpreter of at least Python 3.8 (``--plugin`` forces one) - then,
+for a fast interpreter of at least Python 3.8 (``--plugin`` forces one): a launcher behind its
+shebang that runs ``vpccni-cni.d/cni.py`` from bytecode that interpreter compiled at install
+time, so no pod's ADD pays for compiling it - then,
 only once the daemon answers a ``status`` request over its socket, the conflist
 ``10-vpccni.conflist``, whose appearance is what tells the runtime that the node's network is
 ready. Then upstream's ``10-aws.conflist``, which would sort first and win, is moved aside to
@@ -22,7 +24,6 @@ from vpccni.node import plugin_install
 from vpccni.node.plugin_install import (
     CONFLIST_NAME,
     DEBIAN_PYTHON,
-    INTERPRETER_FLAGS,
     PLUGIN_NAME,
     STATIC_PLUGIN,
     choose_interpreter,
@@ -54,10 +55,12 @@ def register(subparsers: Any) -> None:
         help="install the vpccni-cni plugin and, once ipamd answers, its network config",
         description="Write the plugin vpccni-cni into the CNI bin dir (atomically): the static "
         f"binary when one is available ({STATIC_PLUGIN} or --plugin-binary), else the Python "
-        "plugin behind a shebang; wait until the daemon answers a status request on its "
-        "socket, then write 10-vpccni.conflist (vpccni-cni chained with portmap, and bandwidth "
-        "with --bandwidth) into the conf dir, and move upstream's 10-aws.conflist (which would "
-        "sort first and win) aside to 10-aws.conflist.vpccni-replaced.",
+        "plugin (a launcher behind a shebang, with cni.py and its bytecode, compiled by that "
+        "interpreter, in vpccni-cni.d beside it); wait until the daemon answers a status "
+        "request on its socket, then write 10-vpccni.conflist (vpccni-cni chained with "
+        "portmap, and bandwidth with --bandwidth) into the conf dir, and move upstream's "
+        "10-aws.conflist (which would sort first and win) aside to "
+        "10-aws.conflist.vpccni-replaced.",
     )
     add_plugin_arguments(parser)
     parser.add_argument("--bin-dir", required=True, type=Path, help="e.g. /opt/cni/bin")
@@ -105,9 +108,8 @@ def choose(args: argparse.Namespace) -> plugin_install.PluginChoice:
 
 def installed_line(path: Path, choice: plugin_install.PluginChoice) -> str:
     """What was installed and why, e.g. ``installed /opt/cni/bin/vpccni-cni: static plugin (no
-    interpreter needed)``."""
-    shebang = f" (#!{choice.interpreter} {INTERPRETER_FLAGS})" if choice.interpreter else ""
-    return f"installed {path}: {choice.why}{shebang}"
+    interpreter needed)`` (see :func:`plugin_install.describe_plugin`)."""
+    return plugin_install.describe_plugin(path, choice)
 
 
 def run(args: argparse.Namespace) -> str:

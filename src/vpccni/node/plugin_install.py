@@ -3,23 +3,39 @@
 
 Two plugins speak the same protocol to the daemon: the static Go binary built from
 ``plugin-static/`` (shipped in the image at ``/usr/lib/vpccni/vpccni-cni``; needs nothing on the
-host) and the single-file Python plugin ``vpccni/plugin/cni.py``, copied verbatim behind a
-shebang for a fast interpreter (needs Python >= 3.8 on the host). :func:`choose_plugin` picks one
-(``auto``: the static binary when there is one) and says why; :func:`install` writes it
-atomically (temp file, fsync, rename; mode 0755) and runs it once for VERSION. The conflist is
-written separately, only once the daemon answers a ``status`` request (:func:`wait_for_daemon`):
-its appearance is what tells the runtime that the node's network is ready. The runtime uses only
-the first configuration in the conf dir by name, and upstream's ``10-aws.conflist`` sorts before
-``10-vpccni.conflist``: :func:`retire_upstream_conflists` moves upstream's aside once ours is in
-place, and says so.
+host) and the single-file Python plugin ``vpccni/plugin/cni.py`` (needs Python >= 3.8 on the
+host). :func:`choose_plugin` picks one (``auto``: the static binary when there is one) and says
+why; :func:`install` writes it and runs it once for VERSION. Every file is written atomically
+(temp file, fsync, rename, directory fsync).
+
+Python never caches the bytecode of a script it runs, and compiling ``cni.py`` costs more than
+half the plugin's start. So the Python plugin is installed as one unit of three files:
+``vpccni-cni``, a small launcher behind ``#!INTERPRETER -IS``; ``vpccni-cni.d/cni.py``, the
+source verbatim; and ``vpccni-cni.d/__pycache__/cni.<tag>.pyc``, its bytecode compiled at
+install time *by the plugin's own interpreter* (so the tag and magic number are the host's),
+hash-checked. The launcher resolves its own symlinks, loads the code with the interpreter's
+``SourceFileLoader`` (the pyc when its magic number and source hash match, else the source:
+another interpreter, or a half-finished reinstall, still runs the right code), runs it as a
+module of its own and calls its ``main`` from the launcher's top level - so the stack is as deep
+as the verbatim script's (Python's recursion limit is what bounds JSON nesting, which the static
+plugin mirrors). It writes nothing at run time. Installing the static plugin removes
+``vpccni-cni.d``.
+
+The conflist is written separately, only once the daemon answers a ``status`` request
+(:func:`wait_for_daemon`): its appearance is what tells the runtime that the node's network is
+ready. The runtime uses only the first configuration in the conf dir by name, and upstream's
+``10-aws.conflist`` sorts before ``10-vpccni.conflist``: :func:`retire_upstream_conflists` moves
+upstream's aside once ours is in place, and says so.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +47,9 @@ from vpccni.errors import InvalidInput, VpccniError
 from vpccni.plugin import cni
 
 PLUGIN_NAME = "vpccni-cni"
+PLUGIN_DIR = PLUGIN_NAME + ".d"  # the Python plugin's module and bytecode, beside the launcher
+MODULE_FILE = "cni.py"
+PYCACHE = "__pycache__"
 CONFLIST_NAME = "10-vpccni.conflist"
 UPSTREAM_CONFLIST = "10-aws.conflist"  # what upstream's aws-node entrypoint writes
 UPSTREAM_PLUGIN = "aws-cni"  # upstream's plugin type
@@ -169,15 +188,228 @@ def install(choice: PluginChoice, bin_dir: Path) -> Path:
             data = choice.binary.read_bytes()
         except OSError as error:
             raise VpccniError(f"cannot read {choice.binary}: {error.strerror}") from None
-        return _write_and_check(bin_dir, data, "the static plugin")
+        path = _write_and_check(bin_dir, data, "the static plugin")
+        remove_python_plugin(bin_dir)
+        return path
     assert choice.interpreter is not None
     return install_plugin(bin_dir, choice.interpreter)
 
 
+LAUNCHER_BODY = f'''\
+"""vpccni-cni, vpccni's CNI plugin: runs {PLUGIN_DIR}/{MODULE_FILE} beside this file
+(beside its target if this is a symlink) from the bytecode `vpccni install-cni` compiled for
+this interpreter, checked against the source (from the source when they differ). Written by
+`vpccni install-cni`: reinstall it rather than edit it."""
+import sys
+
+if __name__ == "__main__":
+    sys.dont_write_bytecode = True  # the plugin never writes into the CNI bin dir
+
+
+def _load(here):
+    import posix
+
+    for _ in range(40):
+        try:
+            target = posix.readlink(here)
+        except OSError:  # not a symlink: the module is beside it
+            break
+        here = target if target[:1] == "/" else here[: here.rfind("/") + 1] + target
+    source = (here[: here.rfind("/") + 1] or "./") + "{PLUGIN_DIR}/{MODULE_FILE}"
+    machinery = sys.modules.get("_frozen_importlib_external")  # importlib.machinery's, loaded
+    if machinery is None:
+        import importlib.machinery as machinery
+    module = type(sys)("vpccni_cni")
+    module.__file__ = source
+    exec(machinery.SourceFileLoader("vpccni_cni", source).get_code("vpccni_cni"), module.__dict__)
+    return module
+
+
+try:
+    main = _load(__file__).main
+except Exception as error:  # never a traceback: a CNI error naming the fix
+    import json
+
+    _text = json.dumps(
+        {{
+            "cniVersion": "1.1.0",
+            "code": 11,
+            "msg": "vpccni-cni cannot load its code",
+            "details": f"{{type(error).__name__}}: {{error}}; reinstall it: vpccni install-cni",
+        }}
+    )
+    try:
+        print(_text, file=sys.stdout or sys.stderr)
+    except OSError:
+        pass
+    sys.exit(1)
+if __name__ == "__main__":
+    sys.exit(main())  # from the top level: as deep a stack as cni.py run as a script has
+'''
+"""The Python plugin's launcher after its shebang line (the same for every interpreter)."""
+
+COMPILE_SCRIPT = """\
+import importlib.util, py_compile, sys
+try:
+    cached = importlib.util.cache_from_source(sys.argv[3])
+except NotImplementedError:  # an implementation without a bytecode cache
+    sys.exit(0)
+py_compile.compile(sys.argv[1], cfile=sys.argv[2], dfile=sys.argv[3], doraise=True,
+                   invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+print(cached)
+"""
+"""Run by the plugin's interpreter: compile argv[1] into argv[2] as a hash-checked pyc; print
+where that interpreter's loader looks for the bytecode of a module file named argv[3]."""
+
+
+def launcher(interpreter: str) -> bytes:
+    """The launcher ``vpccni-cni`` for ``interpreter``."""
+    return f"#!{interpreter} {INTERPRETER_FLAGS}\n{LAUNCHER_BODY}".encode()
+
+
+@dataclass(frozen=True)
+class Bytecode:
+    """``cni.py`` compiled by the plugin's interpreter: where its loader looks, and the pyc."""
+
+    relative_path: str  # e.g. __pycache__/cni.cpython-311.pyc
+    data: bytes
+
+
+def compile_plugin(interpreter: str, source: bytes, scratch_parent: Path) -> Bytecode | None:
+    """``source`` compiled by ``interpreter`` itself into a hash-checked pyc (so the magic number
+    and cache tag are the plugin's, whatever Python runs this installer); None when that
+    interpreter keeps no bytecode cache (its loader then compiles the source each start). Works
+    in a scratch directory under ``scratch_parent`` (the bin dir: writable, where /tmp may not
+    be in a container with a read-only root), removed afterwards."""
+    try:
+        scratch_dir = tempfile.TemporaryDirectory(prefix=".vpccni-compile-", dir=scratch_parent)
+    except OSError as error:
+        raise VpccniError(f"cannot compile the plugin in {scratch_parent}: {error}") from None
+    with scratch_dir as scratch:
+        source_path, pyc_path = Path(scratch, MODULE_FILE), Path(scratch, "cni.pyc")
+        source_path.write_bytes(source)
+        arguments = [str(source_path), str(pyc_path), MODULE_FILE]
+        try:
+            done = subprocess.run(
+                [interpreter, INTERPRETER_FLAGS, "-c", COMPILE_SCRIPT, *arguments],
+                env={"PATH": os.defpath},
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise VpccniError(f"{interpreter} could not compile the plugin: {error}") from None
+        if done.returncode != 0:
+            detail = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+            raise VpccniError(
+                f"{interpreter} could not compile the plugin ({detail[0]}); give --interpreter "
+                f"a Python {'.'.join(map(str, PYTHON_FLOOR))} or later, or use --plugin static"
+            )
+        relative = done.stdout.strip()
+        parts = relative.split("/")
+        if not relative or len(parts) != 2 or parts[0] != PYCACHE or not parts[1].endswith(".pyc"):
+            return None  # no cache, or one outside the module's directory (pycache_prefix)
+        return Bytecode(relative, pyc_path.read_bytes())
+
+
 def install_plugin(bin_dir: Path, interpreter: str) -> Path:
-    """Write the Python plugin (shebang + verbatim source) atomically, then run it for VERSION."""
-    data = f"#!{interpreter} {INTERPRETER_FLAGS}\n".encode() + plugin_source()
-    return _write_and_check(bin_dir, data, interpreter)
+    """Install the Python plugin for ``interpreter`` into ``bin_dir``: ``vpccni-cni.d/cni.py``
+    (the source), its bytecode as that interpreter compiles it, then the launcher
+    ``vpccni-cni`` (last: a crash before it leaves the previous plugin working, and the hash
+    check keeps any mix of old and new files running the source beside it); stale bytecode of
+    other interpreters is removed. Runs the plugin once for VERSION; returns the launcher."""
+    source = plugin_source()
+    bytecode = compile_plugin(interpreter, source, bin_dir)  # before anything is touched
+    directory = _make_directory(bin_dir / PLUGIN_DIR)
+    write_atomically(directory / MODULE_FILE, source, 0o644)
+    cache = directory / PYCACHE
+    keep = None
+    if bytecode is not None:
+        keep = directory / bytecode.relative_path
+        write_atomically(_make_directory(cache) / keep.name, bytecode.data, 0o644)
+    _remove_stale_bytecode(cache, keep)
+    return _write_and_check(bin_dir, launcher(interpreter), interpreter)
+
+
+def installed_bytecode(bin_dir: Path) -> Path | None:
+    """The bytecode the installed Python plugin carries (None: none, or no Python plugin)."""
+    found = sorted((bin_dir / PLUGIN_DIR / PYCACHE).glob("cni.*.pyc"))
+    return found[0] if found else None
+
+
+def is_shipped_python_plugin(bin_dir: Path, launcher_data: bytes) -> bool:
+    """Whether ``launcher_data`` (``vpccni-cni``'s bytes) and ``vpccni-cni.d/cni.py`` in
+    ``bin_dir`` are what this vpccni installs (for any interpreter)."""
+    if not launcher_data.startswith(b"#!"):
+        return False
+    body = launcher_data.split(b"\n", 1)[1] if b"\n" in launcher_data else b""
+    try:
+        module = (bin_dir / PLUGIN_DIR / MODULE_FILE).read_bytes()
+    except OSError:
+        return False
+    return body == LAUNCHER_BODY.encode() and module == plugin_source()
+
+
+def describe_plugin(path: Path, choice: PluginChoice) -> str:
+    """One line saying what was installed and why, e.g. ``installed /opt/cni/bin/vpccni-cni:
+    static plugin (no interpreter needed)``."""
+    if choice.interpreter is None:
+        return f"installed {path}: {choice.why}"
+    directory = path.parent / PLUGIN_DIR
+    bytecode = installed_bytecode(path.parent)
+    cached = (
+        f"and its bytecode {bytecode.relative_to(directory)}"
+        if bytecode is not None
+        else f"(no bytecode: {choice.interpreter} keeps no cache, so it compiles at each start)"
+    )
+    return (
+        f"installed {path}: {choice.why} (launcher #!{choice.interpreter} {INTERPRETER_FLAGS}; "
+        f"{MODULE_FILE} {cached} in {directory})"
+    )
+
+
+def remove_python_plugin(bin_dir: Path) -> None:
+    """Remove ``vpccni-cni.d`` (once the static plugin has replaced the launcher)."""
+    directory = bin_dir / PLUGIN_DIR
+    if directory.is_symlink() or not directory.is_dir():
+        return
+    try:
+        shutil.rmtree(directory)
+    except OSError as error:
+        raise VpccniError(
+            f"cannot remove the Python plugin's {directory}: {error.strerror or error}"
+        ) from None
+    _fsync_directory(bin_dir)
+
+
+def _make_directory(path: Path) -> Path:
+    """``path`` as a directory (0755), created durably if missing."""
+    if path.is_dir() and not path.is_symlink():
+        return path
+    if path.exists() or path.is_symlink():
+        raise VpccniError(f"{path} is in the way (not a directory); remove it and reinstall")
+    try:
+        path.mkdir(mode=0o755)
+    except OSError as error:
+        raise VpccniError(f"cannot create {path}: {error.strerror or error}") from None
+    _fsync_directory(path.parent)
+    return path
+
+
+def _remove_stale_bytecode(cache: Path, keep: Path | None) -> None:
+    """Bytecode of other interpreters (a previous install for another Python)."""
+    stale = [path for path in cache.glob("cni.*.pyc") if path != keep] if cache.is_dir() else []
+    for path in stale:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            raise VpccniError(f"cannot remove {path}: {error.strerror or error}") from None
+    if stale:
+        _fsync_directory(cache)
 
 
 def _write_and_check(bin_dir: Path, data: bytes, runner: str) -> Path:
