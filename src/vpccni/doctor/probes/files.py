@@ -20,7 +20,12 @@ from vpccni.adapters.checkpoint_file import (
 )
 from vpccni.core.checkpoint import CheckpointCorrupt, CheckpointState
 from vpccni.doctor.evidence import CheckpointCopy, ConfDir, ConfFile, InstalledPlugin, Missing
-from vpccni.node.plugin_install import ELF_MAGIC, PLUGIN_NAME, STATIC_PLUGIN, plugin_source
+from vpccni.node.plugin_install import (
+    ELF_MAGIC,
+    PLUGIN_NAME,
+    STATIC_PLUGIN,
+    is_shipped_python_plugin,
+)
 from vpccni.plugin import cni
 
 CONF_EXTENSIONS = (".conf", ".conflist", ".json")
@@ -89,8 +94,8 @@ def installed_plugin(
         return Missing(f"{path}: {error.strerror or error}")
     digest = hashlib.sha256(data).hexdigest()[:16]
     if data.startswith(b"#!"):
-        body = data.split(b"\n", 1)[1] if b"\n" in data else b""
-        kind, same, reference = "python", body == plugin_source(), "vpccni's cni.py"
+        same = is_shipped_python_plugin(bin_dir, data)
+        kind, reference = "python", "vpccni's launcher and vpccni-cni.d/cni.py"
     elif data.startswith(ELF_MAGIC):
         kind = "static"
         try:
