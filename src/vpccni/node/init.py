@@ -103,4 +103,4 @@ def node_init(
     for line in host_sysctls(host.sysctl, primary, node.tcp_early_demux):
         say(line)
     path = plugin_install.install(choice, bin_dir)
-    say(f"installed {path}: {choice.why}")
+    say(plugin_install.describe_plugin(path, choice))

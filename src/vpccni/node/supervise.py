@@ -72,7 +72,7 @@ def node_run(plan: RunPlan, say: Callable[[str], None]) -> str:
         child.handlers[forwarded] = signal.signal(forwarded, child.forward)
     try:
         path = plugin_install.install(plan.choice, bin_dir)
-        say(f"installed {path}: {plan.choice.why}")
+        say(plugin_install.describe_plugin(path, plan.choice))
         if child.signalled is not None:
             return f"signal {child.signalled} before ipamd started; nothing to stop"
         child.process = subprocess.Popen(list(plan.ipamd), env=plan.env)
