@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT))  # tests.pod_fds: the plugin's way of passing a po
 
 from tests.pod_fds import FDS, pod_fds  # noqa: E402
 
-from vpccni.adapters import pod_network  # noqa: E402
+from vpccni.adapters import netlink_kit, pod_network  # noqa: E402
 from vpccni.adapters.checkpoint_file import FileCheckpointStore  # noqa: E402
 from vpccni.adapters.clock import SystemClock  # noqa: E402
 from vpccni.adapters.emulator_time import RemoteEmulatorClock  # noqa: E402
@@ -397,6 +397,7 @@ class CallTimer:
     def installed(self) -> Iterator[None]:
         with (
             mock.patch.object(pod_network, "IPRoute", self.iproute),
+            mock.patch.object(netlink_kit, "IPRoute", self.iproute),  # the workers' node side
             mock.patch.object(pyroute2.netns, "create_socket", self.create_socket),
         ):
             yield
@@ -458,10 +459,11 @@ def in_new_thread(action: Callable[[], object]) -> float:
 
 
 class WiringHarness:
-    """``NetlinkPodNetwork.setup``/``teardown`` in-process, as the daemon calls them: setup
-    given the pod's namespace and a netlink socket in it (opened as the plugin opens them, not
-    timed here), teardown from the node's side without them (DEL). Each call is made from a
-    fresh thread, as from a request's worker; the adapter runs it on its netlink thread."""
+    """``NetlinkPodNetwork`` in-process, as the daemon calls it: ``setup`` given the pod's
+    namespace and a netlink socket in it (opened as the plugin opens them, not timed here);
+    DEL's two parts from the node's side, ``unroute`` (before the reply) and ``delete_link``
+    (the host veth, after it, in the background: timed to its end). Each call is made from a
+    fresh thread, as from a request's worker; the adapter runs it on one of its workers."""
 
     def __init__(self, spaces: Namespaces) -> None:
         self.spaces = spaces
@@ -481,9 +483,18 @@ class WiringHarness:
             with pod_fds(path) as (netns_fd, netlink_fd):
                 passed = replace(wiring, pod=PodNamespace(netns_fd, netlink_fd))
                 self.timed("setup", partial(self.network.setup, passed), samples)
-            self.timed("teardown", partial(self.network.teardown, wiring), samples)
+            found: list[int | None] = []
+            self.timed("unroute", lambda: found.append(self.unroute(wiring)), samples)
+            if found[0] is not None:
+                self.timed("veth delete", self.network.delete_link(found[0]).result, samples)
         finally:
             self.spaces.delete(pod)
+
+    def unroute(self, wiring: PodWiring) -> int | None:
+        index, failed = self.network.unroute(wiring, address=True)
+        if failed:
+            raise BenchError(f"unroute of {wiring.host_veth} failed: {failed}")
+        return index
 
     def timed(self, step: str, action: Callable[[], object], samples: Samples) -> None:
         self.timer.phases = {}
@@ -512,6 +523,8 @@ def concurrent_round(plugin: Plugin, spaces: Namespaces, count: int, base: int) 
     names = [spaces.new() for _ in range(count)]
     out: Samples = {"ADD refused": [0.0], "DEL refused": [0.0], "DEL spooled": [0.0]}
     lock = threading.Lock()
+    while host_veths(plugin.node):  # what earlier cycles left is gone before the round
+        time.sleep(0.005)
     try:
         results: list[dict[str, Any]] = [{} for _ in range(count)]
         for command in ("ADD", "DEL"):
@@ -543,6 +556,10 @@ def concurrent_round(plugin: Plugin, spaces: Namespaces, count: int, base: int) 
                 started = time.perf_counter()
                 latencies = [future.result() for future in futures]
                 out[f"{command} wall"] = [ms_since(started)]
+                if command == "DEL":  # vpccni deletes host veths after its replies
+                    while host_veths(plugin.node):
+                        time.sleep(0.005)
+                    out["DEL settled"] = [ms_since(started)]
             out[command] = latencies
         for slot, prev in enumerate(results):
             record = plugin.spool_record(base + slot)
@@ -554,6 +571,12 @@ def concurrent_round(plugin: Plugin, spaces: Namespaces, count: int, base: int) 
         for name in names:
             spaces.delete(name)
     return out
+
+
+def host_veths(node: str) -> int:
+    """How many pod host veths the node namespace has (vpccni's ``eni*``, ptp's ``veth*``)."""
+    names = (line.split(":")[1].strip() for line in ip("-n", node, "-o", "link").splitlines())
+    return sum(1 for name in names if name.startswith(("eni", "veth")))
 
 
 def rss_mb(pid: int) -> float:
@@ -642,21 +665,21 @@ WIRING_PHASES = (
     ("veth delete", "host veth delete"),
     ("pod: netlink calls", "pod side: lookups, up, addr, routes, neigh"),
     ("node: netlink calls", "node side: lookups, MAC read, up, route, rules"),
-    ("other", "Python between calls, dup, hand-off to the netlink thread"),
+    ("other", "Python between calls, dup, hand-off to a wiring worker"),
 )
 
 
 def breakdown(op: str, c: Samples, label: str) -> list[str]:
     """Where ``label``'s ADD or DEL time goes (medians; residuals are differences of medians)."""
     m = statistics.median
-    step, key = ("setup", "add") if op == "ADD" else ("teardown", "del")
+    step, key = ("setup", "add") if op == "ADD" else ("unroute", "del")
     total, floor = m(c[f"{label} {op}"]), m(c["floor"])
     start = m(c[f"{label} VERSION"]) - floor
     daemon, status = m(c[f"daemon {op} (rpc.call)"]), m(c["status"])
     append = m(c[f"ipam {key} append"])
     datastore = m(c[f"ipam {key}"]) - append
     wire = m(c[f"wire {step}"])
-    method = "setup" if op == "ADD" else "teardown"
+    method = "setup" if op == "ADD" else "unroute (rules, route; the veth later)"
     parts = [
         (f"{label} {op}, end to end", total, "exec of the plugin (table above)"),
         ("  spawn + `ip netns exec` floor", floor, "exec of `ip netns exec NODE true`"),
@@ -665,7 +688,7 @@ def breakdown(op: str, c: Samples, label: str) -> list[str]:
         ("    RPC round trip, trivial handler", status, "rpc.call('status')"),
         ("    IPAM: datastore, lock, clock", datastore, f"harness: IpamService.{key} - append"),
         ("    IPAM: checkpoint append (fdatasync)", append, "harness: FileCheckpointStore"),
-        (f"    wiring: NetlinkPodNetwork.{method}", wire, "harness, netlink thread"),
+        (f"    wiring: NetlinkPodNetwork.{method}", wire, "harness, a wiring worker"),
     ]
     for phase, name in WIRING_PHASES:
         if f"wire {step} {phase}" in c:
@@ -680,6 +703,14 @@ def breakdown(op: str, c: Samples, label: str) -> list[str]:
             f"{how}config, request, reply",
         )
     )
+    if op == "DEL":
+        parts.append(
+            (
+                "  (after the reply) host veth delete, in the background",
+                m(c["wire veth delete"]),
+                "harness: NetlinkPodNetwork.delete_link, to its end",
+            )
+        )
     if op == "ADD":
         parts.append(
             (
@@ -717,12 +748,12 @@ def concurrent_table(concurrent: dict[str, Samples]) -> list[str]:
     m = statistics.median
     lines = [
         "| subject | ADD p50 | ADD p99 | ADD wall | DEL p50 | DEL p99 | DEL wall "
-        "| ADD attempts refused (11) | DELs spooled |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| host veths gone | ADD attempts refused (11) | DELs spooled |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, s in concurrent.items():
         cells = [pct(s["ADD"], 50), pct(s["ADD"], 99), m(s["ADD wall"])]
-        cells += [pct(s["DEL"], 50), pct(s["DEL"], 99), m(s["DEL wall"])]
+        cells += [pct(s["DEL"], 50), pct(s["DEL"], 99), m(s["DEL wall"]), m(s["DEL settled"])]
         cells += [sum(s["ADD refused"]) + sum(s["DEL refused"]), sum(s["DEL spooled"])]
         lines.append(f"| {label} | " + " | ".join(f"{v:.0f}" for v in cells) + " |")
     peer = concurrent[PEER]
@@ -734,7 +765,8 @@ def concurrent_table(concurrent: dict[str, Samples]) -> list[str]:
             f"ADD p99 {pct(ours['ADD'], 99) / pct(peer['ADD'], 99):.2f}x, "
             f"ADD wall {m(ours['ADD wall']) / m(peer['ADD wall']):.2f}x, "
             f"DEL p50 {pct(ours['DEL'], 50) / pct(peer['DEL'], 50):.2f}x, "
-            f"DEL wall {m(ours['DEL wall']) / m(peer['DEL wall']):.2f}x"
+            f"DEL wall {m(ours['DEL wall']) / m(peer['DEL wall']):.2f}x, "
+            f"host veths gone {m(ours['DEL settled']) / m(peer['DEL settled']):.2f}x"
         )
     return lines
 
@@ -752,20 +784,36 @@ def report(cycles: Samples, concurrent: dict[str, Samples], info: str) -> str:
     lines += [
         "",
         f"{n} pods at once, one thread each, {rounds} rounds; ms (wall: release to last exit; "
+        "host veths gone: release until the node namespace has no pod host veth left, polled "
+        "every ~5 ms plus an `ip` exec; "
         f"p50/p99 over all pods, wall the median round; a refused ADD is retried every "
         f"{RETRY_SECONDS * 1000:.0f} ms, its latency counted from the first attempt; refusals "
         "and spooled DELs are totals over the rounds):",
         "",
     ]
     lines += concurrent_table(concurrent)
-    peer_add = statistics.median(cycles[f"{PEER} ADD"])
+    m = statistics.median
+    peer_add, peer_del = m(cycles[f"{PEER} ADD"]), m(cycles[f"{PEER} DEL"])
     lines.append("")
     for label in (PYTHON, STATIC):
-        add = statistics.median(cycles[f"{label} ADD"])
+        add = m(cycles[f"{label} ADD"])
         ratio = add / peer_add
         verdict = "MET" if ratio <= 2 else f"NOT MET: {add - 2 * peer_add:.1f} ms too slow per ADD"
         lines.append(f"Target, {label} ADD p50 <= 2x the peer's: {ratio:.2f}x - {verdict}")
+        ratio = m(cycles[f"{label} DEL"]) / peer_del
+        lines.append(f"Target, {label} DEL p50 <= 1x the peer's: {ratio:.2f}x - {met(ratio, 1)}")
+        ours, peer = concurrent[label], concurrent[PEER]
+        for op in ("ADD", "DEL"):
+            ratio = m(ours[f"{op} wall"]) / m(peer[f"{op} wall"])
+            lines.append(
+                f"Target, {label} {n} pods at once, {op} wall <= 1.5x the peer's: {ratio:.2f}x - "
+                f"{met(ratio, 1.5)}"
+            )
     return "\n".join(lines)
+
+
+def met(ratio: float, target: float) -> str:
+    return "MET" if ratio <= target else "NOT MET"
 
 
 @contextmanager

@@ -2,7 +2,9 @@
 
 Owns the constants both use, how a namespace is named, the one-thread-per-adapter executor
 (pyroute2 keeps a socket per thread; with a node namespace the thread lives in it, so the
-node's ``/proc/sys/net`` and nftables are reachable from it), ``ignoring``, which lets the errno
+node's ``/proc/sys/net`` and nftables are reachable from it), :class:`NetlinkWorkers` (several
+such threads, each with its own node socket, for work that may run in parallel: pod wiring),
+``ignoring``, which lets the errno
 codes meaning "already done" pass, :func:`write_sysctl` (the node's kernel parameters, written
 from that thread) and :class:`Attempts`, which carries on past a failed deletion and keeps what
 failed and why for the caller to log and count.
@@ -13,11 +15,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from vpccni.errors import VpccniError
@@ -95,6 +99,84 @@ class NetlinkThread:
             _enter_netns(self._netns)  # NetnsError: raised to the caller, tried again next call
             self._entered = True
         return call()
+
+
+OPEN_SECONDS = 10.0
+"""How long the workers wait for each other when they start (``NetlinkWorkers._start``)."""
+
+
+def default_workers() -> int:
+    """How many wiring workers a daemon runs: twice the cores, at most 4 (veth deletions, the
+    slow part, overlap in the kernel; more threads only contend for the GIL)."""
+    return max(1, min(4, (os.cpu_count() or 1) * 2))
+
+
+class NetlinkWorkers:
+    """Runs netlink calls on ``count`` long-lived threads, each with its own node socket.
+
+    Each worker enters ``netns`` (a path; ``setns``, as :class:`NetlinkThread`) before its
+    first call and opens one ``IPRoute`` there - in the thread's own namespace, so without
+    pyroute2's fork - kept until :meth:`close`; a call gets its worker's ``IPRoute``. Up to
+    ``count`` calls run at once: the caller keeps apart what must not overlap. Work queued when
+    the process exits still runs (the pool's threads are joined at exit).
+    """
+
+    def __init__(self, netns: str | None, count: int, name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix=name)
+        self._count = count
+        self._netns = None if netns is None else netns_path(netns)
+        self._local = threading.local()
+        self._opened: list[Any] = []
+        self._lock = threading.Lock()
+        self._started = False
+
+    def submit(self, call: Callable[[Any], T]) -> Future[T]:
+        """Queue ``call(ipr)``; its future holds the result or the exception."""
+        self._start()
+        return self._pool.submit(self._in_worker, call)
+
+    def _start(self) -> None:
+        """At the first call, start every worker and open its socket: the descriptors they
+        hold (4 per ``IPRoute``: socket, event loop) are all there after the first call, never
+        more. The openers meet at a barrier, so that each runs on a thread of its own."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        barrier = threading.Barrier(self._count, timeout=OPEN_SECONDS)
+
+        def open_worker() -> None:
+            try:
+                self._in_worker(lambda ipr: barrier.wait())
+            except Exception:  # raised again by the first call that needs it
+                barrier.abort()
+
+        for _ in range(self._count):
+            self._pool.submit(open_worker)
+
+    def run(self, call: Callable[[Any], T]) -> T:
+        """``call(ipr)`` on a worker; waits for it and returns (or raises) what it did."""
+        return self.submit(call).result()
+
+    def _in_worker(self, call: Callable[[Any], T]) -> T:
+        ipr = getattr(self._local, "ipr", None)
+        if ipr is None:
+            if self._netns is not None and not getattr(self._local, "entered", False):
+                _enter_netns(self._netns)  # NetnsError: raised to the caller, tried again
+                self._local.entered = True
+            ipr = IPRoute()
+            self._local.ipr = ipr
+            with self._lock:
+                self._opened.append(ipr)
+        return call(ipr)
+
+    def close(self) -> None:
+        """Finish the queued calls, stop the workers and close their sockets (no calls after)."""
+        self._pool.shutdown(wait=True)
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for ipr in opened:
+            ipr.close()
 
 
 class NetnsError(VpccniError):

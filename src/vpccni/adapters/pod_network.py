@@ -13,12 +13,15 @@ with the host veth's MAC; node side: before the host veth goes up, upstream's IP
 skips them), then the host veth up, a /32 route to the pod in ``main``, rule
 ``to <pod> lookup main`` (512) and, for pods on a secondary ENI, ``from <pod> lookup <table>``
 (1536). Setup replaces what a crashed attempt left; a failure undoes what this attempt made.
-Teardown (from the node side: deleting the host veth deletes the pair) is idempotent; CHECK
-reads the pod side through the pod's socket too. The node namespace socket stays open (with
-``--netns`` it is opened by path once; only pod namespaces come as descriptors). The adapter's
-thread lives in the node's namespace (``NetlinkThread``), where the host veth's settings are.
-When ``/proc/sys`` cannot be written (an unprivileged container mounts it read-only) the pod is
-wired without them, with one warning per daemon naming the cause.
+Teardown (from the node side: deleting the host veth deletes the pair) is idempotent and comes
+in two parts for DEL: ``unroute`` (rules - the 1536 one in whatever table - and the /32 route)
+and ``delete_link`` (the host veth by index, on a teardown worker, in the background); CHECK
+reads the pod side through the pod's socket too. The work runs on worker threads
+(``NetlinkWorkers``) that live in the node's namespace (with ``--netns`` each enters it once),
+where the host veth's settings are, each with a node socket of its own kept open; pods are
+wired in parallel, and the caller keeps apart calls for one veth name or address. When
+``/proc/sys`` cannot be written (an unprivileged container mounts it read-only) the pod is wired
+without them, with one warning per daemon naming the cause.
 
 Descriptors: the request owns the ``PodNamespace`` descriptors and closes each once. pyroute2
 (0.9.7) closes a descriptor given as ``IPRoute(fileno=...)`` itself at construction, keeping a
@@ -30,7 +33,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -41,7 +45,9 @@ from vpccni.adapters.netlink_kit import (
     AF_INET,
     NUD_PERMANENT,
     SCOPE_LINK,
-    NetlinkThread,
+    Attempts,
+    NetlinkWorkers,
+    default_workers,
     ignoring,
     netns_path,
     write_sysctl,
@@ -60,38 +66,40 @@ class WiringError(VpccniError):
 
 
 class NetlinkPodNetwork:
-    """Implements ``vpccni.ports.PodNetwork`` with pyroute2."""
+    """Implements ``vpccni.ports.PodNetwork`` with pyroute2, and the split teardown
+    (``unroute`` now, ``delete_link`` in the background) that ``Datapath`` uses for DEL.
 
-    def __init__(self, node_netns: str | None) -> None:
+    ``workers`` wiring threads (default :func:`default_workers`) serve ADD, CHECK and the
+    synchronous part of DEL; as many teardown threads delete host veths, so that a slow veth
+    deletion (~20 ms of kernel time) never queues ahead of a pod being wired. Every thread has
+    its own node-namespace socket. Calls for different pods run in parallel; the caller
+    (``Datapath``) keeps calls for the same host veth or address apart.
+    """
+
+    def __init__(self, node_netns: str | None, workers: int | None = None) -> None:
         self.node_netns = netns_path(node_netns) if node_netns else None
-        self._node: Any = None
         self._node_id: tuple[int, int] | None = None
-        self._thread = NetlinkThread(self.node_netns)
+        count = workers or default_workers()
+        self._wiring = NetlinkWorkers(self.node_netns, count, "wiring")
+        self._deleters = NetlinkWorkers(self.node_netns, count, "teardown")
         self._sysctl_warned = False
 
-    @property
-    def node(self) -> Any:
-        if self._node is None:
-            self._node = IPRoute(netns=self.node_netns) if self.node_netns else IPRoute()
-        return self._node
-
     def setup(self, wiring: PodWiring) -> WiredInterfaces:
-        return self._thread.run(lambda: self._setup_or_undo(wiring))
+        return self._wiring.run(lambda node: self._setup_or_undo(node, wiring))
 
-    def _setup_or_undo(self, wiring: PodWiring) -> WiredInterfaces:
+    def _setup_or_undo(self, node: Any, wiring: PodWiring) -> WiredInterfaces:
         try:
-            return self._setup(wiring)
+            return self._setup(node, wiring)
         except (NetlinkError, OSError) as error:
-            self._teardown(wiring)
+            self._teardown(node, wiring)
             raise WiringError(
                 f"wiring {wiring.ifname} in {wiring.netns} with {wiring.address} failed: "
                 f"{error}; everything this ADD created was removed"
             ) from None
 
-    def _setup(self, wiring: PodWiring) -> WiredInterfaces:
+    def _setup(self, node: Any, wiring: PodWiring) -> WiredInterfaces:
         if wiring.pod is None:
             raise WiringError(f"wiring {wiring.ifname} needs the pod's namespace descriptors")
-        node = self.node
         for index in node.link_lookup(ifname=wiring.host_veth):
             node.link("del", index=index)  # left by a crashed ADD or a reused name
         with _pod_side(wiring.pod) as pod:
@@ -113,11 +121,13 @@ class NetlinkPodNetwork:
             )
             pod_mac = pod.get_links(pod_index)[0].get_attr("IFLA_ADDRESS")
         node.route("replace", dst=f"{wiring.address}/32", oif=host_index, scope=SCOPE_LINK)
-        self._rules(wiring, "add")
+        for rule in _pod_rules(wiring):
+            with ignoring(errno.EEXIST):
+                node.rule("add", family=AF_INET, **rule)
         return WiredInterfaces(wiring.host_veth, host_mac, pod_mac)
 
     def _tune_host_veth(self, veth: str) -> None:
-        """Upstream's IPv6 settings on the host veth (on the thread in the node namespace)."""
+        """Upstream's IPv6 settings on the host veth (on a worker in the node namespace)."""
         for name, value in HOST_VETH_SYSCTLS:
             try:
                 write_sysctl(f"net/ipv6/conf/{veth}/{name}", value)
@@ -137,50 +147,55 @@ class NetlinkPodNetwork:
                     )
                 return
 
-    def _rules(self, wiring: PodWiring, command: str) -> None:
-        address = str(wiring.address)
-        wanted = [{"dst": address, "dst_len": 32, "table": MAIN_TABLE, "priority": RULE_TO_POD}]
-        if wiring.table != MAIN_TABLE:
-            wanted.append(
-                {"src": address, "src_len": 32, "table": wiring.table, "priority": RULE_FROM_POD}
-            )
-        for rule in wanted:
-            if command == "add":
-                with ignoring(errno.EEXIST):
-                    self.node.rule("add", family=AF_INET, **rule)
-            else:
-                with ignoring(errno.ENOENT, errno.ESRCH):
-                    self.node.rule("del", family=AF_INET, **rule)
-
     def teardown(self, wiring: PodWiring) -> None:
-        self._thread.run(lambda: self._teardown(wiring))
+        """Everything at once, synchronously: rules, route, host veth."""
+        self._wiring.run(lambda node: self._teardown(node, wiring))
 
-    def _teardown(self, wiring: PodWiring) -> None:
-        node = self.node
-        self._rules(wiring, "del")
-        for rule in node.get_rules(family=AF_INET, priority=RULE_FROM_POD):
-            if rule.get_attr("FRA_SRC") == str(wiring.address):
-                with ignoring(errno.ENOENT, errno.ESRCH):
-                    node.rule(
-                        "del",
-                        family=AF_INET,
-                        priority=RULE_FROM_POD,
-                        src=str(wiring.address),
-                        src_len=32,
-                        table=rule.get_attr("FRA_TABLE"),
-                    )
-        with ignoring(errno.ESRCH, errno.ENOENT, errno.ENODEV):
-            node.route("del", dst=f"{wiring.address}/32", table=MAIN_TABLE)
-        for index in node.link_lookup(ifname=wiring.host_veth):
+    def _teardown(self, node: Any, wiring: PodWiring) -> None:
+        index, failed = self._unroute(node, wiring, address=True)
+        if index is not None:
             with ignoring(errno.ENODEV):
                 node.link("del", index=index)
+        if failed:
+            raise WiringError(f"removing {wiring.host_veth}'s {'; '.join(failed)}")
+
+    def unroute(self, wiring: PodWiring, *, address: bool) -> tuple[int | None, list[str]]:
+        """DEL's synchronous part, from the node's side: with ``address``, the pod's rules
+        (512, and 1536 in whatever table) and its ``/32`` route in main. Returns the host
+        veth's index (None when it is gone) and what could not be deleted ("what: why")."""
+        return self._wiring.run(lambda node: self._unroute(node, wiring, address=address))
+
+    def _unroute(
+        self, node: Any, wiring: PodWiring, *, address: bool
+    ) -> tuple[int | None, list[str]]:
+        indexes = node.link_lookup(ifname=wiring.host_veth)
+        if not address:
+            return (indexes[0] if indexes else None), []
+        pod = str(wiring.address)
+        attempts = Attempts()
+        to_pod = {"dst": pod, "dst_len": 32, "table": MAIN_TABLE, "priority": RULE_TO_POD}
+        attempts.attempt(f"rule 'to {pod}'", lambda: node.rule("del", family=AF_INET, **to_pod))
+        from_pod = {"src": pod, "src_len": 32, "priority": RULE_FROM_POD}  # any table
+        attempts.attempt(
+            f"rules 'from {pod}'",
+            lambda: _delete_all(lambda: node.rule("del", family=AF_INET, **from_pod)),
+        )
+        attempts.attempt(  # with its scope: a delete without it matches nothing (ESRCH)
+            f"route {pod}/32",
+            lambda: node.route("del", dst=f"{pod}/32", table=MAIN_TABLE, scope=SCOPE_LINK),
+        )
+        return (indexes[0] if indexes else None), attempts.failed
+
+    def delete_link(self, index: int) -> Future[None]:
+        """Delete the host veth with ``index`` (its pair goes with it) on a teardown worker;
+        the future is done when it is gone (already gone counts)."""
+        return self._deleters.submit(lambda node: _delete_link(node, index))
 
     def check(self, wiring: PodWiring) -> list[str]:
         """Every way the pod's networking differs from what ADD set up ([] when intact)."""
-        return self._thread.run(lambda: self._check(wiring))
+        return self._wiring.run(lambda node: self._check(node, wiring))
 
-    def _check(self, wiring: PodWiring) -> list[str]:
-        node = self.node
+    def _check(self, node: Any, wiring: PodWiring) -> list[str]:
         drift: list[str] = []
         address = str(wiring.address)
         hosts = node.link_lookup(ifname=wiring.host_veth)
@@ -207,7 +222,7 @@ class NetlinkPodNetwork:
         return drift
 
     def veth_exists(self, host_veth: str) -> bool:
-        return self._thread.run(lambda: bool(self.node.link_lookup(ifname=host_veth)))
+        return self._wiring.run(lambda node: bool(node.link_lookup(ifname=host_veth)))
 
     def node_netns_id(self) -> tuple[int, int]:
         """(st_dev, st_ino) of the node namespace (``--netns`` or this process's own)."""
@@ -217,9 +232,48 @@ class NetlinkPodNetwork:
         return self._node_id
 
     def close(self) -> None:
-        if self._node is not None:
-            self._node.close()
-            self._node = None
+        """Finish queued work (pending veth deletions included) and close the sockets."""
+        self._wiring.close()
+        self._deleters.close()
+
+
+def _pod_rules(wiring: PodWiring) -> list[dict[str, Any]]:
+    address = str(wiring.address)
+    rules: list[dict[str, Any]] = [
+        {"dst": address, "dst_len": 32, "table": MAIN_TABLE, "priority": RULE_TO_POD}
+    ]
+    if wiring.table != MAIN_TABLE:
+        rules.append(
+            {"src": address, "src_len": 32, "table": wiring.table, "priority": RULE_FROM_POD}
+        )
+    return rules
+
+
+def _deleted(delete: Callable[[], object]) -> bool:
+    """True when ``delete`` removed something, False when there was nothing (ENOENT)."""
+    try:
+        delete()
+    except NetlinkError as error:
+        if error.code in (errno.ENOENT, errno.ESRCH):
+            return False
+        raise
+    return True
+
+
+def _delete_all(delete: Callable[[], object]) -> None:
+    """Repeat a deletion that matches one object at a time until nothing matches."""
+    for _ in range(MAX_MATCHES):
+        if not _deleted(delete):
+            return
+
+
+MAX_MATCHES = 16
+"""A deletion is repeated at most this often (rules of one pod in several tables)."""
+
+
+def _delete_link(node: Any, index: int) -> None:
+    with ignoring(errno.ENODEV):
+        node.link("del", index=index)
 
 
 @contextmanager

@@ -16,15 +16,34 @@ The VPC's CIDR blocks can change while the node runs (AssociateVpcCidrBlock): as
 changed, converges the node's rules to them (SNAT exclusions, connmark RETURN rules; the host
 adapter changes them in one transaction). An empty answer is never applied: it would SNAT
 traffic inside the VPC.
+
+Pods are wired in parallel (the pod adapter has several workers), so the datapath keeps apart
+what must not overlap - a host veth name (ADD and DEL of the same pod, or of two sandboxes of one
+pod: the name is a hash of namespace and name) and an address:
+
+* ADD (``wire``) waits until no DEL is tearing down its host veth or unrouting its address,
+  then holds the veth name while it wires.
+* DEL (``release_pod``) holds the pod's veth name from start to end. It removes the pod's rules
+  and route (synchronously), then releases the address durably, answers, and deletes the host
+  veth in the background (the ~20 ms of kernel time a veth deletion costs); the name is free
+  again once the veth is gone. The route goes before the release is durable, so a daemon killed
+  in between never finds the released address routed at its next start (which would adopt it,
+  ``recover``), and the veth left behind is removed there as a veth no assignment owns
+  (``converge``). A DEL touches an address only while no other pod holds it and a veth only
+  while no other pod's wiring has that name (a late DEL of an old sandbox or a repeated DEL
+  whose address went to another pod changes nothing of that pod's).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from ipaddress import IPv4Address, IPv4Network
+from typing import Protocol, runtime_checkable
 
 from vpccni.core.aws_types import CloudError, InstanceIdentity
 from vpccni.core.model import Assignment, EniInfo, PodKey, PodMeta
@@ -46,6 +65,21 @@ from vpccni.ports import (
 )
 
 log = logging.getLogger("vpccni.ipamd")
+
+
+class WiringBusy(VpccniError):
+    """An earlier DEL of the pod is still tearing its host veth or address down."""
+
+
+@runtime_checkable
+class SplitTeardown(Protocol):
+    """A pod network whose teardown comes in two parts (``NetlinkPodNetwork``): ``unroute``
+    (the address's rules and route, now) and ``delete_link`` (the host veth, in the
+    background). Without it DEL tears everything down at once (``PodNetwork.teardown``)."""
+
+    def unroute(self, wiring: PodWiring, *, address: bool) -> tuple[int | None, list[str]]: ...
+
+    def delete_link(self, index: int) -> Future[None]: ...
 
 
 @dataclass
@@ -75,6 +109,27 @@ class Datapath:
     _removals: dict[str, EniLink] = field(default_factory=dict, init=False)
     """ENIs that left the pool with host state not yet deleted, by MAC."""
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    teardown_wait: float = 30.0
+    """How long an ADD waits for an earlier DEL's teardown of its veth or address (and a DEL
+    for an ADD wiring its veth) before it gives up (ADD fails; DEL leaves the veth to the next
+    start)."""
+    _idle: threading.Condition = field(default_factory=threading.Condition, init=False)
+    _busy_veths: dict[str, bool] = field(default_factory=dict, init=False)
+    """Host veth names an ADD is wiring (False) or a DEL is tearing down (True, until the
+    veth is gone)."""
+    _busy_addresses: set[IPv4Address] = field(default_factory=set, init=False)
+    """Addresses whose rules and route a DEL is removing."""
+    _split: SplitTeardown | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._split = self.pods if isinstance(self.pods, SplitTeardown) else None
+
+    def host_veth(self, key: PodKey, meta: PodMeta) -> str:
+        """The host veth name of a pod interface (an address held for an unknown pod: the veth
+        routing it)."""
+        if is_held_by_route(key):
+            return key.container_id
+        return _veth_name(meta.namespace, meta.name, key.container_id, key.ifname, self.veth_prefix)
 
     def wiring(
         self,
@@ -89,19 +144,190 @@ class Datapath:
     ) -> PodWiring:
         """The wiring of one pod interface; ``netns`` labels it, ``pod`` reaches it (ADD and
         CHECK: the descriptors the plugin passed; None from the node's side)."""
-        veth = (
-            key.container_id  # an address held for an unknown pod: the veth routing it
-            if is_held_by_route(key)
-            else host_veth_name(
-                meta.namespace, meta.name, key.container_id, key.ifname, self.veth_prefix
-            )
-        )
         return PodWiring(
-            netns, key.ifname, veth, address, route_table(eni.device_index), mtu or self.mtu, pod
+            netns,
+            key.ifname,
+            self.host_veth(key, meta),
+            address,
+            route_table(eni.device_index),
+            mtu or self.mtu,
+            pod,
         )
 
     def wire(self, wiring: PodWiring) -> WiredInterfaces:
-        return self.pods.setup(wiring)
+        """ADD: once no DEL is tearing down the pod's veth name or unrouting its address, wire
+        it, holding the veth name meanwhile. Raises ``WiringBusy`` after ``teardown_wait``."""
+        veth, address = wiring.host_veth, wiring.address
+        with self._idle:
+            if not self._idle.wait_for(
+                lambda: veth not in self._busy_veths and address not in self._busy_addresses,
+                self.teardown_wait,
+            ):
+                raise WiringBusy(
+                    f"host veth {veth} or address {address} is still being torn down by an "
+                    f"earlier DEL after {self.teardown_wait:g} s; try again"
+                )
+            self._busy_veths[veth] = False
+        try:
+            return self.pods.setup(wiring)
+        finally:
+            self._free(veth)
+
+    def release_pod(
+        self,
+        service: IpamService,
+        key: PodKey,
+        meta: PodMeta,
+        prev: Sequence[IPv4Address] = (),
+        *,
+        only_if: Callable[[Assignment | None], bool] | None = None,
+    ) -> Assignment | None:
+        """DEL: remove the pod's rules and route, release its address durably (``service.
+        delete``: the key's, or a ``prev`` address the same container holds), then delete the
+        host veth in the background. Never fails for the datapath's sake (what cannot be
+        removed is logged and removed at the next start). ``only_if`` (the leaked-pod sweep):
+        called under the service's lock with what the key holds, once the veth name is held;
+        nothing is done unless it returns True. Returns the released assignment."""
+        veth = self._claim_for_delete(service, key, meta)
+        index: int | None = None
+        try:
+            with service.lock:
+                held = service.datastore.lookup(key)
+                if only_if is not None and not only_if(held):
+                    return None
+                wirings, deleting = self._plan_release(
+                    service, key, meta, prev, held=held, veth=veth
+                )
+            unrouted = self._unroute(wirings, deleting)
+            released = service.delete(key, prev)
+            index = unrouted if deleting else None
+        finally:
+            if veth is not None:
+                self._delete_later(veth, index)  # None: nothing to delete, the name is free
+        return released
+
+    def _claim_for_delete(self, service: IpamService, key: PodKey, meta: PodMeta) -> str | None:
+        """Wait until no ADD wires the pod's veth name and hold it; None when an earlier DEL
+        is deleting it already (a repeated DEL: nothing to wait for) or when an ADD held it for
+        ``teardown_wait`` (the veth is then left alone)."""
+        held = service.lookup(key)
+        veth = self.host_veth(key, held.meta if held is not None else meta)
+        with self._idle:
+            # done waiting once no ADD wires it: free (absent) or being deleted (True)
+            if not self._idle.wait_for(
+                lambda: self._busy_veths.get(veth, True), self.teardown_wait
+            ):
+                log.warning(
+                    "DEL of %s: host veth %s stayed busy for %g s; it is left for the next start",
+                    key,
+                    veth,
+                    self.teardown_wait,
+                )
+                return None
+            if self._busy_veths.get(veth):
+                return None  # being deleted
+            self._busy_veths[veth] = True
+        return veth
+
+    def _plan_release(
+        self,
+        service: IpamService,
+        key: PodKey,
+        meta: PodMeta,
+        prev: Sequence[IPv4Address],
+        *,
+        held: Assignment | None,
+        veth: str | None,
+    ) -> tuple[list[tuple[PodWiring, bool]], bool]:
+        """Under the service's lock: the wirings to unroute, each with whether its address is
+        this pod's to unroute (nobody else holds it, nor another DEL unroutes it: then marked
+        busy), and whether the veth is this pod's to delete."""
+        pod_meta = held.meta if held is not None else meta
+        addresses = [held.address] if held is not None else list(prev)
+        if not addresses:
+            return [], False
+        others = [a for a in service.datastore.assignments() if a.key != key]
+        holders = {a.address: a.key for a in others}
+        mine = self.host_veth(key, pod_meta)
+        deleting = veth == mine and all(self.host_veth(a.key, a.meta) != mine for a in others)
+        wirings: list[tuple[PodWiring, bool]] = []
+        for address in addresses:
+            try:
+                eni = service.datastore.eni_of(address)
+            except KeyError:
+                continue  # on none of this node's ENIs: never wired here
+            holder = holders.get(address)
+            ours = holder is None or (holder.network, holder.container_id) == (
+                key.network,
+                key.container_id,
+            )
+            wirings.append((self.wiring(key, pod_meta, "", address, eni), ours))
+        with self._idle:
+            wirings = [(w, ours and w.address not in self._busy_addresses) for w, ours in wirings]
+            self._busy_addresses.update(w.address for w, ours in wirings if ours)
+        return wirings, deleting and bool(wirings)
+
+    def _unroute(self, wirings: list[tuple[PodWiring, bool]], deleting: bool) -> int | None:
+        """Remove the rules and routes of the wirings marked ours (then unmark them); the host
+        veth's index (None: gone, or unknown). A pod network without the split teardown tears
+        down all at once what is wholly this pod's (``deleting``)."""
+        index = None
+        try:
+            for wiring, ours in wirings:
+                if self._split is None:
+                    if ours and deleting:
+                        self._teardown_at_once(wiring)
+                    continue
+                try:
+                    index, failed = self._split.unroute(wiring, address=ours)
+                except Exception as error:  # DEL never fails; the next start cleans up
+                    failed = [str(error)]
+                for failure in failed:
+                    log.warning(
+                        "DEL of %s left something behind (removed at the next start): %s",
+                        wiring.host_veth,
+                        failure,
+                    )
+        finally:
+            with self._idle:
+                self._busy_addresses.difference_update(w.address for w, ours in wirings if ours)
+                self._idle.notify_all()
+        return index
+
+    def _teardown_at_once(self, wiring: PodWiring) -> None:
+        try:
+            self.pods.teardown(wiring)
+        except Exception as error:  # DEL never fails; converge_pods cleans up later
+            log.warning("teardown of %s left something behind: %s", wiring.host_veth, error)
+
+    def _delete_later(self, veth: str, index: int | None) -> None:
+        """Delete the host veth in the background; its name is free again once it is gone."""
+        if index is None or self._split is None:
+            self._free(veth)
+            return
+        try:
+            future = self._split.delete_link(index)
+        except Exception as error:  # e.g. shutting down: the next start removes it
+            log.warning("deleting host veth %s: %s; removed at the next start", veth, error)
+            self._free(veth)
+            return
+        future.add_done_callback(partial(self._veth_deleted, veth))
+
+    def _veth_deleted(self, veth: str, future: Future[None]) -> None:
+        error = future.exception()
+        if error is not None:
+            log.warning("deleting host veth %s failed: %s; removed at the next start", veth, error)
+        self._free(veth)
+
+    def _free(self, veth: str) -> None:
+        with self._idle:
+            self._busy_veths.pop(veth, None)
+            self._idle.notify_all()
+
+    def pending_teardowns(self) -> set[str]:
+        """Host veth names a DEL is tearing down (or an ADD wiring) right now."""
+        with self._idle:
+            return set(self._busy_veths)
 
     def veth_exists(self, host_veth: str) -> bool:
         """The pod's host veth exists, up or down: its peer sits in the pod's namespace, which
@@ -111,12 +337,6 @@ class Datapath:
     def node_netns_id(self) -> tuple[int, int]:
         """(st_dev, st_ino) of the node's network namespace, where no pod may be wired."""
         return self.pods.node_netns_id()
-
-    def unwire(self, wiring: PodWiring) -> None:
-        try:
-            self.pods.teardown(wiring)
-        except Exception as error:  # DEL never fails; converge_pods cleans up later
-            log.warning("teardown of %s left something behind: %s", wiring.host_veth, error)
 
     def check(self, wiring: PodWiring) -> list[str]:
         return self.pods.check(wiring)
@@ -280,6 +500,12 @@ class Datapath:
     def _wiring_of(self, service: IpamService, assignment: Assignment) -> PodWiring:
         eni = service.datastore.eni_of(assignment.address)
         return self.wiring(assignment.key, assignment.meta, "", assignment.address, eni)
+
+
+@lru_cache(maxsize=4096)
+def _veth_name(namespace: str, name: str, container_id: str, ifname: str, prefix: str) -> str:
+    """``host_veth_name``, remembered: a DEL compares its veth with every other pod's."""
+    return host_veth_name(namespace, name, container_id, ifname, prefix)
 
 
 def imds_node(imds: Imds) -> Callable[[], tuple[EniLink, tuple[IPv4Network, ...]]]:

@@ -300,19 +300,12 @@ def delete_pod(
     service: IpamService,
     datapath: Datapath | None,
 ) -> None:
-    """DEL: unwire what the pod had (if wired here), then release its address durably."""
-    held = service.lookup(key)
-    if datapath is not None:
-        addresses = [held.address] if held else _prev_addresses(config)
-        for address in addresses:
-            with service.lock:
-                try:
-                    eni = service.datastore.eni_of(address)
-                except KeyError:
-                    continue
-            pod_meta = held.meta if held else meta
-            datapath.unwire(datapath.wiring(key, pod_meta, "", address, eni))
-    service.delete(key, _prev_addresses(config))
+    """DEL: unwire what the pod had (if wired here) and release its address durably
+    (``Datapath.release_pod``: the host veth goes right after, in the background)."""
+    if datapath is None:
+        service.delete(key, _prev_addresses(config))
+    else:
+        datapath.release_pod(service, key, meta, _prev_addresses(config))
 
 
 def _check(

@@ -8,8 +8,10 @@ down but exists still has its peer in the pod's namespace - the kernel deletes t
 namespace - so the pod is there, e.g. with its ``eth0`` set down; the daemon holds no pod
 namespace open between requests, which would keep it alive.) A pod missing for ``grace``
 seconds on the daemon's clock (``VPCCNI_POD_SWEEP_GRACE_SECONDS``, 60 s by default: far longer
-than any ADD takes between taking an address and creating the veth) is released as a DEL would:
-rules and route removed, the address released durably through the IPAM service. Each release is
+than any ADD takes between taking an address and creating the veth) is released as a DEL would
+(``Datapath.release_pod``): rules and route removed, the address released durably through the
+IPAM service - unless, once the release holds the pod's veth name and the service's lock, the
+pod is found released, replaced or with its veth back. Each release is
 logged and counted (``awscni_ipamd_error_count{fn="podSweepReleased"}``). The sweep also retries
 the ENI host clean-ups that failed before. Only with a datapath: without one the daemon wires
 nothing and cannot see a pod go.
@@ -23,7 +25,6 @@ from dataclasses import dataclass, field
 
 from vpccni.core.model import Assignment, PodKey, PodMeta
 from vpccni.daemon.datapath import Datapath
-from vpccni.daemon.rpc import delete_pod
 from vpccni.daemon.service import IpamService
 from vpccni.ports import Metrics, NullMetrics
 
@@ -50,14 +51,8 @@ class PodSweep:
         if not due:
             return []
         released = []
-        with self.service.lock:  # an ADD or DEL of the same pod waits; nothing changes under us
-            veths = self.datapath.host.host_veths()
-            for assignment in due:
-                if self.service.datastore.lookup(assignment.key) != assignment:
-                    continue  # released or replaced since
-                if self._present(assignment, veths):
-                    continue
-                self._release(assignment, now)
+        for assignment in due:
+            if self._release(assignment, now):
                 released.append(assignment)
         return released
 
@@ -78,9 +73,22 @@ class PodSweep:
         veth = self.datapath.wiring_of(self.service, assignment).host_veth
         return veth in veths or self.datapath.veth_exists(veth)
 
-    def _release(self, assignment: Assignment, now: float) -> None:
-        seconds = now - self.missing.pop(assignment.key)
-        delete_pod(assignment.key, PodMeta(), {}, self.service, self.datapath)
+    def _release(self, assignment: Assignment, now: float) -> bool:
+        """Release it as DEL does, unless it was released or replaced since, or its veth is
+        back: checked once the DEL holds the veth name (an ADD of the same pod has finished or
+        waits) and under the service's lock (nothing changes under us)."""
+
+        def still_gone(held: Assignment | None) -> bool:
+            return held == assignment and not self._present(
+                assignment, self.datapath.host.host_veths()
+            )
+
+        if (
+            self.datapath.release_pod(self.service, assignment.key, PodMeta(), only_if=still_gone)
+            is None
+        ):
+            return False
+        seconds = now - self.missing.pop(assignment.key, now)
         self.metrics.error(SWEEP_FN)
         log.warning(
             "pod sweep: %s (%s/%s) held %s, but its host veth has been gone for %.0f s and no "
@@ -92,6 +100,7 @@ class PodSweep:
             assignment.address,
             seconds,
         )
+        return True
 
 
 def run_sweep(sweep: PodSweep, interval: float, stop: threading.Event) -> threading.Thread:
