@@ -6,9 +6,9 @@ prove the ordering guarantees while one is pending: an ADD of the same pod (same
 new sandbox with the same pod name, hence the same veth name) waits for it; a new pod given the
 released address is wired at once and keeps its routing when the old veth goes; a repeated DEL,
 or a late DEL of an old sandbox, changes nothing of another pod's; CHECK never reports a
-released pod. The wiring workers run calls at once, each in the node namespace with a socket of
-its own. Finally the daemon is killed (-9) with deletions pending: its restart leaves no veth,
-route or rule behind.
+released pod. ADD replaces what a crashed ADD left. The wiring workers run calls at once, each
+in the node namespace with a socket of its own. Finally the daemon is killed (-9) with deletions
+pending: its restart leaves no veth, route or rule behind.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from vpccni.adapters.netlink_kit import NetlinkWorkers
 from vpccni.adapters.pod_network import NetlinkPodNetwork
 from vpccni.core.datastore import Datastore
 from vpccni.core.model import EniInfo, Mode, PodKey
+from vpccni.core.naming import host_veth_name
 from vpccni.daemon.datapath import Datapath
 from vpccni.daemon.listeners import Passed
 from vpccni.daemon.rpc import RpcHooks, handle_request
@@ -275,6 +276,20 @@ def test_repeated_and_late_dels_change_nothing_of_another_pod(wired: Wired) -> N
     assert wired.service.lookup(PodKey("aws-cni", "new", "eth0")) is None
     assert f"to {address_of(new)} lookup main" not in wired.rules()
     assert " dev eni" not in wired.routes()
+
+
+def test_add_replaces_what_a_crashed_add_left(wired: Wired) -> None:
+    """The pod's host veth name and its eth0 both in use (left by a crashed ADD): ADD deletes
+    them and wires the pod."""
+    pod = wired.new_netns()
+    veth = host_veth_name("default", "p", "c1", "eth0")
+    ip("-n", wired.node, "link", "add", veth, "type", "veth", "peer", "name", "left0")
+    ip("-n", pod, "link", "add", "eth0", "type", "veth", "peer", "name", "left1")
+    result = wired.add("c1", "p", f"/var/run/netns/{pod}")
+    assert result["interfaces"][0]["name"] == veth
+    assert wired.check("c1", "p", f"/var/run/netns/{pod}")["ok"]
+    assert "left0" not in ip("-n", wired.node, "-o", "link", "show")
+    assert "left1" not in ip("-n", pod, "-o", "link", "show")
 
 
 def test_pods_are_wired_and_torn_down_in_parallel(wired: Wired) -> None:

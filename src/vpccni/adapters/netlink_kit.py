@@ -17,7 +17,7 @@ import errno
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -136,9 +136,10 @@ class NetlinkWorkers:
         return self._pool.submit(self._in_worker, call)
 
     def _start(self) -> None:
-        """At the first call, start every worker and open its socket: the descriptors they
-        hold (4 per ``IPRoute``: socket, event loop) are all there after the first call, never
-        more. The openers meet at a barrier, so that each runs on a thread of its own."""
+        """At the first call, start every worker and open its socket before the call is
+        queued: the descriptors they hold (4 per ``IPRoute``: socket, event loop) are all there
+        once the first call is made, never more. The openers meet at a barrier, so that each
+        runs on a thread of its own."""
         with self._lock:
             if self._started:
                 return
@@ -151,8 +152,8 @@ class NetlinkWorkers:
             except Exception:  # raised again by the first call that needs it
                 barrier.abort()
 
-        for _ in range(self._count):
-            self._pool.submit(open_worker)
+        opened = [self._pool.submit(open_worker) for _ in range(self._count)]
+        wait(opened, timeout=OPEN_SECONDS)
 
     def run(self, call: Callable[[Any], T]) -> T:
         """``call(ipr)`` on a worker; waits for it and returns (or raises) what it did."""

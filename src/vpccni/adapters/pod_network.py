@@ -12,7 +12,9 @@ with the host veth's MAC; node side: before the host veth goes up, upstream's IP
 ``accept_redirects=1``, ``forwarding=0``; absent keys - IPv6 disabled - are skipped as upstream
 skips them), then the host veth up, a /32 route to the pod in ``main``, rule
 ``to <pod> lookup main`` (512) and, for pods on a secondary ENI, ``from <pod> lookup <table>``
-(1536). Setup replaces what a crashed attempt left; a failure undoes what this attempt made.
+(1536). Setup replaces what a crashed attempt left (when the pair cannot be created for a name
+in use, both names are deleted and it is created again); a failure undoes what this attempt
+made.
 Teardown (from the node side: deleting the host veth deletes the pair) is idempotent and comes
 in two parts for DEL: ``unroute`` (rules - the 1536 one in whatever table - and the /32 route)
 and ``delete_link`` (the host veth by index, on a teardown worker, in the background); CHECK
@@ -100,16 +102,22 @@ class NetlinkPodNetwork:
     def _setup(self, node: Any, wiring: PodWiring) -> WiredInterfaces:
         if wiring.pod is None:
             raise WiringError(f"wiring {wiring.ifname} needs the pod's namespace descriptors")
-        for index in node.link_lookup(ifname=wiring.host_veth):
-            node.link("del", index=index)  # left by a crashed ADD or a reused name
         with _pod_side(wiring.pod) as pod:
-            for index in pod.link_lookup(ifname=wiring.ifname):
-                pod.link("del", index=index)
             peer = {"ifname": wiring.ifname, "net_ns_fd": wiring.pod.netns_fd, "mtu": wiring.mtu}
-            node.link("add", ifname=wiring.host_veth, kind="veth", mtu=wiring.mtu, peer=peer)
-            [host_index] = node.link_lookup(ifname=wiring.host_veth)
-            [pod_index] = pod.link_lookup(ifname=wiring.ifname)
-            host_mac = node.get_links(host_index)[0].get_attr("IFLA_ADDRESS")
+            veth = {"ifname": wiring.host_veth, "kind": "veth", "mtu": wiring.mtu, "peer": peer}
+            try:
+                node.link("add", **veth)
+            except NetlinkError as error:
+                if error.code != errno.EEXIST:
+                    raise
+                # Left by a crashed ADD or a reused name: both names go, then the pair again.
+                for index in node.link_lookup(ifname=wiring.host_veth):
+                    node.link("del", index=index)
+                for index in pod.link_lookup(ifname=wiring.ifname):
+                    pod.link("del", index=index)
+                node.link("add", **veth)
+            host_index, host_mac = _index_and_mac(node, wiring.host_veth)
+            pod_index, pod_mac = _index_and_mac(pod, wiring.ifname)
             self._tune_host_veth(wiring.host_veth)
             node.link("set", index=host_index, state="up")
             pod.link("set", index=pod_index, state="up")
@@ -119,7 +127,6 @@ class NetlinkPodNetwork:
             pod.neigh(
                 "replace", dst=GATEWAY, lladdr=host_mac, ifindex=pod_index, state=NUD_PERMANENT
             )
-            pod_mac = pod.get_links(pod_index)[0].get_attr("IFLA_ADDRESS")
         node.route("replace", dst=f"{wiring.address}/32", oif=host_index, scope=SCOPE_LINK)
         for rule in _pod_rules(wiring):
             with ignoring(errno.EEXIST):
@@ -235,6 +242,12 @@ class NetlinkPodNetwork:
         """Finish queued work (pending veth deletions included) and close the sockets."""
         self._wiring.close()
         self._deleters.close()
+
+
+def _index_and_mac(ipr: Any, name: str) -> tuple[int, str]:
+    """A link's index and MAC address, in one request."""
+    [link] = ipr.link("get", ifname=name)
+    return int(link["index"]), str(link.get_attr("IFLA_ADDRESS"))
 
 
 def _pod_rules(wiring: PodWiring) -> list[dict[str, Any]]:
