@@ -19,10 +19,12 @@ in it passed as the plugin passes them (``tests/pod_fds.py``; opening them is ti
 and one cycle of each in-process harness for the daemon's two pieces of work, against throwaway
 state: ``IpamService.add`` and ``delete`` on a ``FileCheckpointStore`` in the work directory
 (the checkpoint append timed separately), and ``NetlinkPodNetwork.setup`` (given the pod's
-descriptors, as the daemon is) and ``teardown`` (from the node's side, as DEL) between a
-throwaway node netns and fresh pod netns, with ``IPRoute`` wrapped (in this process only) to
-time each netlink call. Finally ``--concurrent`` pods are added (and deleted) at once by as many
-threads, per plugin, ``--rounds`` times. Prints markdown tables with ratios. Exit 0; on an error
+descriptors, as the daemon is), ``unroute`` and ``delete_link`` (DEL's parts, from the node's
+side: before and after the daemon answers) between a throwaway node netns and fresh pod netns,
+with ``IPRoute`` wrapped (in this process only) to time each netlink call. Finally
+``--concurrent`` pods are added (and deleted) at once by as many threads, per plugin,
+``--rounds`` times, with the time until the node has no pod host veth left. Prints markdown
+tables with ratios and the targets of issue 18. Exit 0; on an error
 or Ctrl-C/SIGTERM everything created is removed, the work directory is kept for its logs, exit
 1.
 
