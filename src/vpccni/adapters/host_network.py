@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Network
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -33,7 +33,14 @@ from vpccni.adapters.eni_links import (
     remove_eni_link,
     setup_eni_link,
 )
-from vpccni.adapters.netlink_kit import AF_INET, SCOPE_LINK, NetlinkThread, ignoring, netns_path
+from vpccni.adapters.netlink_kit import (
+    AF_INET,
+    SCOPE_LINK,
+    NetlinkThread,
+    drop_stale_replies,
+    ignoring,
+    netns_path,
+)
 from vpccni.adapters.node_rules import (
     UPSTREAM_NFT_TABLE,
     Iptables,
@@ -54,6 +61,7 @@ if TYPE_CHECKING:
 
 RULE_EXTERNAL_SERVICE = 1535
 """``to <AWS_EXTERNAL_SERVICE_CIDRS entry> lookup main``: ahead of the pods' 1536 rules."""
+T = TypeVar("T")
 log = logging.getLogger("vpccni.ipamd")
 __all__ = ["HostNetworkError", "NetlinkHostNetwork"]
 
@@ -67,6 +75,18 @@ class NetlinkHostNetwork:
         self._ipr: Any = None
         self._thread = NetlinkThread(node_netns)
         self._iptables = Iptables(node_netns)
+
+    def _run(self, call: Callable[[], T]) -> T:
+        """``call`` on the adapter's netlink thread, then the replies pyroute2 parked dropped."""
+
+        def then_drop() -> T:
+            try:
+                return call()
+            finally:
+                if self._ipr is not None:
+                    drop_stale_replies(self._ipr)
+
+        return self._thread.run(then_drop)
 
     @property
     def ipr(self) -> Any:
@@ -89,7 +109,7 @@ class NetlinkHostNetwork:
                     f"setting up the node's networking (primary ENI {primary.mac}) failed: {error}"
                 ) from None
 
-        self._thread.run(setup)
+        self._run(setup)
 
     def _setup_node(self, primary: EniLink, vpc_cidrs: Sequence[IPv4Network]) -> None:
         index = self._link_by_mac(primary.mac)
@@ -178,7 +198,7 @@ class NetlinkHostNetwork:
                     f"failed: {error}"
                 ) from None
 
-        return self._thread.run(setup)
+        return self._run(setup)
 
     def _setup_eni(self, eni: EniLink) -> bool:
         if eni.device_index == 0:
@@ -190,17 +210,17 @@ class NetlinkHostNetwork:
         return True
 
     def remove_eni(self, eni: EniLink, *, flush_table: bool) -> HostChanges:
-        return self._thread.run(
+        return self._run(
             lambda: remove_eni_link(self.ipr, eni, self._link_by_mac(eni.mac), flush_table)
         )
 
     def converge_enis(self, enis: Sequence[EniLink]) -> HostChanges:
-        return self._thread.run(lambda: converge_eni_rules(self.ipr, enis))
+        return self._run(lambda: converge_eni_rules(self.ipr, enis))
 
     # -- pods -----------------------------------------------------------------------------------
 
     def converge_pods(self, wired: Sequence[PodWiring]) -> list[str]:
-        return self._thread.run(lambda: self._converge_pods(wired))
+        return self._run(lambda: self._converge_pods(wired))
 
     def _converge_pods(self, wired: Sequence[PodWiring]) -> list[str]:
         """Remove pod routes, rules and veths nobody owns; restore owned ones. Returns changes."""
@@ -265,7 +285,7 @@ class NetlinkHostNetwork:
         return changes
 
     def host_veths(self) -> set[str]:
-        return self._thread.run(self._host_veths)
+        return self._run(self._host_veths)
 
     def _host_veths(self) -> set[str]:
         """Names of the pod veths on the node that are up with their pod end (a veth left
@@ -280,7 +300,7 @@ class NetlinkHostNetwork:
         }
 
     def pod_routes(self) -> dict[IPv4Address, str]:
-        return self._thread.run(self._pod_routes)
+        return self._run(self._pod_routes)
 
     def _pod_routes(self) -> dict[IPv4Address, str]:
         """Read only: address -> veth for every main-table ``/32`` scope-link route to an up
