@@ -96,8 +96,10 @@ def test_conflist_not_first(doctor_lab: DoctorLab) -> None:
 
 
 def test_plugin_version_mismatch(doctor_lab: DoctorLab) -> None:
-    """An older plugin: it still runs and answers VERSION, but it is not this vpccni's."""
-    plugin = doctor_lab.bin_dir / "vpccni-cni"
+    """An older plugin: it still runs and answers VERSION, but it is not this vpccni's (the
+    Python plugin's code is vpccni-cni.d/cni.py beside its launcher; a stale bytecode cache is
+    not used)."""
+    plugin = doctor_lab.bin_dir / "vpccni-cni.d" / "cni.py"
     older = plugin.read_text().replace(
         'DEFAULT_SOCKET = "', '# vpccni 0.0.9\nDEFAULT_SOCKET = "', 1
     )
