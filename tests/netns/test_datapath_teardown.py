@@ -6,9 +6,12 @@ prove the ordering guarantees while one is pending: an ADD of the same pod (same
 new sandbox with the same pod name, hence the same veth name) waits for it; a new pod given the
 released address is wired at once and keeps its routing when the old veth goes; a repeated DEL,
 or a late DEL of an old sandbox, changes nothing of another pod's; CHECK never reports a
-released pod. ADD replaces what a crashed ADD left. The wiring workers run calls at once, each
-in the node namespace with a socket of its own. Finally the daemon is killed (-9) with deletions
-pending: its restart leaves no veth, route or rule behind.
+released pod. ADD replaces what a crashed ADD left, and an ADD into a namespace reused at once
+after DEL (another pod, same ifname) is wired while the old pair's deletion is pending - even
+when that deletion removes the old ``eth0`` between the ADD's lookup and its own deletion. The
+wiring workers run calls at once, each in the node namespace with a socket of its own. Finally
+the daemon is killed (-9) with deletions pending: its restart leaves no veth, route or rule
+behind.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyroute2 import IPRoute
 
 from tests.daemon.conftest import Node
 from tests.netns.conftest import ip
 from tests.netns.test_datapath import add as daemon_add
 from tests.pod_fds import FDS, pod_fds
+from vpccni.adapters import pod_network
 from vpccni.adapters.checkpoint_file import FileCheckpointStore
 from vpccni.adapters.host_network import NetlinkHostNetwork
 from vpccni.adapters.netlink_kit import NetlinkWorkers
@@ -290,6 +295,103 @@ def test_add_replaces_what_a_crashed_add_left(wired: Wired) -> None:
     assert wired.check("c1", "p", f"/var/run/netns/{pod}")["ok"]
     assert "left0" not in ip("-n", wired.node, "-o", "link", "show")
     assert "left1" not in ip("-n", pod, "-o", "link", "show")
+
+
+def pod_links(netns: str) -> dict[str, str]:
+    """The links in a pod namespace other than lo: name -> "index peer-index" (the veth's peer
+    as the kernel lists it: ``eth0@if12``)."""
+    links = {}
+    for line in ip("-n", netns, "-o", "link", "show").splitlines():
+        index, name = line.split(":")[0], line.split(":")[1].strip()
+        if name != "lo":
+            links[name.split("@")[0]] = f"{index} {name.partition('@')[2]}"
+    return links
+
+
+def test_add_into_a_namespace_whose_old_pair_is_still_being_deleted(wired: Wired) -> None:
+    """The runtime reuses a pod's namespace at once after DEL (podman network disconnect and
+    connect): another pod (another veth name) with the same ifname. The old pair's pod end
+    still holds ``eth0`` there while its deletion is held back; the ADD does not wait for it, it
+    deletes the leftover itself and is wired at once; the held deletion finds nothing left and
+    touches nothing of the new pod's."""
+    pod = wired.new_netns()
+    netns = f"/var/run/netns/{pod}"
+    first = wired.add("c1", "p1", netns)
+    old = first["interfaces"][0]["name"]
+    wired.pods.gate.clear()
+    wired.delete("c1", "p1")
+    assert wired.datapath.pending_teardowns() == {old}
+    assert "eth0" in pod_links(pod)  # the old pair's pod end, deletion pending
+    second = wired.add("c2", "p2", netns)
+    new = second["interfaces"][0]["name"]
+    assert new != old
+    assert wired.index(old) is None  # the ADD deleted the leftover pair
+    assert wired.datapath.pending_teardowns() == {old}  # its deletion still held back
+    new_index = wired.index(new)
+    assert list(pod_links(pod)) == ["eth0"]
+    assert pod_links(pod)["eth0"].endswith(f"if{new_index}")  # eth0 is the new pair's end
+    wired.settle()  # the held deletion: its veth is gone already
+    assert wired.index(new) == new_index
+    assert wired.check("c2", "p2", netns) == {"version": 1, "ok": True, "result": {}}
+    address = address_of(second)
+    assert f"inet {address}/32" in ip("-n", pod, "-4", "addr", "show", "dev", "eth0")
+    assert f"{address} dev {new} proto static scope link" in wired.routes()
+    wired.delete("c2", "p2")
+    wired.settle()
+    assert pod_links(pod) == {}
+    assert " dev eni" not in wired.routes()
+    assert not [line for line in wired.rules().splitlines() if line.startswith("512:")]
+    assert "eni" not in ip("-n", wired.node, "-o", "link", "show")
+
+
+class PendingDeletionWins:
+    """The pod-side ``IPRoute`` of ``NetlinkPodNetwork``, with the race made to happen: right
+    after the ADD has looked up the ``eth0`` left in the pod's namespace, the held background
+    deletion of the old pair is let go and finishes, before the ADD deletes it."""
+
+    def __init__(self, wired: Wired, old: str, **kwargs: Any) -> None:
+        self._ipr = IPRoute(**kwargs)
+        self._wired, self._old = wired, old
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ipr, name)
+
+    def link_lookup(self, **kwargs: Any) -> list[int]:
+        found: list[int] = self._ipr.link_lookup(**kwargs)
+        if kwargs.get("ifname") == "eth0" and found and not self._wired.pods.gate.is_set():
+            self._wired.pods.gate.set()
+            for _ in range(int(WAIT * 20)):  # not settle(): this ADD holds its own veth name
+                if self._old not in self._wired.datapath.pending_teardowns():
+                    break
+                threading.Event().wait(0.05)
+            assert self._wired.index(self._old) is None
+        return found
+
+
+def test_add_whose_leftover_vanishes_before_it_deletes_it(
+    wired: Wired, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race of a namespace reused after DEL (seen at cycle 2318 of benchmarks/daemon_rss.py
+    as 'No such device'): the ADD finds the old ``eth0``, the background deletion removes it
+    before the ADD does; the ADD takes it as gone and is wired."""
+    pod = wired.new_netns()
+    netns = f"/var/run/netns/{pod}"
+    old = wired.add("c1", "p1", netns)["interfaces"][0]["name"]
+    wired.pods.gate.clear()
+    wired.delete("c1", "p1")
+    monkeypatch.setattr(
+        pod_network, "IPRoute", lambda **kwargs: PendingDeletionWins(wired, old, **kwargs)
+    )
+    second = wired.add("c2", "p2", netns)
+    monkeypatch.undo()
+    assert wired.pods.gate.is_set(), "the ADD did not meet the old pair's eth0"
+    new = second["interfaces"][0]["name"]
+    assert pod_links(pod)["eth0"].endswith(f"if{wired.index(new)}")
+    assert wired.check("c2", "p2", netns) == {"version": 1, "ok": True, "result": {}}
+    wired.delete("c2", "p2")
+    wired.settle()
+    assert pod_links(pod) == {}
+    assert "eni" not in ip("-n", wired.node, "-o", "link", "show")
 
 
 def test_pods_are_wired_and_torn_down_in_parallel(wired: Wired) -> None:

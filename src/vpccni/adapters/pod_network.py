@@ -12,9 +12,11 @@ with the host veth's MAC; node side: before the host veth goes up, upstream's IP
 ``accept_redirects=1``, ``forwarding=0``; absent keys - IPv6 disabled - are skipped as upstream
 skips them), then the host veth up, a /32 route to the pod in ``main``, rule
 ``to <pod> lookup main`` (512) and, for pods on a secondary ENI, ``from <pod> lookup <table>``
-(1536). Setup replaces what a crashed attempt left (when the pair cannot be created for a name
-in use, both names are deleted and it is created again); a failure undoes what this attempt
-made.
+(1536). Setup replaces what a crashed attempt left, or the pod end of a pair an earlier DEL is
+still deleting in the background (a runtime may reuse the namespace at once): when the pair
+cannot be created for a name in use, both names are deleted - one that vanishes meanwhile, the
+background deletion having come first, is gone all the same - and it is created again. A
+failure undoes what this attempt made.
 Teardown (from the node side: deleting the host veth deletes the pair) is idempotent and comes
 in two parts for DEL: ``unroute`` (rules - the 1536 one in whatever table - and the /32 route)
 and ``delete_link`` (the host veth by index, on a teardown worker, in the background); CHECK
@@ -45,6 +47,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from vpccni.adapters.netlink_kit import (
     AF_INET,
+    GONE,
     NUD_PERMANENT,
     SCOPE_LINK,
     Attempts,
@@ -110,11 +113,12 @@ class NetlinkPodNetwork:
             except NetlinkError as error:
                 if error.code != errno.EEXIST:
                     raise
-                # Left by a crashed ADD or a reused name: both names go, then the pair again.
-                for index in node.link_lookup(ifname=wiring.host_veth):
-                    node.link("del", index=index)
-                for index in pod.link_lookup(ifname=wiring.ifname):
-                    pod.link("del", index=index)
+                # A name in use: left by a crashed ADD, or the pod end of a pair an earlier
+                # DEL is still deleting in the background (a namespace reused after DEL, as
+                # podman's disconnect/connect does). Both names go - whichever deletion comes
+                # first, ours or the background one - then the pair again.
+                _delete_named(node, wiring.host_veth)
+                _delete_named(pod, wiring.ifname)
                 node.link("add", **veth)
             host_index, host_mac = _index_and_mac(node, wiring.host_veth)
             pod_index, pod_mac = _index_and_mac(pod, wiring.ifname)
@@ -161,7 +165,7 @@ class NetlinkPodNetwork:
     def _teardown(self, node: Any, wiring: PodWiring) -> None:
         index, failed = self._unroute(node, wiring, address=True)
         if index is not None:
-            with ignoring(errno.ENODEV):
+            with ignoring(*GONE):
                 node.link("del", index=index)
         if failed:
             raise WiringError(f"removing {wiring.host_veth}'s {'; '.join(failed)}")
@@ -285,8 +289,16 @@ MAX_MATCHES = 16
 
 
 def _delete_link(node: Any, index: int) -> None:
-    with ignoring(errno.ENODEV):
+    with ignoring(*GONE):  # gone already: e.g. an ADD reusing the namespace deleted its peer
         node.link("del", index=index)
+
+
+def _delete_named(ipr: Any, name: str) -> None:
+    """Delete the link called ``name`` (and its veth peer) if there is one; a link that
+    vanishes between lookup and deletion (a pending background deletion won) is gone too."""
+    for index in ipr.link_lookup(ifname=name):
+        with ignoring(*GONE):
+            ipr.link("del", index=index)
 
 
 @contextmanager

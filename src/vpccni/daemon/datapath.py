@@ -22,7 +22,9 @@ what must not overlap - a host veth name (ADD and DEL of the same pod, or of two
 pod: the name is a hash of namespace and name) and an address:
 
 * ADD (``wire``) waits until no DEL is tearing down its host veth or unrouting its address,
-  then holds the veth name while it wires.
+  then holds the veth name while it wires. An ADD into a namespace reused right after a DEL of
+  another pod (another veth name, same ifname) waits for nothing: the pod adapter deletes the
+  old pair's pod end, still pending deletion, itself (either deletion finding it gone is done).
 * DEL (``release_pod``) holds the pod's veth name from start to end. It removes the pod's rules
   and route (synchronously), then releases the address durably, answers, and deletes the host
   veth in the background (the ~20 ms of kernel time a veth deletion costs); the name is free
@@ -502,7 +504,15 @@ class Datapath:
         return self.wiring(assignment.key, assignment.meta, "", assignment.address, eni)
 
 
-@lru_cache(maxsize=4096)
+VETH_NAMES_KEPT = 1024
+"""How many host veth names ``_veth_name`` remembers: more than a node's pods (upstream's
+largest max-pods is 737), so that a DEL's comparison with every other pod hits. Each entry
+keeps its request's strings alive (~0.45 kB), and pod churn brings new names all the time: a
+larger cache only grows the daemon (4096 entries: ~1.8 MB, +0.45 kB per ADD/DEL cycle over the
+first 4,000 pods, benchmarks/daemon_rss.py)."""
+
+
+@lru_cache(maxsize=VETH_NAMES_KEPT)
 def _veth_name(namespace: str, name: str, container_id: str, ifname: str, prefix: str) -> str:
     """``host_veth_name``, remembered: a DEL compares its veth with every other pod's."""
     return host_veth_name(namespace, name, container_id, ifname, prefix)
