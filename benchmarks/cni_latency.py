@@ -7,10 +7,11 @@ namespace of the lab that ``vpccni demo --datapath`` builds, each for a pod name
 just before the timed ADD and deleted after the timed DEL. vpccni: the emulator, ``vpccni ipamd
 --netns NODE`` with a pre-grown warm pool (MINIMUM_IP_TARGET, no cooldown, so no ADD waits for
 EC2), and both plugins with the same network config: the Python plugin as ``vpccni
-install-cni --plugin python`` writes it (``cni.py`` behind ``#!/usr/bin/python3 -IS``) and the
-static Go plugin built by ``scripts/build-plugin.sh`` (plugin-static/). Both pass the pod's
-namespace to the daemon as two descriptors for ADD (docs/plugin-api.md). Peer: ``ptp`` with
-``host-local`` IPAM (``ipMasq: false``, 10.199.0.0/16, dataDir in the work directory).
+install-cni --plugin python`` writes it (a launcher behind ``#!/usr/bin/python3 -IS`` running
+``cni.py``'s bytecode) and the static Go plugin built by ``scripts/build-plugin.sh``
+(plugin-static/). Both pass the pod's namespace to the daemon as two descriptors for ADD
+(docs/plugin-api.md). Peer: ``ptp`` with ``host-local`` IPAM (``ipMasq: false``,
+10.199.0.0/16, dataDir in the work directory).
 
 Per cycle, in rotating order: each plugin's ADD+DEL, vpccni's daemon ADD+DEL through
 ``vpccni.daemon.rpc.call`` from this (warm) process with the pod's namespace and a netlink socket
