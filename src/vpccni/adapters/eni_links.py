@@ -19,9 +19,8 @@ from functools import partial
 from ipaddress import IPv4Network
 from typing import Any
 
-from pyroute2.netlink.exceptions import NetlinkError
-
 from vpccni.adapters.netlink_kit import AF_INET, SCOPE_LINK, Attempts, ignoring
+from vpccni.adapters.pyroute2_lean import NetlinkError
 from vpccni.core.naming import MAIN_TABLE, RULE_FROM_ENI, route_table
 from vpccni.errors import VpccniError
 from vpccni.ports import EniLink, HostChanges

@@ -24,9 +24,6 @@ from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from vpccni.adapters.eni_links import (
     HostNetworkError,
     converge_eni_rules,
@@ -49,6 +46,7 @@ from vpccni.adapters.node_rules import (
     remove_upstream_nft_table,
     wanted_rules,
 )
+from vpccni.adapters.pyroute2_lean import IPRoute, NetlinkError
 from vpccni.core.naming import (
     MAIN_TABLE,
     RULE_FROM_POD,

@@ -21,9 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
+from vpccni.adapters.pyroute2_lean import IPRoute, NetlinkError
 from vpccni.errors import VpccniError
 
 T = TypeVar("T")

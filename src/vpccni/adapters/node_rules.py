@@ -40,8 +40,6 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
 
-from pyroute2.nftables.main import NFTables
-
 from vpccni.adapters.eni_links import HostNetworkError
 
 if TYPE_CHECKING:
@@ -279,7 +277,15 @@ def converge(iptables: Iptables, wanted: WantedRules) -> list[str]:
     return changes
 
 
-def remove_upstream_nft_table(make: Callable[[], Any] = lambda: NFTables(NFPROTO_IPV4)) -> bool:
+def _nftables() -> Any:
+    """pyroute2's nftables socket (imported on use, after ``pyroute2_lean``: only the takeover
+    check needs it)."""
+    from pyroute2.nftables.main import NFTables
+
+    return NFTables(NFPROTO_IPV4)
+
+
+def remove_upstream_nft_table(make: Callable[[], Any] = _nftables) -> bool:
     """Delete upstream's ``table ip aws-cni`` if the calling thread's namespace has it; True
     when it was there. Raises ``NetlinkError`` / ``OSError`` when nftables cannot be read."""
     nft = make()

@@ -42,9 +42,6 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from vpccni.adapters.netlink_kit import (
     AF_INET,
     GONE,
@@ -57,6 +54,7 @@ from vpccni.adapters.netlink_kit import (
     netns_path,
     write_sysctl,
 )
+from vpccni.adapters.pyroute2_lean import IPRoute, NetlinkError
 from vpccni.core.naming import GATEWAY, MAIN_TABLE, RULE_FROM_POD, RULE_TO_POD
 from vpccni.errors import VpccniError
 from vpccni.ports import PodNamespace, PodWiring, WiredInterfaces
