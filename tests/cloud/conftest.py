@@ -22,6 +22,7 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from tests.cloud.recording_ec2 import recording_ec2  # noqa: F401 - a fixture for this directory
 from vpccni.adapters.ec2_boto3 import Boto3Ec2, Ec2Endpoint, make_ec2_client
 from vpccni.core.limits import InstanceTable
 from vpccni.emulator.realism import Knobs, knobs_from_json

@@ -7,53 +7,19 @@ timeout and IMDS's, built from the settings as ``vpccni.daemon.runner`` builds t
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
-
 import pytest
 
+from tests.cloud.recording_ec2 import RecordingEc2
 from vpccni.adapters.ec2_boto3 import make_ec2_client
 from vpccni.adapters.imds_http import ImdsV2
 from vpccni.settings import MIN_HTTP_TIMEOUT, parse_settings
 
-ERROR = (
-    b'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>AuthFailure</Code>'
-    b"<Message>recorded</Message></Error></Errors><RequestID>r</RequestID></Response>"
-)
 NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    paths: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        type(self).paths.append(self.path)
-        self.send_response(401)
-        self.send_header("Content-Length", str(len(ERROR)))
-        self.end_headers()
-        self.wfile.write(ERROR)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def recorder() -> Iterator[str]:
-    _Recorder.paths = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _calls_reaching_the_recorder(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> int:
+def _calls_reaching_the_recorder(
+    recorder: RecordingEc2, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> int:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.delenv("AWS_ENDPOINT_URL_EC2", raising=False)
@@ -62,15 +28,17 @@ def _calls_reaching_the_recorder(env: dict[str, str], monkeypatch: pytest.Monkey
     client = make_ec2_client(settings.cloud.ec2("us-west-2"))
     with pytest.raises(Exception, match="AuthFailure"):
         client.describe_instances()
-    return len(_Recorder.paths)
+    return len(recorder.paths)
 
 
 def test_aws_ec2_endpoint_is_where_ec2_calls_go(
-    recorder: str, monkeypatch: pytest.MonkeyPatch
+    recording_ec2: RecordingEc2,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert _calls_reaching_the_recorder({"AWS_EC2_ENDPOINT": recorder}, monkeypatch) == 1
-    both = {"AWS_ENDPOINT_URL_EC2": recorder, "AWS_EC2_ENDPOINT": NOWHERE}
-    assert _calls_reaching_the_recorder(both, monkeypatch) == 2  # the standard variable wins
+    url = recording_ec2.url
+    assert _calls_reaching_the_recorder(recording_ec2, {"AWS_EC2_ENDPOINT": url}, monkeypatch) == 1
+    both = {"AWS_ENDPOINT_URL_EC2": url, "AWS_EC2_ENDPOINT": NOWHERE}
+    assert _calls_reaching_the_recorder(recording_ec2, both, monkeypatch) == 2  # standard wins
 
 
 def test_http_timeout_is_ec2s_and_imdss() -> None:
