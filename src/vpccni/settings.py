@@ -46,10 +46,13 @@ from vpccni.adapters.ec2_boto3 import Ec2Endpoint
 from vpccni.adapters.imds_http import DEFAULT_ENDPOINT
 from vpccni.adapters.kubernetes_api import SERVICE_ACCOUNT_DIR, in_cluster_endpoint
 from vpccni.core.config import (
+    DNS_SUBDOMAIN,
     ConfigError,
     IpamConfig,
     SettingsReader,
+    absolute_file,
     in_range,
+    object_name,
     parse_int,
     parse_seconds,
     read_ipam_config,
@@ -76,7 +79,6 @@ _VETH_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,4}")
 _CIDR = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}")
 URL_ACCEPTED = "an http:// or https:// URL such as http://127.0.0.1:5309"
 _LABEL_NAME = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 MIN_SECONDS, MAX_SECONDS = 0.05, 86400.0  # below: a busy loop; above: a day
 SECONDS_ACCEPTED = "a number of seconds from 0.05 to 86400, such as 5 or 0.2"
 BIND_ACCEPTED = (
@@ -480,16 +482,14 @@ def _cluster(
 
 
 def _node_name(raw: str) -> str:
-    if len(raw) > 253 or not _DNS_SUBDOMAIN.fullmatch(raw):
-        raise ValueError("is not a Node name (lowercase letters, digits, '-' and '.')")
-    return raw
+    return object_name(raw, "a Node name (lowercase letters, digits, '-' and '.')")
 
 
 def _host(raw: str) -> str:
     try:
         ip_address(raw)
     except ValueError:
-        if len(raw) > 253 or not _DNS_SUBDOMAIN.fullmatch(raw.lower()):
+        if len(raw) > 253 or not DNS_SUBDOMAIN.fullmatch(raw.lower()):
             raise ValueError("is not an IP address or host name") from None
     return raw
 
@@ -516,7 +516,7 @@ def _pairs(
 
 def _qualified_key(raw: str) -> str:
     prefix, slash, name = raw.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+    if slash and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix)):
         raise ValueError(f"has the key prefix {prefix!r}, which is not a DNS subdomain")
     if not _LABEL_NAME.fullmatch(name):
         raise ValueError(f"has the key {raw!r}, which is not a Kubernetes label/annotation key")
@@ -593,9 +593,7 @@ def _path(raw: str) -> Path:
 
 
 def _file_path(raw: str) -> Path:
-    if not raw.startswith("/") or raw.endswith("/") or raw != raw.strip():
-        raise ValueError("is not an absolute file path")
-    return Path(raw)
+    return Path(absolute_file(raw))
 
 
 def _unix_path(raw: str) -> Path:

@@ -15,10 +15,9 @@ start comes back as notes. The honoured variables are read where they act (``vpc
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from vpccni.core.config import SettingsReader
+from vpccni.core.config import SettingsReader, absolute_file, object_name
 
 HONOURED = "honoured"
 REFUSED = "refused unless default"
@@ -206,7 +205,6 @@ _REFUSED_WHEN_TRUE = {
 }
 _POLICY_MODES = ("none", "standard", "strict")
 _SG_MODES = ("strict", "standard")
-_POD_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 @dataclass(frozen=True)
@@ -245,7 +243,7 @@ def read_upstream_only(env: SettingsReader) -> UpstreamOnly:
         "strict or standard (used only with ENABLE_POD_ENI, which vpccni refuses)",
     )
     for name in ("AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE", "AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE"):
-        env.value(name, _file_path, "", "an absolute file path")
+        env.value(name, absolute_file, "", "an absolute file path")
     for name in ("AWS_VPC_K8S_CNI_CONFIGURE_RPFILTER", "ENABLE_NFTABLES"):
         raw = env.raw(name)
         if raw is not None:
@@ -253,7 +251,12 @@ def read_upstream_only(env: SettingsReader) -> UpstreamOnly:
                 f"{name}={raw!r} has no effect: it is deprecated and upstream no longer reads "
                 "it either; remove it"
             )
-    pod_name = env.value("MY_POD_NAME", _pod_name, "", "a pod name (a DNS subdomain)")
+    pod_name = env.value(
+        "MY_POD_NAME",
+        lambda raw: object_name(raw, "a pod name"),
+        "",
+        "a pod name (a DNS subdomain)",
+    )
     return UpstreamOnly(pod_name=pod_name, notes=tuple(notes))
 
 
@@ -266,16 +269,4 @@ def _policy_mode(raw: str) -> str:
 def _sg_mode(raw: str) -> str:
     if raw not in _SG_MODES:
         raise ValueError("is not an enforcing mode")
-    return raw
-
-
-def _file_path(raw: str) -> str:
-    if not raw.startswith("/") or raw.endswith("/") or raw != raw.strip():
-        raise ValueError("is not an absolute file path")
-    return raw
-
-
-def _pod_name(raw: str) -> str:
-    if len(raw) > 253 or not _POD_NAME.fullmatch(raw):
-        raise ValueError("is not a pod name")
     return raw

@@ -126,6 +126,25 @@ def in_range(value: int, minimum: int, maximum: int | None = None) -> int:
     return value
 
 
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+"""A Kubernetes object name (RFC 1123 subdomain): Nodes, pods."""
+
+
+def object_name(raw: str, noun: str) -> str:
+    """``raw`` when it is a Kubernetes object name (at most 253 characters), else ValueError
+    saying it is not ``noun``."""
+    if len(raw) > 253 or not DNS_SUBDOMAIN.fullmatch(raw):
+        raise ValueError(f"is not {noun}")
+    return raw
+
+
+def absolute_file(raw: str) -> str:
+    """``raw`` when it is an absolute file path (not a directory's, no spaces around it)."""
+    if not raw.startswith("/") or raw.endswith("/") or raw != raw.strip():
+        raise ValueError("is not an absolute file path")
+    return raw
+
+
 class SettingsReader:
     """Reads named raw values, collecting every problem instead of stopping at the first.
 
