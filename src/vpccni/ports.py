@@ -8,6 +8,7 @@ named by intent and returns values from ``vpccni.core.aws_types``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
@@ -229,7 +230,15 @@ class PodNetwork(Protocol):
 
     def setup(self, wiring: PodWiring) -> WiredInterfaces: ...
 
-    def teardown(self, wiring: PodWiring) -> None: ...
+    def unroute(self, wiring: PodWiring, *, address: bool) -> tuple[int | None, list[str]]:
+        """DEL's synchronous part: with ``address`` (no other pod holds it), the pod's rules and
+        host route. Returns the host veth's index (None: gone) and what could not be deleted."""
+        ...
+
+    def delete_link(self, index: int) -> Future[None]:
+        """Delete the host veth with ``index`` (its pair goes with it) in the background; the
+        future is done when it is gone."""
+        ...
 
     def check(self, wiring: PodWiring) -> list[str]: ...
 

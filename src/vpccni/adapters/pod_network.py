@@ -69,8 +69,8 @@ class WiringError(VpccniError):
 
 
 class NetlinkPodNetwork:
-    """Implements ``vpccni.ports.PodNetwork`` with pyroute2, and the split teardown
-    (``unroute`` now, ``delete_link`` in the background) that ``Datapath`` uses for DEL.
+    """Implements ``vpccni.ports.PodNetwork`` with pyroute2; DEL comes in two parts
+    (``unroute`` now, ``delete_link`` in the background).
 
     ``workers`` wiring threads (default :func:`default_workers`) serve ADD, CHECK and the
     synchronous part of DEL; as many teardown threads delete host veths, so that a slow veth
@@ -156,11 +156,8 @@ class NetlinkPodNetwork:
                     )
                 return
 
-    def teardown(self, wiring: PodWiring) -> None:
-        """Everything at once, synchronously: rules, route, host veth."""
-        self._wiring.run(lambda node: self._teardown(node, wiring))
-
     def _teardown(self, node: Any, wiring: PodWiring) -> None:
+        """Everything a failed ADD created, at once, on the worker: rules, route, host veth."""
         index, failed = self._unroute(node, wiring, address=True)
         if index is not None:
             with ignoring(*GONE):

@@ -45,7 +45,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from ipaddress import IPv4Address, IPv4Network
-from typing import Protocol, runtime_checkable
 
 from vpccni.core.aws_types import CloudError, InstanceIdentity
 from vpccni.core.model import Assignment, EniInfo, PodKey, PodMeta
@@ -71,17 +70,6 @@ log = logging.getLogger("vpccni.ipamd")
 
 class WiringBusy(VpccniError):
     """An earlier DEL of the pod is still tearing its host veth or address down."""
-
-
-@runtime_checkable
-class SplitTeardown(Protocol):
-    """A pod network whose teardown comes in two parts (``NetlinkPodNetwork``): ``unroute``
-    (the address's rules and route, now) and ``delete_link`` (the host veth, in the
-    background). Without it DEL tears everything down at once (``PodNetwork.teardown``)."""
-
-    def unroute(self, wiring: PodWiring, *, address: bool) -> tuple[int | None, list[str]]: ...
-
-    def delete_link(self, index: int) -> Future[None]: ...
 
 
 @dataclass
@@ -121,10 +109,6 @@ class Datapath:
     veth is gone)."""
     _busy_addresses: set[IPv4Address] = field(default_factory=set, init=False)
     """Addresses whose rules and route a DEL is removing."""
-    _split: SplitTeardown | None = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        self._split = self.pods if isinstance(self.pods, SplitTeardown) else None
 
     def host_veth(self, key: PodKey, meta: PodMeta) -> str:
         """The host veth name of a pod interface (an address held for an unknown pod: the veth
@@ -200,7 +184,7 @@ class Datapath:
                 wirings, deleting = self._plan_release(
                     service, key, meta, prev, held=held, veth=veth
                 )
-            unrouted = self._unroute(wirings, deleting)
+            unrouted = self._unroute(wirings)
             released = service.delete(key, prev)
             index = unrouted if deleting else None
         finally:
@@ -269,19 +253,14 @@ class Datapath:
             self._busy_addresses.update(w.address for w, ours in wirings if ours)
         return wirings, deleting and bool(wirings)
 
-    def _unroute(self, wirings: list[tuple[PodWiring, bool]], deleting: bool) -> int | None:
+    def _unroute(self, wirings: list[tuple[PodWiring, bool]]) -> int | None:
         """Remove the rules and routes of the wirings marked ours (then unmark them); the host
-        veth's index (None: gone, or unknown). A pod network without the split teardown tears
-        down all at once what is wholly this pod's (``deleting``)."""
+        veth's index (None: gone, or unknown)."""
         index = None
         try:
             for wiring, ours in wirings:
-                if self._split is None:
-                    if ours and deleting:
-                        self._teardown_at_once(wiring)
-                    continue
                 try:
-                    index, failed = self._split.unroute(wiring, address=ours)
+                    index, failed = self.pods.unroute(wiring, address=ours)
                 except Exception as error:  # DEL never fails; the next start cleans up
                     failed = [str(error)]
                 for failure in failed:
@@ -296,19 +275,13 @@ class Datapath:
                 self._idle.notify_all()
         return index
 
-    def _teardown_at_once(self, wiring: PodWiring) -> None:
-        try:
-            self.pods.teardown(wiring)
-        except Exception as error:  # DEL never fails; converge_pods cleans up later
-            log.warning("teardown of %s left something behind: %s", wiring.host_veth, error)
-
     def _delete_later(self, veth: str, index: int | None) -> None:
         """Delete the host veth in the background; its name is free again once it is gone."""
-        if index is None or self._split is None:
+        if index is None:
             self._free(veth)
             return
         try:
-            future = self._split.delete_link(index)
+            future = self.pods.delete_link(index)
         except Exception as error:  # e.g. shutting down: the next start removes it
             log.warning("deleting host veth %s: %s; removed at the next start", veth, error)
             self._free(veth)
