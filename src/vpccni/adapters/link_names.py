@@ -38,11 +38,11 @@ class LinkDumpError(OSError):
 def up_links(prefix: str = "") -> set[str]:
     """Names starting with ``prefix`` of the links that are operationally up, in the calling
     thread's network namespace. Raises ``OSError`` when the dump fails."""
-    for attempt in range(ATTEMPTS):
+    for _ in range(ATTEMPTS - 1):
         names, interrupted = _dump(prefix)
-        if not interrupted or attempt == ATTEMPTS - 1:
+        if not interrupted:
             return names
-    raise AssertionError("unreachable")
+    return _dump(prefix)[0]
 
 
 def _dump(prefix: str) -> tuple[set[str], bool]:

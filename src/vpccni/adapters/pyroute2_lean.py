@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib.util
 import sys
 import threading
-from types import ModuleType
 from typing import Any
 
 PACKAGE = "pyroute2"
@@ -53,16 +52,9 @@ def _lean_package() -> None:
     sys.modules[PACKAGE] = module
 
 
-def full_package() -> ModuleType:
-    """The complete pyroute2 package (its ``__init__`` run), for tests and tools."""
-    module = sys.modules[PACKAGE]
-    getattr(module, "__version__", None)
-    return module
-
-
 _lean_package()
 
 from pyroute2.iproute.linux import IPRoute  # noqa: E402
 from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
 
-__all__ = ["IPRoute", "NetlinkError", "full_package"]
+__all__ = ["IPRoute", "NetlinkError"]
