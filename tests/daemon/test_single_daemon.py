@@ -52,7 +52,7 @@ def test_a_second_daemon_exits_naming_the_running_one(make_node: Any, shared: st
     assert "stop that daemon first" in message
     assert node.socket.stat().st_ino == inode, "the running daemon's socket was replaced"
     assert node.rpc({"op": "status"})["ok"]
-    assert node.add("after-second")["ok"]
+    assert node.wait_for_reply(lambda: node.add("after-second"))["ok"]  # retried as kubelet does
     node.stop()
     node.start()  # the lock dies with its holder: a restart is never blocked by a stale lock
     assert node.rpc({"op": "status"})["ok"]
